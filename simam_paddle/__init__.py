@@ -1,0 +1,18 @@
+"""simam-paddle: SimAM, the parameter-free 3-D attention module, for PaddlePaddle 3.x.
+
+Yang et al., "SimAM: A Simple, Parameter-Free Attention Module for Convolutional Neural
+Networks", ICML 2021. This package only re-exports; each concern lives in its own module.
+Importing it picks no device and changes no global Paddle state.
+"""
+from ._paddle import require_paddle as _require_paddle
+
+_require_paddle()
+
+from . import simam as _simam  # noqa: E402
+from .simam import *  # noqa: E402,F401,F403
+
+__version__ = "0.1.0"
+
+__all__ = [
+    *_simam.__all__,
+]
