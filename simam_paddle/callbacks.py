@@ -1,0 +1,418 @@
+"""Training callbacks for ``paddle.Model.fit``: best-model saving, checkpoints, CSV history, LR, VisualDL.
+
+Every callback that writes files writes only on the process of global rank 0, so the same
+training command can run under ``python -m paddle.distributed.launch`` and produce one set of
+files. Files that a crash could leave half-written (the best model, the last checkpoint) are
+written to a temporary file in the same folder and then renamed over the old one
+(``os.replace`` is atomic on POSIX and Windows), so the previous version survives a crash.
+
+A note on epochs: hapi numbers epochs from 0 inside ``fit``. These callbacks take an
+``initial_epoch`` (the number of epochs finished before this ``fit``, non-zero on resume) and
+number epochs in files from 1: ``epoch`` in ``history.csv`` is the count of finished epochs.
+"""
+import csv
+import json
+import math
+import numbers
+import os
+import tempfile
+import time
+import warnings
+from typing import Any, Dict, List, Optional, Sequence
+
+import paddle
+from paddle.callbacks import Callback
+
+__all__ = [
+    "SaveBestModel",
+    "CheckpointSaver",
+    "HistoryLogger",
+    "EpochLR",
+    "make_visualdl",
+    "HISTORY_COLUMNS",
+    "read_history",
+    "is_main_process",
+    "atomic_save",
+    "atomic_write_text",
+]
+
+HISTORY_COLUMNS = ("epoch", "loss", "acc", "eval_loss", "eval_acc", "lr", "time")
+
+
+def is_main_process() -> bool:
+    """Whether this process has global rank 0 (always true outside a distributed launch).
+
+    Reads the launcher's environment each call (``PADDLE_TRAINER_ID``) rather than a cached value.
+
+    Examples:
+        >>> is_main_process()
+        True
+    """
+    return paddle.distributed.ParallelEnv().rank == 0
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """``paddle.save(obj, path)`` that never leaves ``path`` half-written.
+
+    Saves to a temporary file in the same folder, then renames it over ``path``; if saving
+    fails the temporary file is removed and the old ``path`` is untouched.
+
+    Args:
+        obj (Any): what ``paddle.save`` accepts, e.g. a ``state_dict()``.
+        path (str): destination file.
+
+    Examples:
+        >>> atomic_save(paddle.nn.Linear(2, 3).state_dict(), "/tmp/linear.pdparams")
+        >>> paddle.load("/tmp/linear.pdparams")["weight"].shape
+        [2, 3]
+    """
+    _atomic_write(path, lambda tmp: paddle.save(obj, tmp))
+
+
+def atomic_write_text(text: str, path: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file + rename), like :func:`atomic_save`."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    _atomic_write(path, write)
+
+
+def _atomic_write(path: str, write) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # Same folder as the target: os.replace is only atomic within one file system.
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _scalar(value: Any) -> Optional[float]:
+    """hapi logs metrics as numbers, one-element lists or numpy arrays; return a float or None."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return None
+        value = value[0]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, numbers.Number):
+        return float(value)
+    return None
+
+
+class SaveBestModel(Callback):
+    """Save the network's weights whenever the monitored evaluation metric improves.
+
+    Writes ``<save_dir>/best_model.pdparams`` (the network's ``state_dict``) atomically, on rank 0
+    only. The metric is read from the evaluation logs at the end of each evaluation, where hapi
+    names them like the training ones (``acc``, ``loss``); one-element lists are unwrapped.
+
+    Args:
+        save_dir (str): folder for ``best_model.pdparams``.
+        monitor (str, optional): key of the evaluation logs to watch. Default: "acc".
+        mode (str, optional): "max" if larger is better, "min" if smaller is. Default: "max".
+        filename (str, optional): file name inside ``save_dir``. Default: "best_model.pdparams".
+        verbose (int, optional): 1 prints a line on each improvement. Default: 1.
+
+    Attributes:
+        best (float|None): best value seen so far; set it to resume a run.
+        best_epoch (int|None): 1-based epoch of ``best``.
+
+    Examples:
+        >>> cb = SaveBestModel("runs/demo", monitor="acc", mode="max")
+        >>> cb.best is None
+        True
+    """
+
+    def __init__(self, save_dir: str, monitor: str = "acc", mode: str = "max",
+                 filename: str = "best_model.pdparams", verbose: int = 1):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.save_dir = save_dir
+        self.monitor = monitor
+        self.mode = mode
+        self.path = os.path.join(save_dir, filename)
+        self.verbose = verbose
+        self.best: Optional[float] = None
+        self.best_epoch: Optional[int] = None
+        self.initial_epoch = 0
+        self._epoch = 0
+        self._warned = False
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._epoch = self.initial_epoch + epoch + 1
+
+    def _improves(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_eval_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        value = _scalar((logs or {}).get(self.monitor))
+        if value is None:
+            if not self._warned:
+                warnings.warn(
+                    f"SaveBestModel: the evaluation logs have no numeric {self.monitor!r} "
+                    f"(keys: {sorted(logs or {})}); no best model is saved.", stacklevel=2)
+                self._warned = True
+            return
+        if not self._improves(value):
+            return
+        self.best, self.best_epoch = value, self._epoch
+        if is_main_process():
+            atomic_save(self.model.network.state_dict(), self.path)
+            if self.verbose:
+                print(f"best {self.monitor} {value:.4f} at epoch {self._epoch}, saved {self.path}")
+
+
+class _AfterEvalCallback(Callback):
+    """Calls ``_epoch_done(epoch, train_logs, eval_logs)`` once per epoch, after its evaluation.
+
+    hapi evaluates after ``on_epoch_end``; a row of history or a checkpoint must include both.
+    Without evaluation data the epoch is finished at the next epoch's start or at the end.
+    ``epoch`` passed on is 1-based and counts ``initial_epoch``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.initial_epoch = 0
+        self._pending = None
+
+    def _epoch_done(self, epoch: int, train_logs: Dict[str, Any], eval_logs: Dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _flush(self, eval_logs: Optional[Dict[str, Any]] = None) -> None:
+        if self._pending is not None:
+            epoch, train_logs = self._pending
+            self._pending = None
+            self._epoch_done(epoch, train_logs, dict(eval_logs or {}))
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._flush()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self._pending = (self.initial_epoch + epoch + 1, dict(logs or {}))
+
+    def on_eval_end(self, logs=None) -> None:
+        # A stand-alone Model.evaluate also ends here, with nothing pending: ignored.
+        self._flush(logs)
+
+    def on_train_end(self, logs=None) -> None:
+        self._flush()
+
+
+class CheckpointSaver(_AfterEvalCallback):
+    """Save the state needed to resume after every epoch: ``last.pdparams``, ``last.pdopt``, ``last.json``.
+
+    ``last.json`` holds ``{"epoch": finished_epochs, "best": ..., "best_epoch": ...}`` and is written
+    last, so it never names an epoch whose weights are not on disk. Rank 0 only, each file atomic.
+
+    Args:
+        save_dir (str): the run folder.
+        best_model (SaveBestModel, optional): whose ``best``/``best_epoch`` to record. Default: None.
+
+    Examples:
+        >>> saver = CheckpointSaver("runs/demo")
+        >>> saver.initial_epoch
+        0
+    """
+
+    def __init__(self, save_dir: str, best_model: Optional[SaveBestModel] = None):
+        super().__init__()
+        self.save_dir = save_dir
+        self.best_model = best_model
+
+    def _epoch_done(self, epoch, train_logs, eval_logs) -> None:
+        if not is_main_process():
+            return
+        prefix = os.path.join(self.save_dir, "last")
+        atomic_save(self.model.network.state_dict(), prefix + ".pdparams")
+        atomic_save(self.model._optimizer.state_dict(), prefix + ".pdopt")
+        state = {"epoch": epoch}
+        if self.best_model is not None:
+            state.update(best=self.best_model.best, best_epoch=self.best_model.best_epoch)
+        atomic_write_text(json.dumps(state, indent=2) + "\n", prefix + ".json")
+
+
+class HistoryLogger(_AfterEvalCallback):
+    """Append one row per epoch to a CSV file (rank 0 only).
+
+    Columns are :data:`HISTORY_COLUMNS`: ``epoch`` (1-based), ``loss`` and ``acc`` (training, loss
+    averaged over the epoch's samples, accuracy accumulated over the epoch), ``eval_loss`` and
+    ``eval_acc`` (empty without evaluation data), ``lr`` (the learning rate of the epoch's first
+    step) and ``time`` (seconds for the epoch, training plus evaluation). Each row is flushed and
+    fsynced as it is written, so an interrupted run keeps every finished epoch.
+
+    Args:
+        path (str): the CSV file; created with a header if missing, appended to otherwise.
+
+    Examples:
+        >>> logger = HistoryLogger("runs/demo/history.csv")
+        >>> logger.path
+        'runs/demo/history.csv'
+    """
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self._start = 0.0
+        self._lr = float("nan")
+        self._sums = {}
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        super().on_epoch_begin(epoch, logs)
+        self._start = time.time()
+        self._lr = float(self.model._optimizer.get_lr())
+        self._sums = {"train": [0.0, 0], "eval": [0.0, 0]}
+
+    def _add_batch(self, mode: str, logs) -> None:
+        loss, size = _scalar((logs or {}).get("loss")), (logs or {}).get("batch_size")
+        if loss is not None and size:
+            self._sums[mode][0] += loss * size
+            self._sums[mode][1] += size
+
+    def on_train_batch_end(self, step, logs=None) -> None:
+        self._add_batch("train", logs)
+
+    def on_eval_batch_end(self, step, logs=None) -> None:
+        if self._pending is not None:
+            self._add_batch("eval", logs)
+
+    def _mean_loss(self, mode: str, logs) -> Optional[float]:
+        total, count = self._sums.get(mode, (0.0, 0))
+        return total / count if count else _scalar(logs.get("loss"))
+
+    def _epoch_done(self, epoch, train_logs, eval_logs) -> None:
+        row = {
+            "epoch": epoch,
+            "loss": self._mean_loss("train", train_logs),
+            "acc": _scalar(train_logs.get("acc")),
+            "eval_loss": self._mean_loss("eval", eval_logs) if eval_logs else None,
+            "eval_acc": _scalar(eval_logs.get("acc")),
+            "lr": self._lr,
+            "time": round(time.time() - self._start, 3),
+        }
+        if not is_main_process():
+            return
+        new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_history(path: str) -> List[Dict[str, Optional[float]]]:
+    """Read a ``history.csv`` written by :class:`HistoryLogger` (or the run folder holding it).
+
+    Args:
+        path (str): the CSV file or its run folder.
+
+    Returns:
+        list[dict]: one dict per epoch; numbers as ``float`` (``epoch`` as ``int``), empty cells as None.
+
+    Examples:
+        >>> rows = read_history("runs/demo")
+        >>> sorted(rows[0])
+        ['acc', 'epoch', 'eval_acc', 'eval_loss', 'loss', 'lr', 'time']
+    """
+    if os.path.isdir(path):
+        path = os.path.join(path, "history.csv")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no training history at {path}; a run folder made by `train` has history.csv")
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for raw in csv.DictReader(f):
+            row = {k: (float(v) if v not in ("", None) else None) for k, v in raw.items()}
+            row["epoch"] = int(row["epoch"])
+            rows.append(row)
+    return rows
+
+
+class EpochLR(Callback):
+    """Put the learning-rate schedule at the start of each epoch and report it.
+
+    If the optimizer's scheduler has ``set_epoch`` (as :class:`simam_paddle.train.CosineDecayToZero`
+    has), it is called with the absolute epoch at every epoch start. The schedule is then right
+    whether hapi steps it per batch (its default), per epoch, or not at all, and after a resume.
+
+    Args:
+        verbose (int, optional): 1 prints the epoch's learning rate. Default: 0.
+
+    Examples:
+        >>> EpochLR(verbose=1).initial_epoch
+        0
+    """
+
+    def __init__(self, verbose: int = 0):
+        super().__init__()
+        self.verbose = verbose
+        self.initial_epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        optimizer = self.model._optimizer
+        scheduler = getattr(optimizer, "_learning_rate", None)
+        if hasattr(scheduler, "set_epoch"):
+            scheduler.set_epoch(self.initial_epoch + epoch)
+        if self.verbose and is_main_process():
+            print(f"epoch {self.initial_epoch + epoch + 1}: lr {optimizer.get_lr():.6g}")
+
+
+def make_visualdl(log_dir: str, initial_epoch: int = 0) -> Optional[Callback]:
+    """A ``paddle.callbacks.VisualDL`` that also logs the learning rate, or None without visualdl.
+
+    Paddle's callback writes ``train/loss``, ``train/acc`` per batch and ``eval/*`` per epoch (on
+    local rank 0); this one adds ``train/lr`` per epoch and keeps steps counting on resume.
+    View with ``visualdl --logdir <log_dir>``.
+
+    Args:
+        log_dir (str): folder for the VisualDL logs.
+        initial_epoch (int, optional): epochs finished before this fit (resume). Default: 0.
+
+    Returns:
+        Callback|None: the callback, or None (with a warning) if ``visualdl`` is not installed.
+
+    Examples:
+        >>> cb = make_visualdl("runs/demo/visualdl")
+    """
+    try:
+        import visualdl  # noqa: F401
+    except ImportError:
+        warnings.warn("visualdl is not installed; no VisualDL logs (pip install visualdl).", stacklevel=2)
+        return None
+    return _VisualDL(log_dir, initial_epoch)
+
+
+class _VisualDL(paddle.callbacks.VisualDL):
+    def __init__(self, log_dir: str, initial_epoch: int = 0):
+        super().__init__(log_dir)
+        self.initial_epoch = initial_epoch
+
+    def on_train_begin(self, logs=None) -> None:
+        super().on_train_begin(logs)
+        self.train_step = self.initial_epoch * (self.params.get("steps") or 0)
+
+    def on_epoch_begin(self, epoch=None, logs=None) -> None:
+        super().on_epoch_begin(epoch, logs)
+        self.epoch = self.initial_epoch + epoch
+        if self._is_write() and is_main_process():
+            if not hasattr(self, "writer"):
+                import visualdl
+
+                self.writer = visualdl.LogWriter(self.log_dir)
+            self.writer.add_scalar(tag="train/lr", step=self.epoch, value=float(self.model._optimizer.get_lr()))
