@@ -10,9 +10,21 @@ _require_paddle()
 
 from . import simam as _simam  # noqa: E402
 from .simam import *  # noqa: E402,F401,F403
+from . import callbacks as _callbacks  # noqa: E402
+from .callbacks import *  # noqa: E402,F401,F403
+from . import train as _train  # noqa: E402
+from .train import *  # noqa: E402,F401,F403
+from . import evaluation as _evaluation  # noqa: E402
+from .evaluation import *  # noqa: E402,F401,F403
+from . import plots as _plots  # noqa: E402
+from .plots import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 
 __all__ = [
     *_simam.__all__,
+    *_callbacks.__all__,
+    *_train.__all__,
+    *_evaluation.__all__,
+    *_plots.__all__,
 ]

@@ -34,6 +34,8 @@ __all__ = [
     "is_main_process",
     "atomic_save",
     "atomic_write_text",
+    "portable_optimizer_state",
+    "restore_optimizer_state",
 ]
 
 HISTORY_COLUMNS = ("epoch", "loss", "acc", "eval_loss", "eval_acc", "lr", "time")
@@ -94,6 +96,42 @@ def _atomic_write(path: str, write) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _rename_keys(state: Dict[str, Any], names: Dict[str, str]) -> Dict[str, Any]:
+    """Rename keys that start with a known name followed by ``_`` (longest name first)."""
+    ordered = sorted(names, key=len, reverse=True)
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict) and key == "master_weights":
+            value = _rename_keys(value, names)
+        for old in ordered:
+            if key == old or key.startswith(old + "_"):
+                key = names[old] + key[len(old):]
+                break
+        out[key] = value
+    return out
+
+
+def portable_optimizer_state(optimizer, network: paddle.nn.Layer) -> Dict[str, Any]:
+    """The optimizer's ``state_dict`` keyed by structured parameter names (``"0.weight_velocity_0"``).
+
+    Paddle keys optimizer state by generated parameter names (``"conv2d_7.w_0_velocity_0"``), which
+    differ when the same network is built again after other layers were created; structured names
+    do not. :func:`restore_optimizer_state` maps them back onto a newly built network.
+
+    Examples:
+        >>> sorted(portable_optimizer_state(opt, net))[:1]
+        ['0.bias_velocity_0']
+    """
+    names = {p.name: "@" + structured for structured, p in network.named_parameters()}
+    return _rename_keys(optimizer.state_dict(), names)
+
+
+def restore_optimizer_state(optimizer, network: paddle.nn.Layer, state: Dict[str, Any]) -> None:
+    """Load a :func:`portable_optimizer_state` into ``optimizer`` of a (re)built ``network``."""
+    names = {"@" + structured: p.name for structured, p in network.named_parameters()}
+    optimizer.set_state_dict(_rename_keys(state, names))
 
 
 def _scalar(value: Any) -> Optional[float]:
@@ -239,7 +277,7 @@ class CheckpointSaver(_AfterEvalCallback):
             return
         prefix = os.path.join(self.save_dir, "last")
         atomic_save(self.model.network.state_dict(), prefix + ".pdparams")
-        atomic_save(self.model._optimizer.state_dict(), prefix + ".pdopt")
+        atomic_save(portable_optimizer_state(self.model._optimizer, self.model.network), prefix + ".pdopt")
         state = {"epoch": epoch}
         if self.best_model is not None:
             state.update(best=self.best_model.best, best_epoch=self.best_model.best_epoch)

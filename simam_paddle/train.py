@@ -30,6 +30,7 @@ from .callbacks import (
     is_main_process,
     make_visualdl,
     read_history,
+    restore_optimizer_state,
 )
 
 __all__ = [
@@ -312,7 +313,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
         state = load_checkpoint_state(output_dir)
         initial_epoch = int(state["epoch"])
         network.set_state_dict(paddle.load(os.path.join(output_dir, "last.pdparams")))
-        optimizer.set_state_dict(paddle.load(os.path.join(output_dir, "last.pdopt")))
+        restore_optimizer_state(optimizer, network, paddle.load(os.path.join(output_dir, "last.pdopt")))
         best.best, best.best_epoch = state.get("best"), state.get("best_epoch")
         if is_main_process():
             _trim_history(history_path, initial_epoch)

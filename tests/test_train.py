@@ -1,0 +1,201 @@
+import math
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+from simam_paddle.callbacks import read_history
+from simam_paddle.train import (
+    CosineDecayToZero,
+    default_weight_decay,
+    evaluate,
+    load_checkpoint_state,
+    make_optimizer,
+    predict,
+    seed_everything,
+    select_device,
+    train,
+)
+
+LR = 0.1
+
+
+def cosine(lr, t, total):
+    return lr * 0.5 * (1 + math.cos(math.pi * min(t, total) / total))
+
+
+def tiny_data(n=24, seed=0):
+    rng = np.random.RandomState(seed)
+    x = rng.rand(n, 3, 6, 6).astype("float32")
+    y = (x[:, 0].mean(axis=(1, 2)) > 0.5).astype("int64")  # learnable
+    return paddle.io.TensorDataset([paddle.to_tensor(x), paddle.to_tensor(y)])
+
+
+def tiny_net(seed=0):
+    seed_everything(seed)
+    return paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.ReLU(), paddle.nn.Flatten(),
+                                paddle.nn.Linear(4 * 16, 2))
+
+
+class RecordLR(paddle.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.lrs = []
+
+    def on_train_batch_begin(self, step, logs=None):
+        self.lrs.append(self.model._optimizer.get_lr())
+
+
+class StopAfter(paddle.callbacks.Callback):
+    """Simulates an interrupted run: stop after `n` epochs of this fit."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.n:
+            self.model.stop_training = True
+
+
+def run(tmp_path, name, epochs=3, **kwargs):
+    out = str(tmp_path / name)
+    kwargs.setdefault("verbose", 0)
+    kwargs.setdefault("visualdl", False)
+    model = train(tiny_net(), tiny_data(), tiny_data(12, seed=1), output_dir=out, epochs=epochs,
+                  batch_size=8, lr=LR, **kwargs)
+    return out, model
+
+
+def test_scheduler_is_one_cosine_half_period_then_zero():
+    sched = CosineDecayToZero(LR, epochs=2, steps_per_epoch=5)
+    seen = []
+    for _ in range(14):  # 4 steps past the end: the notebook's schedule would climb back up here
+        seen.append(sched.get_lr())
+        sched.step()
+    np.testing.assert_allclose(seen, [cosine(LR, t, 10) for t in range(14)], atol=1e-12)
+    assert seen[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_scheduler_set_epoch_and_state_dict_round_trip():
+    sched = CosineDecayToZero(LR, epochs=4, steps_per_epoch=3)
+    sched.set_epoch(2)
+    assert sched.get_lr() == pytest.approx(cosine(LR, 6, 12))
+    other = CosineDecayToZero(LR, epochs=4, steps_per_epoch=3)
+    other.set_state_dict(sched.state_dict())
+    assert other.last_epoch == 6 and other.get_lr() == pytest.approx(sched.get_lr())
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(steps_per_epoch=0), dict(learning_rate=0.0)])
+def test_scheduler_rejects_bad_settings(bad):
+    kwargs = {**dict(learning_rate=LR, epochs=2, steps_per_epoch=2), **bad}
+    with pytest.raises(ValueError):
+        CosineDecayToZero(**kwargs)
+
+
+def test_lr_per_step_during_training(tmp_path):
+    rec = RecordLR()
+    out, _ = run(tmp_path, "step", epochs=3, callbacks=[rec])
+    steps = 3  # 24 samples / batch 8
+    assert len(rec.lrs) == 9
+    np.testing.assert_allclose(rec.lrs, [cosine(LR, t, 3 * steps) for t in range(9)], rtol=1e-6)
+    np.testing.assert_allclose([r["lr"] for r in read_history(out)],
+                               [cosine(LR, e * steps, 3 * steps) for e in range(3)], rtol=1e-6)
+
+
+def test_lr_per_epoch_stepping_gives_the_per_epoch_cosine(tmp_path):
+    rec = RecordLR()
+    per_epoch = paddle.callbacks.LRScheduler(by_step=False, by_epoch=True)
+    run(tmp_path, "epoch", epochs=3, callbacks=[rec], lr_callback=per_epoch)
+    expected = [cosine(LR, e, 3) for e in range(3) for _ in range(3)]
+    np.testing.assert_allclose(rec.lrs, expected, rtol=1e-6)
+
+
+def test_weight_decay_is_l2_on_the_weights():
+    paddle.seed(0)
+    layer = paddle.nn.Linear(3, 2)
+    before = layer.weight.numpy().copy()
+    opt = make_optimizer(layer.parameters(), lr=0.5, epochs=1, steps_per_epoch=1, momentum=0.9, weight_decay=0.1)
+    (layer.weight.sum() * 0).backward()  # zero loss gradient: only the decay moves the weight
+    opt.step()
+    np.testing.assert_allclose(layer.weight.numpy(), before - 0.5 * 0.1 * before, rtol=1e-5)
+    assert default_weight_decay("towernet") == 2e-4 and default_weight_decay("vgg19") == 1e-4
+
+
+def test_history_and_best_model_match_the_network(tmp_path):
+    out, model = run(tmp_path, "hist", epochs=3)
+    rows = read_history(out)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert all(r["time"] >= 0 and 0 <= r["acc"] <= 1 for r in rows)
+    eval_ds = tiny_data(12, seed=1)
+    x = np.stack([eval_ds[i][0].numpy() for i in range(12)])
+    y = np.array([int(eval_ds[i][1]) for i in range(12)])
+
+    def numpy_metrics(net):
+        net.eval()
+        logits = net(paddle.to_tensor(x)).numpy().astype("float64")
+        logp = logits - logits.max(1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+        return -logp[np.arange(12), y].mean(), (logits.argmax(1) == y).mean()
+
+    loss, acc = numpy_metrics(model.network)  # the last epoch's weights
+    assert rows[-1]["eval_loss"] == pytest.approx(loss, rel=1e-5)
+    assert rows[-1]["eval_acc"] == pytest.approx(acc)
+    best = tiny_net(seed=123)
+    best.set_state_dict(paddle.load(os.path.join(out, "best_model.pdparams")))
+    assert numpy_metrics(best)[1] == pytest.approx(max(r["eval_acc"] for r in rows))
+    state = load_checkpoint_state(out)
+    assert state["epoch"] == 3 and state["best"] == pytest.approx(max(r["eval_acc"] for r in rows))
+
+
+def test_evaluate_and_predict_agree_with_a_plain_forward(tmp_path):
+    _, model = run(tmp_path, "ev", epochs=1)
+    ds = tiny_data(10, seed=2)
+    result = evaluate(model, ds, batch_size=4)
+    x = paddle.to_tensor(np.stack([ds[i][0].numpy() for i in range(10)]))
+    model.network.eval()
+    logits = model.network(x).numpy()
+    np.testing.assert_allclose(result["logits"], logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predict(model, ds, batch_size=3), logits, rtol=1e-5, atol=1e-6)
+    labels = np.array([int(ds[i][1]) for i in range(10)])
+    assert result["acc"] == pytest.approx((logits.argmax(1) == labels).mean())
+
+
+def test_resume_continues_epochs_lr_and_matches_an_uninterrupted_run(tmp_path):
+    full, _ = run(tmp_path, "full", epochs=4)
+    part, _ = run(tmp_path, "part", epochs=4, callbacks=[StopAfter(2)])
+    assert load_checkpoint_state(part)["epoch"] == 2 and len(read_history(part)) == 2
+    # A crash after the history row of epoch 3 but before its checkpoint: the row is dropped.
+    with open(os.path.join(part, "history.csv"), "a") as f:
+        f.write("3,9,9,9,9,9,9\n")
+    rec = RecordLR()
+    run(tmp_path, "part", epochs=4, resume=True, callbacks=[rec])
+    np.testing.assert_allclose(rec.lrs, [cosine(LR, t, 12) for t in range(6, 12)], rtol=1e-6)
+    a, b = read_history(full), read_history(part)
+    assert [r["epoch"] for r in b] == [1, 2, 3, 4]
+    for key in ("loss", "acc", "eval_loss", "eval_acc", "lr"):
+        np.testing.assert_allclose([r[key] for r in b], [r[key] for r in a], rtol=1e-4, err_msg=key)
+
+
+def test_same_seed_same_history(tmp_path):
+    a, _ = run(tmp_path, "a", epochs=2)
+    b, _ = run(tmp_path, "b", epochs=2)
+    assert [r["loss"] for r in read_history(a)] == pytest.approx([r["loss"] for r in read_history(b)], rel=1e-6)
+
+
+def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tmp_path):
+    run(tmp_path, "x", epochs=1)
+    with pytest.raises(FileExistsError, match="resume"):
+        run(tmp_path, "x", epochs=1)
+    with pytest.raises(FileNotFoundError, match="last.json"):
+        run(tmp_path, "empty", epochs=1, resume=True)
+
+
+def test_select_device():
+    assert select_device("cpu") == "cpu"
+    if not paddle.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:
+        with pytest.raises(ValueError, match="cpu"):
+            select_device("gpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        select_device("tpu")
