@@ -31,6 +31,8 @@ Beyond the official code:
 - Training keeps only the input for backward (an analytic backward in a ``PyLayer``) instead of
   the four or five full-size intermediates autograd keeps for the plain formula.
 """
+import math
+import numbers
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import paddle
@@ -84,7 +86,7 @@ def _spatial_axes(x: paddle.Tensor, data_format: str) -> List[int]:
 
 def _check_lambda(e_lambda: float) -> float:
     # lambda > 0 keeps the denominator positive on constant maps (v == 0), where 0/0 would be NaN.
-    if not isinstance(e_lambda, (int, float)) or not e_lambda > 0 or e_lambda == float("inf"):
+    if not isinstance(e_lambda, numbers.Real) or not (0 < e_lambda < math.inf):
         raise ValueError(f"e_lambda must be a positive finite number (default 1e-4), got {e_lambda!r}.")
     return float(e_lambda)
 
