@@ -131,12 +131,12 @@ def _simam_plain(
     return (x32 * _weights_plain(x32, axes, e_lambda)).astype(x.dtype)
 
 
-def _stats(x: paddle.Tensor, axes: List[int], dof: int, e_lambda: float):
-    """Centred input ``c`` and ``1 / (4 (v + lambda))`` per map (no autograd needed)."""
+def _squared_deviation(x: paddle.Tensor, axes: List[int], dof: int, e_lambda: float):
+    """Centred input ``c``, its square ``d`` and ``1 / (4 (v + lambda))`` per map."""
     c = x - x.mean(axis=axes, keepdim=True)
-    v = paddle.square(c).sum(axis=axes, keepdim=True) / dof
-    inv_denom = 1.0 / (4.0 * (v + e_lambda))
-    return c, inv_denom
+    d = paddle.square(c)
+    inv_denom = 1.0 / (4.0 * (d.sum(axis=axes, keepdim=True) / dof + e_lambda))
+    return c, d, inv_denom
 
 
 class _SimAMFunction(PyLayer):
@@ -156,9 +156,9 @@ class _SimAMFunction(PyLayer):
         ctx.save_for_backward(x)
         ctx.axes, ctx.dof, ctx.e_lambda = axes, dof, e_lambda
         x32 = _float32(x)
-        c, inv_denom = _stats(x32, axes, dof, e_lambda)
-        # No autograd inside a PyLayer's forward, so reuse c's buffer for every full-size step.
-        w = c.square_().multiply_(inv_denom).scale_(1.0, 0.5).sigmoid_()
+        _, d, inv_denom = _squared_deviation(x32, axes, dof, e_lambda)
+        # No autograd inside a PyLayer, so every full-size step reuses d's buffer.
+        w = d.multiply_(inv_denom).scale_(1.0, 0.5).sigmoid_()
         return w.multiply_(x32).astype(x.dtype)
 
     @staticmethod
@@ -166,8 +166,8 @@ class _SimAMFunction(PyLayer):
         (x,) = ctx.saved_tensor()
         axes, dof = ctx.axes, ctx.dof
         x32, g = _float32(x), _float32(grad)
-        c, inv_denom = _stats(x32, axes, dof, ctx.e_lambda)
-        s = F.sigmoid(paddle.square(c) * inv_denom + 0.5)
+        c, d, inv_denom = _squared_deviation(x32, axes, dof, ctx.e_lambda)
+        s = d.multiply_(inv_denom).scale_(1.0, 0.5).sigmoid_()
         q = (1.0 - s).multiply_(s).multiply_(g).multiply_(x32).multiply_(c)
         grad_x = s.multiply_(g)
         two_inv = 2.0 * inv_denom
