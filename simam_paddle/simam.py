@@ -51,14 +51,6 @@ _DATA_FORMATS: Dict[str, Tuple[int, int]] = {
     "NHWC": (4, 3),
     "NDHWC": (5, 4),
 }
-_SHAPES = {
-    "NCL": "(N, C, L)",
-    "NCHW": "(N, C, H, W)",
-    "NCDHW": "(N, C, D, H, W)",
-    "NLC": "(N, L, C)",
-    "NHWC": "(N, H, W, C)",
-    "NDHWC": "(N, D, H, W, C)",
-}
 _LOW_PRECISION = (paddle.float16, paddle.bfloat16)
 
 
@@ -77,9 +69,10 @@ def _spatial_axes(x: paddle.Tensor, data_format: str) -> List[int]:
     rank, channel_axis = _DATA_FORMATS[data_format]
     if ndim != rank:
         matching = [f for f, (r, _) in _DATA_FORMATS.items() if r == ndim]
+        hint = f"use one of {matching}" if matching else "SimAM supports 3-D to 5-D input"
         raise ValueError(
-            f"data_format {data_format!r} expects a {rank}-D input {_SHAPES[data_format]}, got a "
-            f"{ndim}-D tensor of shape {list(x.shape)}; for {ndim}-D input use one of {matching}."
+            f"data_format {data_format!r} expects a {rank}-D input ({', '.join(data_format)}), "
+            f"got a {ndim}-D tensor of shape {list(x.shape)}; for {ndim}-D input {hint}."
         )
     return [a for a in range(1, ndim) if a != channel_axis]
 
@@ -87,7 +80,9 @@ def _spatial_axes(x: paddle.Tensor, data_format: str) -> List[int]:
 def _check_lambda(e_lambda: float) -> float:
     # lambda > 0 keeps the denominator positive on constant maps (v == 0), where 0/0 would be NaN.
     if not isinstance(e_lambda, numbers.Real) or not (0 < e_lambda < math.inf):
-        raise ValueError(f"e_lambda must be a positive finite number (default 1e-4), got {e_lambda!r}.")
+        raise ValueError(
+            f"e_lambda must be a positive finite number (default 1e-4), got {e_lambda!r}."
+        )
     return float(e_lambda)
 
 
@@ -104,7 +99,7 @@ def _dof(x: paddle.Tensor, axes: List[int]) -> Union[int, paddle.Tensor]:
             n *= s
         return max(n - 1, 1)
     shape = paddle.shape(x)
-    n = paddle.prod(paddle.stack([shape[a] for a in axes])).astype("float32")
+    n = paddle.prod(paddle.stack([shape[a] for a in axes])).astype(x.dtype)
     return paddle.clip(n - 1, min=1.0)
 
 
@@ -121,14 +116,16 @@ def _weights_plain(x: paddle.Tensor, axes: List[int], e_lambda: float) -> paddle
     return F.sigmoid(d / (4 * (v + e_lambda)) + 0.5)
 
 
+def _plain(x: paddle.Tensor, axes: List[int], e_lambda: float) -> paddle.Tensor:
+    x32 = _float32(x)
+    return (x32 * _weights_plain(x32, axes, e_lambda)).astype(x.dtype)
+
+
 def _simam_plain(
     x: paddle.Tensor, e_lambda: float = 1e-4, data_format: str = "NCHW"
 ) -> paddle.Tensor:
     """SimAM as the plain formula: autograd keeps its intermediates. For export and comparison."""
-    axes = _spatial_axes(x, data_format)
-    e_lambda = _check_lambda(e_lambda)
-    x32 = _float32(x)
-    return (x32 * _weights_plain(x32, axes, e_lambda)).astype(x.dtype)
+    return _plain(x, _spatial_axes(x, data_format), _check_lambda(e_lambda))
 
 
 def _squared_deviation(x: paddle.Tensor, axes: List[int], dof: int, e_lambda: float):
@@ -179,9 +176,9 @@ class _SimAMFunction(PyLayer):
 
 def _simam_paddle(x: paddle.Tensor, axes: List[int], e_lambda: float) -> paddle.Tensor:
     if not paddle.in_dynamic_mode():
-        # Traced (to_static / jit.save): export the plain formula, which any Paddle runtime runs.
-        x32 = _float32(x)
-        return (x32 * _weights_plain(x32, axes, e_lambda)).astype(x.dtype)
+        # Traced (to_static / jit.save): an eager PyLayer cannot be traced (Paddle 3.3 raises
+        # "At least one output of `PyLayer.forward` is a `Tensor`"), so record the plain formula.
+        return _plain(x, axes, e_lambda)
     return _SimAMFunction.apply(x, axes, _dof(x, axes), e_lambda)
 
 
@@ -196,7 +193,9 @@ def _resolve_impl(impl: str) -> Callable[[paddle.Tensor, List[int], float], padd
     if impl == "auto":
         impl = "paddle"
     if impl not in _IMPLS:
-        raise ValueError(f"Unknown SimAM impl {impl!r}; expected 'auto' or one of {sorted(_IMPLS)}.")
+        raise ValueError(
+            f"Unknown SimAM impl {impl!r}; expected 'auto' or one of {sorted(_IMPLS)}."
+        )
     return _IMPLS[impl]
 
 
@@ -208,7 +207,9 @@ def simam(
     ``y = x * sigmoid(d / (4 * (v + e_lambda)) + 0.5)`` with ``d = (x - mean)^2`` and
     ``v = sum(d) / (n - 1)`` per sample and channel over the ``n`` spatial positions
     (``v = 0`` when ``n == 1``). float16/bfloat16 input is computed in float32 and returned in
-    its own dtype. For training, only ``x`` is kept for backward.
+    its own dtype. For training, only ``x`` is kept for backward. When traced
+    (``paddle.jit.to_static``, ``paddle.jit.save``) the plain formula is recorded instead, because
+    an eager ``PyLayer`` cannot be traced; exported models compute the same values.
 
     Args:
         x (Tensor): Feature map of rank 3, 4 or 5, laid out as ``data_format`` says.

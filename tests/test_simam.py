@@ -61,7 +61,8 @@ def test_matches_numpy_reference(rng, data_format, dtype, tol):
         plain = _simam_plain(tensor(x, dtype), e_lambda, data_format).numpy()
         np.testing.assert_allclose(plain, expected, rtol=tol, atol=tol)
         w = simam_weights(tensor(x, dtype), e_lambda, data_format).numpy()
-        np.testing.assert_allclose(w, reference(x, e_lambda, data_format, weights=True), rtol=tol, atol=tol)
+        expected_w = reference(x, e_lambda, data_format, weights=True)
+        np.testing.assert_allclose(w, expected_w, rtol=tol, atol=tol)
 
 
 def test_impls_agree_and_input_untouched(rng):
@@ -236,6 +237,8 @@ def test_errors_say_what_is_expected():
         simam(paddle.randn([2, 3, 4]))
     with pytest.raises(ValueError, match=r"'NHWC' expects a 4-D.*'NCDHW'"):
         SimAM(data_format="NHWC")(paddle.randn([2, 3, 4, 4, 4]))
+    with pytest.raises(ValueError, match="6-D input SimAM supports 3-D to 5-D"):
+        simam(paddle.randn([1, 2, 2, 2, 2, 2]))
     with pytest.raises(ValueError, match=r"Unknown data_format 'NWHC'.*'NHWC'"):
         simam(paddle.randn([2, 3, 4, 4]), data_format="NWHC")
     with pytest.raises(ValueError, match=r"Unknown data_format 'nchw'.*'NCHW'"):
