@@ -13,7 +13,7 @@ import numpy as np
 import paddle
 
 from .callbacks import read_history
-from .simam import SimAM
+from .simam import SimAM, simam_weights
 
 __all__ = ["plot_curves", "attention_maps", "plot_attention_maps"]
 
@@ -74,21 +74,6 @@ def _column(rows: List[dict], key: str) -> np.ndarray:
     return np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype="float64")
 
 
-def _simam_weights(x: paddle.Tensor, e_lambda: float, data_format: str) -> paddle.Tensor:
-    """SimAM's sigmoid term; ``simam.simam_weights`` when the core module provides it."""
-    try:
-        from .simam import simam_weights
-    except ImportError:
-        simam_weights = None
-    if simam_weights is not None:
-        return simam_weights(x, e_lambda=e_lambda, data_format=data_format)
-    axes = [2, 3] if data_format == "NCHW" else [1, 2]
-    n = x.shape[axes[0]] * x.shape[axes[1]] - 1
-    d = (x - x.mean(axis=axes, keepdim=True)).pow(2)
-    v = d.sum(axis=axes, keepdim=True) / n
-    return paddle.nn.functional.sigmoid(d / (4 * (v + e_lambda)) + 0.5)
-
-
 def attention_maps(model: Union[paddle.nn.Layer, paddle.Model], image) -> Dict[str, np.ndarray]:
     """The SimAM weights of every SimAM layer for one image, averaged over channels.
 
@@ -121,8 +106,8 @@ def attention_maps(model: Union[paddle.nn.Layer, paddle.Model], image) -> Dict[s
 
     def hook_for(name: str):
         def hook(layer, inputs, output):
-            weights = _simam_weights(inputs[0], layer.e_lambda, layer.data_format)
-            channel_axis = 1 if layer.data_format == "NCHW" else 3
+            weights = simam_weights(inputs[0], e_lambda=layer.e_lambda, data_format=layer.data_format)
+            channel_axis = 1 if layer.data_format.startswith("NC") else len(weights.shape) - 1
             maps[name] = weights.mean(axis=channel_axis)[0].numpy()
         return hook
 
