@@ -40,3 +40,162 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def _add_train(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model on a split folder into a run folder",
+        description="Train with the notebook's recipe (Momentum 0.9, L2 weight decay, cosine learning rate from "
+        "--lr to 0 over all epochs, cross-entropy) on SPLIT/train, evaluating on SPLIT/eval after every epoch. "
+        "RUN gets config.json, history.csv, best_model.pdparams (best eval accuracy), last.* (to resume) and "
+        "visualdl/. Runs on the GPU if Paddle has one, else on every CPU core. For several GPUs, start the same "
+        "command under `python -m paddle.distributed.launch --gpus 0,1 -m simam_paddle train ...`.",
+    )
+    parser.add_argument("--data", metavar="SPLIT", help="split folder holding train/ and eval/ (not needed with --resume)")
+    parser.add_argument("--output", metavar="RUN", required=True, help="run folder to create (or resume)")
+    parser.add_argument("--model", help="one of the zoo's models, e.g. towernet, resnet50 (default: towernet)")
+    parser.add_argument("--attention", help="attention to put in the model: simam, se, cbam or none "
+                        "(default: the model as published: TowerNet with SimAM, baselines without)")
+    parser.add_argument("--epochs", type=int, help="epochs (default: 100)")
+    parser.add_argument("--image-size", type=int, help="square input size; TowerNet needs >= 127 (default: 256)")
+    parser.add_argument("--batch-size", type=int, help="batch size per process (default: 32)")
+    parser.add_argument("--lr", type=float, help="initial learning rate (default: 0.01)")
+    parser.add_argument("--weight-decay", type=float, help="L2 coefficient (default: 2e-4 TowerNet, 1e-4 others)")
+    parser.add_argument("--momentum", type=float, help="momentum (default: 0.9)")
+    parser.add_argument("--seed", type=int, help="random seed (default: 0)")
+    parser.add_argument("--num-workers", type=int, help="DataLoader worker processes (default: 0)")
+    parser.add_argument("--cache", action="store_const", const=True, help="keep decoded, resized images in memory")
+    parser.add_argument("--device", choices=["auto", "cpu", "gpu"], help="default: auto (GPU if available)")
+    parser.add_argument("--train-per-class", type=int, metavar="N", help="use only the first N training images per class")
+    parser.add_argument("--eval-per-class", type=int, metavar="N", help="use only the first N eval images per class")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --output where it stopped")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    parser.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    from .callbacks import read_history
+    from .runs import TRAIN_DEFAULTS, train_run
+
+    settings = {key: getattr(args, key) for key in TRAIN_DEFAULTS}
+    config = train_run(args.data, args.output, resume=args.resume, verbose=2 if args.quiet else 1, **settings)
+    rows = read_history(args.output)
+    scored = [r for r in rows if r["eval_acc"] is not None]
+    if scored:
+        best = max(scored, key=lambda r: r["eval_acc"])
+        print(f"{config['model']} (attention {config['attention']}): best eval_acc {best['eval_acc']:.4f} "
+              f"at epoch {best['epoch']} of {len(rows)}; run folder {args.output}")
+    return 0
+
+
+_COMMANDS.append(_add_train)
+
+
+def _add_evaluate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a run's best weights: accuracy, per-class accuracy, confusion matrix",
+        description="Rebuild the model from RUN/config.json, load best_model.pdparams and evaluate it on the run's "
+        "eval data (or --data). Prints the accuracy (on the run's own eval data it equals the best eval_acc of "
+        "history.csv) and the accuracy per class; writes confusion_matrix.csv and confusion_matrix.png.",
+    )
+    parser.add_argument("run", metavar="RUN", help="run folder written by `train`")
+    parser.add_argument("--data", metavar="DIR", help="class folder, or split folder whose eval/ is used "
+                        "(default: the run's eval data)")
+    parser.add_argument("--batch-size", type=int, help="default: the run's")
+    parser.add_argument("--output", metavar="DIR", help="folder for the confusion matrix files (default: RUN)")
+    parser.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from .runs import evaluate_run
+
+    result = evaluate_run(args.run, data=args.data, batch_size=args.batch_size, output=args.output)
+    print(f"acc {result['acc']:.4f}  loss {result['loss']:.4f}")
+    if result["best_eval_acc"] is not None and args.data is None:
+        print(f"best eval_acc in history.csv {result['best_eval_acc']:.4f}")
+    width = max(len(name) for name in result["classes"])
+    print(f"\n{'class':<{width}}  accuracy  samples")
+    for name, row in zip(result["classes"], result["confusion_matrix"]):
+        acc = result["per_class"][name]
+        print(f"{name:<{width}}  {'   -    ' if acc != acc else f'{acc:8.4f}'}  {int(row.sum()):7d}")
+    print("\nwrote " + ", ".join(result["files"]))
+    return 0
+
+
+_COMMANDS.append(_add_evaluate)
+
+
+def _add_export(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="save a run's model for inference (paddle.jit.save) and check its logits",
+        description="Write DIR/model.json and DIR/model.pdiparams (Paddle 3; older Paddle writes model.pdmodel) "
+        "with input [None, 3, S, S] float32 named 'image', then load them back and check the logits equal the "
+        "trained network's.",
+    )
+    parser.add_argument("run", metavar="RUN", help="run folder written by `train`")
+    parser.add_argument("--output", metavar="DIR", required=True, help="folder for the exported model")
+    parser.add_argument("--weights", choices=["best", "last"], default="best", help="default: best")
+    parser.set_defaults(func=_run_export)
+
+
+def _run_export(args) -> int:
+    from .runs import export_run
+
+    result = export_run(args.run, args.output, weights=args.weights)
+    print(f"exported {', '.join(result['files'])}; max |logit difference| vs the network: {result['max_abs_diff']:.2e}")
+    return 0
+
+
+_COMMANDS.append(_add_export)
+
+
+def _add_plot(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "plot",
+        help="plot loss and accuracy curves of one or more runs",
+        description="Training (solid) and evaluation (dashed) loss and accuracy per epoch, one colour per run.",
+    )
+    parser.add_argument("runs", metavar="RUN", nargs="+", help="run folders written by `train`")
+    parser.add_argument("--output", default="curves.png", help="PNG to write (default: curves.png)")
+    parser.add_argument("--labels", nargs="+", help="legend names, one per RUN (default: folder names)")
+    parser.add_argument("--title", help="figure title")
+    parser.set_defaults(func=_run_plot)
+
+
+def _run_plot(args) -> int:
+    from .plots import plot_curves
+
+    plot_curves(args.runs, labels=args.labels, path=args.output, title=args.title)
+    print(f"wrote {args.output}")
+    return 0
+
+
+_COMMANDS.append(_add_plot)
+
+
+def _add_demo(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="the main job: TowerNet with SimAM vs without, on the embedded digits data",
+        description="Builds the digits data (scikit-learn's bundled copy, written as PNGs) if missing, splits it, "
+        "trains TowerNet with attention simam and none (same seed and settings), and writes curves.png, "
+        "attention.png and summary.md. Re-running skips finished runs and resumes unfinished ones.",
+    )
+    parser.add_argument("--quick", action="store_true", help="a smaller run (about 2 minutes on 2 CPU cores)")
+    parser.add_argument("--output", default="runs/demo", help="folder for data, runs and results (default: runs/demo)")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    parser.set_defaults(func=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from .demo import run_demo
+
+    result = run_demo(args.output, quick=args.quick, verbose=2 if args.quiet else 1)
+    print("\n" + result["summary"])
+    return 0
+
+
+_COMMANDS.append(_add_demo)

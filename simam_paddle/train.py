@@ -346,7 +346,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
             print(f"{output_dir} already finished {initial_epoch} of {epochs} epochs; nothing to do")
         return model
     model.fit(train_loader, eval_loader, epochs=remaining, callbacks=[*own, *callbacks],
-              verbose=verbose, log_freq=max(1, len(train_loader) // 10))
+              verbose=verbose, log_freq=len(train_loader) if verbose == 2 else max(1, len(train_loader) // 10))
     return model
 
 

@@ -1,0 +1,193 @@
+import json
+import os
+import shutil
+
+import numpy as np
+import paddle
+import pytest
+from PIL import Image
+
+pytest.importorskip("simam_paddle.zoo")
+pytest.importorskip("simam_paddle.data")
+
+from simam_paddle.callbacks import read_history  # noqa: E402
+from simam_paddle.cli import main  # noqa: E402
+from simam_paddle.runs import evaluate_run, load_run  # noqa: E402
+
+# mobilenet_v2 is the zoo's fastest model at a tiny size; TowerNet needs >= 127 px.
+FAST = ["--model", "mobilenet_v2", "--image-size", "32", "--batch-size", "4", "--lr", "0.05"]
+CLASSES = ["circle", "square", "stripe"]
+
+
+def draw(kind, seed):
+    rng = np.random.RandomState(seed)
+    img = (rng.rand(32, 32, 3) * 60).astype("uint8")
+    if kind == "circle":
+        yy, xx = np.mgrid[:32, :32]
+        img[(yy - 16) ** 2 + (xx - 16) ** 2 < 100] = 250
+    elif kind == "square":
+        img[8:24, 8:24] = 250
+    else:
+        img[:, ::4] = 250
+    return Image.fromarray(img)
+
+
+def make_split(root, classes=CLASSES, train=6, eval_=3):
+    for part, count in (("train", train), ("eval", eval_)):
+        for c in classes:
+            os.makedirs(root / part / c)
+            for i in range(count):
+                draw(c, hash((part, c, i)) % 1000).save(root / part / c / f"{i}.png")
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small CLI training shared by the tests that only read its run folder."""
+    root = tmp_path_factory.mktemp("cli")
+    split = make_split(root / "split")
+    run = str(root / "run")
+    assert main(["train", "--data", split, "--output", run, "--epochs", "2", "--quiet", *FAST]) == 0
+    return split, run
+
+
+def error_line(capsys):
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip() and "Warning" not in ln and "warnings.warn" not in ln]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_train_writes_config_history_best_model_and_logs(trained):
+    split, run = trained
+    config = json.load(open(os.path.join(run, "config.json")))
+    for key, value in {"model": "mobilenet_v2", "attention": None, "num_classes": 3, "image_size": 32,
+                       "classes": CLASSES, "epochs": 2, "batch_size": 4, "lr": 0.05, "weight_decay": 1e-4,
+                       "momentum": 0.9, "seed": 0, "data": os.path.abspath(split), "train_samples": 18,
+                       "eval_samples": 9}.items():
+        assert config[key] == value, key
+    rows = read_history(run)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(r[k] is not None for r in rows for k in ("loss", "acc", "eval_loss", "eval_acc", "lr", "time"))
+    assert rows[0]["lr"] == pytest.approx(0.05) and rows[1]["lr"] == pytest.approx(0.05 * 0.5 * (1 + np.cos(np.pi * 5 / 10)))
+    assert os.path.isfile(os.path.join(run, "best_model.pdparams"))
+    assert os.listdir(os.path.join(run, "visualdl"))
+
+
+def test_evaluate_reproduces_the_best_epoch(trained, capsys):
+    _, run = trained
+    assert main(["evaluate", run]) == 0
+    out = capsys.readouterr().out
+    printed = float(out.split("acc ", 1)[1].split()[0])
+    best = max(r["eval_acc"] for r in read_history(run))
+    assert printed == pytest.approx(best, abs=1e-4)
+    result = evaluate_run(run)
+    assert result["acc"] == pytest.approx(best, abs=1e-9)
+    cm = np.loadtxt(os.path.join(run, "confusion_matrix.csv"), delimiter=",", skiprows=1, usecols=(1, 2, 3))
+    assert cm.sum() == 9 and np.trace(cm) / 9 == pytest.approx(best)
+    for name in CLASSES:
+        assert name in out
+    assert os.path.getsize(os.path.join(run, "confusion_matrix.png")) > 0
+
+
+def test_export_gives_the_dygraph_logits(trained, tmp_path, capsys):
+    _, run = trained
+    out = str(tmp_path / "export")
+    assert main(["export", run, "--output", out]) == 0
+    assert sorted(os.listdir(out)) == ["model.json", "model.pdiparams"]
+    network, _ = load_run(run)
+    x = paddle.to_tensor(np.random.RandomState(5).randn(3, 3, 32, 32).astype("float32"))
+    loaded = paddle.jit.load(os.path.join(out, "model"))
+    loaded.eval()
+    np.testing.assert_allclose(loaded(x).numpy(), network(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_plot(trained, tmp_path):
+    _, run = trained
+    path = str(tmp_path / "curves.png")
+    assert main(["plot", run, run, "--labels", "a", "b", "--output", path]) == 0
+    assert open(path, "rb").read(4) == b"\x89PNG"
+
+
+def test_resume_of_a_finished_run_changes_nothing_and_refuses_other_settings(trained, capsys):
+    _, run = trained
+    before = open(os.path.join(run, "history.csv")).read()
+    assert main(["train", "--output", run, "--resume", "--quiet"]) == 0
+    assert open(os.path.join(run, "history.csv")).read() == before
+    capsys.readouterr()
+    assert main(["train", "--output", run, "--resume", "--epochs", "5"]) == 2
+    assert "epochs: run has 2, given 5" in error_line(capsys)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--data", "{tmp}/missing"], "does not exist"),
+    (["--data", "{split}", "--model", "resnet5"], "available models"),
+    (["--data", "{noeval}"], "no eval/"),
+    (["--data", "{split}", "--model", "towernet", "--image-size", "32"], "127"),
+    (["--data", "{split}", "--output", "{run}"], "already holds a run"),
+    ([], "--data is required"),
+])
+def test_train_errors(trained, tmp_path, capsys, args, expected):
+    split, run = trained
+    noeval = tmp_path / "noeval"
+    os.makedirs(noeval / "train" / "a")
+    fmt = {"tmp": str(tmp_path), "split": split, "noeval": str(noeval), "run": run}
+    argv = ["train", "--output", str(tmp_path / "new"), "--epochs", "1"]
+    argv += [a.format(**fmt) for a in args]
+    assert main(argv) == 2
+    assert expected in error_line(capsys)
+
+
+def test_evaluate_errors(trained, tmp_path, capsys):
+    split, run = trained
+    assert main(["evaluate", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in error_line(capsys)
+    # a checkpoint from another model
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    paddle.save(paddle.nn.Linear(3, 3).state_dict(), str(other / "best_model.pdparams"))
+    assert main(["evaluate", str(other)]) == 2
+    assert "does not fit model 'mobilenet_v2'" in error_line(capsys)
+    # data with another number of classes
+    two = make_split(tmp_path / "two", classes=["circle", "square"], train=1, eval_=1)
+    assert main(["evaluate", run, "--data", two]) == 2
+    assert "num_classes=3" in error_line(capsys)
+
+
+def test_export_plot_and_demo_errors(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "nope"), "--output", str(tmp_path / "e")]) == 2
+    assert "does not exist" in error_line(capsys)
+    assert main(["plot", str(tmp_path / "nope")]) == 2
+    assert "history" in error_line(capsys)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["demo", "--quick", "--output", str(blocker)]) == 2
+    error_line(capsys)
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_with_tiny_settings(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("sklearn")
+    from simam_paddle import demo
+
+    monkeypatch.setitem(demo.DEMO_SETTINGS, "quick", dict(epochs=1, image_size=128, batch_size=8, lr=0.01,
+                                                           train_per_class=1, eval_per_class=1))
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--output", str(out), "--quiet"]) == 0
+    for name in ("curves.png", "attention.png", "summary.md", "towernet_simam/best_model.pdparams",
+                 "towernet_none/history.csv"):
+        assert (out / name).is_file(), name
+    summary = (out / "summary.md").read_text()
+    assert "| simam |" in summary and "| none |" in summary
+    assert json.load(open(out / "towernet_none" / "config.json"))["attention"] == "none"
+    from simam_paddle.simam import SimAM
+
+    def simam_layers(run):
+        return sum(isinstance(layer, SimAM) for layer in load_run(str(out / run))[0].sublayers())
+
+    assert simam_layers("towernet_none") == 0 and simam_layers("towernet_simam") > 0
+    # running again trains nothing
+    mtime = os.path.getmtime(out / "towernet_simam" / "history.csv")
+    assert main(["demo", "--quick", "--output", str(out), "--quiet"]) == 0
+    assert os.path.getmtime(out / "towernet_simam" / "history.csv") == mtime
