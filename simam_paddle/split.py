@@ -281,11 +281,16 @@ def _read_manifest(path: Path) -> List[Dict[str, str]]:
 
 
 def _write_manifest(path: Path, rows: Sequence[Dict[str, str]]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=_MANIFEST_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    data = text.getvalue().encode("utf-8")
+    if path.is_file() and path.read_bytes() == data:
+        return  # an unchanged re-run leaves even the manifest's mtime alone
     tmp = path.with_name(f".{path.name}{_PARTIAL_SUFFIX}")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=_MANIFEST_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    with open(tmp, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
