@@ -75,7 +75,8 @@ def main() -> None:
         decode = next(r for r in rows if r[0] == name and r[1] == "decode")
         cached = next(r for r in rows if r[0] == name and r[1] == "cache")
         ratio = cached[3] / decode[3]
-        print(f"{name}: cached epoch 2 / decode epoch 2 = {ratio:.2f}x (target >= 2x: {'met' if ratio >= 2 else 'NOT met'})")
+        verdict = "met" if ratio >= 2 else "NOT met"
+        print(f"{name}: cached epoch 2 / decode epoch 2 = {ratio:.2f}x (target >= 2x: {verdict})")
 
 
 if __name__ == "__main__":

@@ -50,9 +50,11 @@ def _add_split(subparsers) -> None:
         "DST/eval/<class>/, the rest to DST/train/<class>/. The source is only read; DST gets a manifest "
         "(split_manifest.csv) so re-running is safe. A DST with files the split did not write is refused.",
     )
-    parser.add_argument("src", help="folder of class folders, or a .zip of one (a top folder like Images/ is looked through)")
+    parser.add_argument("src", help="folder of class folders, or a .zip of one (a top folder such as "
+                        "Images/ is looked through)")
     parser.add_argument("dst", help="destination folder (new, empty, or an earlier split's)")
-    parser.add_argument("--eval-every", type=int, default=5, metavar="N", help="every N-th image goes to eval (default: 5)")
+    parser.add_argument("--eval-every", type=int, default=5, metavar="N",
+                        help="every N-th image goes to eval (default: 5)")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     parser.set_defaults(func=_run_split)
 

@@ -115,9 +115,9 @@ class ImageFolderDataset(paddle.io.Dataset):
             folder = self.root / name
             files = sorted(f.name for f in os.scandir(folder) if f.is_file() and is_image_name(f.name))
             if not files:
-                raise ValueError(f"class folder {folder} has no images (looked for files ending in "
-                                 f"{', '.join(sorted(IMAGE_EXTENSIONS & {'.jpg', '.jpeg', '.png', '.bmp', '.tif'}))}, ...); "
-                                 "remove the folder or add images")
+                raise ValueError(f"class folder {folder} has no images (looked for files ending in .jpg, .png, "
+                                 f"... any of {len(IMAGE_EXTENSIONS)} suffixes Pillow reads); remove the folder "
+                                 "or add images")
             self.samples.extend((str(folder / f), self.class_to_idx[name]) for f in files)
         self.targets: List[int] = [label for _, label in self.samples]
 

@@ -102,7 +102,8 @@ class SplitReport:
         lines = [f"{'class':<{width}}  {'train':>7}  {'eval':>7}  {'total':>7}"]
         for name, c in self.counts.items():
             lines.append(f"{name:<{width}}  {c['train']:>7}  {c['eval']:>7}  {c['train'] + c['eval']:>7}")
-        lines.append(f"{'total':<{width}}  {self.num_train:>7}  {self.num_eval:>7}  {self.num_train + self.num_eval:>7}")
+        train, evals = self.num_train, self.num_eval
+        lines.append(f"{'total':<{width}}  {train:>7}  {evals:>7}  {train + evals:>7}")
         return "\n".join(lines)
 
 
@@ -184,7 +185,8 @@ def _candidates(items, skipped: List[SkippedFile]) -> Tuple[List[str], List[_Can
         if len(rel) == 1:
             skipped.append(SkippedFile(source, "not inside a class folder"))
         elif len(rel) > 2:
-            skipped.append(SkippedFile(source, f"inside a sub-folder of class {rel[0]!r}; only files directly in a class folder are read"))
+            skipped.append(SkippedFile(source, f"inside a sub-folder of class {rel[0]!r}; only files directly "
+                                               "in a class folder are read"))
         else:
             classes.add(rel[0])
             candidates.append(_Candidate(rel[0], rel[1], source, read))
@@ -414,7 +416,8 @@ def split_dataset(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], ev
         total          80       20      100
     """
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 2:
-        raise ValueError(f"eval_every must be an integer >= 2 (every eval_every-th image goes to eval), got {eval_every!r}")
+        raise ValueError(f"eval_every must be an integer >= 2 (every eval_every-th image goes to eval), "
+                         f"got {eval_every!r}")
     src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
     if not src.exists():
         raise FileNotFoundError(f"source {src} does not exist; pass a folder of class folders or a .zip of one")
@@ -426,7 +429,7 @@ def split_dataset(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], ev
     old_rows, existing = _check_destination(dst)
     report = SplitReport(dst=dst, manifest=dst / MANIFEST_NAME)
     with (zipfile.ZipFile(src) if src.is_file() else contextlib.nullcontext()) as zf:
-        items = _zip_items(zf, report.skipped) if zf else _folder_items(src, report.skipped)
+        items = _zip_items(zf, report.skipped) if zf is not None else _folder_items(src, report.skipped)
         classes, candidates = _candidates(items, report.skipped)
         if not classes:
             raise ValueError(f"source {src} holds no class folder with files; expected <class>/<image> entries "

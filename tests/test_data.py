@@ -272,6 +272,17 @@ def test_dataloader_with_workers_gives_the_same_items(class_tree):
     assert single[0][1].shape == (4, 1) and single[0][1].dtype == np.int64
 
 
+def test_forked_workers_share_a_filled_cache(class_tree):
+    ds = ImageFolderDataset(class_tree, eval_transforms(8), cache=True, image_size=8)
+    expected = _batches(paddle.io.DataLoader(ds, batch_size=4, shuffle=False, num_workers=0))
+    assert ds.fill_cache() == len(ds)
+    for path, _ in ds.samples:  # workers must serve every item from the inherited cache
+        Image.new("RGB", (3, 3)).save(path)
+    got = _batches(paddle.io.DataLoader(ds, batch_size=4, shuffle=False, num_workers=2))
+    for (x0, _), (x1, _) in zip(expected, got):
+        np.testing.assert_array_equal(x0, x1)
+
+
 def test_items_train_with_paddle_model(class_tree):
     paddle.seed(0)
     ds = ImageFolderDataset(class_tree, eval_transforms(4), image_size=4)

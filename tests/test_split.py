@@ -335,3 +335,12 @@ def test_bad_arguments_raise_clear_errors(source, tmp_path):
 
 def test_exported_from_package():
     assert simam_paddle.split_dataset is split_dataset
+
+
+def test_progress_bar_only_when_asked_or_large(source, tmp_path, capsys):
+    src, _, _ = source
+    split_dataset(src, tmp_path / "quiet")  # few files, not a terminal: no bar
+    assert capsys.readouterr().err == ""
+    split_dataset(src, tmp_path / "loud", progress=True)
+    err = capsys.readouterr().err
+    assert "decode" in err and "copy" in err
