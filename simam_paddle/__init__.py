@@ -10,9 +10,21 @@ _require_paddle()
 
 from . import simam as _simam  # noqa: E402
 from .simam import *  # noqa: E402,F401,F403
+from . import attention as _attention  # noqa: E402
+from .attention import *  # noqa: E402,F401,F403
+from . import blocks as _blocks  # noqa: E402
+from .blocks import *  # noqa: E402,F401,F403
+from . import towernet as _towernet  # noqa: E402
+from .towernet import *  # noqa: E402,F401,F403
+from . import zoo as _zoo  # noqa: E402
+from .zoo import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 
 __all__ = [
     *_simam.__all__,
+    *_attention.__all__,
+    *_blocks.__all__,
+    *_towernet.__all__,
+    *_zoo.__all__,
 ]

@@ -22,7 +22,7 @@ _WIDTH = 256  # channels of every map that gets attention, and of the head
 
 
 def _downsampled(size: int) -> int:
-    """Spatial size after the stem conv (3x3, stride 2, padding 1) and the six 2x2 max pools."""
+    """Spatial size after the stem conv (3x3, stride 2, padding 1) and the six 2x2 max pools (floor)."""
     size = (size - 1) // 2 + 1
     for _ in range(6):
         size //= 2
@@ -30,6 +30,7 @@ def _downsampled(size: int) -> int:
 
 
 def _min_input_size() -> int:
+    """Smallest input size for which the last 2x2 pool still gets a 2x2 map."""
     size = 1
     while _downsampled(size) < 1:
         size += 1
@@ -41,8 +42,9 @@ class TowerNet(nn.Layer):
 
     Stages: stem conv (stride 2) + pool, conv + pool, conv + pool + attention, conv + pool + attention,
     then Inception + pool + attention, Inception + pool + attention, Inception; global average pool and
-    a linear classifier. Total stride 128, so input height and width must be at least
-    ``TowerNet.min_input_size`` (127); smaller input raises ``ValueError`` before any layer runs.
+    a linear classifier. Total stride 128: input height and width must be at least
+    ``TowerNet.min_input_size`` (127) so that every 2x2 max pool gets at least a 2x2 map; smaller
+    input raises ``ValueError`` before any layer runs (Paddle would otherwise pool 1x1 maps silently).
 
     Args:
         in_channels (int, optional): Channels of the input image. Default: 3.
@@ -95,7 +97,8 @@ class TowerNet(nn.Layer):
         if too_small:
             raise ValueError(
                 f"TowerNet needs input height and width of at least {self.min_input_size} "
-                f"(its total stride is 128), got {height}x{width}."
+                f"(the stride-2 stem and six 2x2 max pools downsample by 128; smaller input leaves a pool "
+                f"with a 1-pixel map), got {height}x{width}."
             )
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
