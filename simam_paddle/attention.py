@@ -53,7 +53,7 @@ class SEModule(nn.Layer):
     Examples:
         >>> import paddle
         >>> from simam_paddle import SEModule
-        >>> SEModule(64)(paddle.randn([2, 64, 8, 8])).shape
+        >>> list(SEModule(64)(paddle.randn([2, 64, 8, 8])).shape)
         [2, 64, 8, 8]
     """
 
@@ -95,7 +95,7 @@ class CBAM(nn.Layer):
     Examples:
         >>> import paddle
         >>> from simam_paddle import CBAM
-        >>> CBAM(64)(paddle.randn([2, 64, 8, 8])).shape
+        >>> list(CBAM(64)(paddle.randn([2, 64, 8, 8])).shape)
         [2, 64, 8, 8]
     """
 
@@ -162,7 +162,7 @@ def register_attention(name: str) -> Callable[[Callable[..., nn.Layer]], Callabl
         ...         super().__init__()
         ...     def forward(self, x):
         ...         return 2 * x
-        >>> create_attention("scale2", 8)(paddle.ones([1, 8, 2, 2])).shape
+        >>> list(create_attention("scale2", 8)(paddle.ones([1, 8, 2, 2])).shape)
         [1, 8, 2, 2]
     """
     if not isinstance(name, str) or not name or name != name.lower():
@@ -220,7 +220,7 @@ def create_attention(name: Optional[str], channels: Optional[int], **kwargs) -> 
     Examples:
         >>> import paddle
         >>> from simam_paddle import create_attention
-        >>> create_attention("se", 32, reduction=8)(paddle.randn([1, 32, 4, 4])).shape
+        >>> list(create_attention("se", 32, reduction=8)(paddle.randn([1, 32, 4, 4])).shape)
         [1, 32, 4, 4]
     """
     key = "none" if name is None else name

@@ -27,7 +27,7 @@ class BasicConv2d(nn.Sequential):
     Examples:
         >>> import paddle
         >>> from simam_paddle import BasicConv2d
-        >>> BasicConv2d(3, 16, 3, stride=2, padding=1)(paddle.randn([1, 3, 32, 32])).shape
+        >>> list(BasicConv2d(3, 16, 3, stride=2, padding=1)(paddle.randn([1, 3, 32, 32])).shape)
         [1, 16, 16, 16]
     """
 
@@ -54,7 +54,7 @@ class Inception(nn.Layer):
     Examples:
         >>> import paddle
         >>> from simam_paddle import Inception
-        >>> Inception(256, 64, (64, 128), (16, 32), 32)(paddle.randn([1, 256, 8, 8])).shape
+        >>> list(Inception(256, 64, (64, 128), (16, 32), 32)(paddle.randn([1, 256, 8, 8])).shape)
         [1, 256, 8, 8]
     """
 

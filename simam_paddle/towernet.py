@@ -57,7 +57,7 @@ class TowerNet(nn.Layer):
     Examples:
         >>> import paddle
         >>> from simam_paddle import TowerNet
-        >>> TowerNet(num_classes=16)(paddle.randn([2, 3, 128, 128])).shape
+        >>> list(TowerNet(num_classes=16)(paddle.randn([2, 3, 128, 128])).shape)
         [2, 16]
     """
 

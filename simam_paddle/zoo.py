@@ -77,13 +77,15 @@ def insert_attention(model: nn.Layer, attention: str, **attention_kwargs) -> int
         >>> net = paddle.vision.models.resnet18(num_classes=10)
         >>> insert_attention(net, "simam")
         8
-        >>> net(paddle.randn([1, 3, 64, 64])).shape
+        >>> list(net(paddle.randn([1, 3, 64, 64])).shape)
         [1, 10]
     """
     blocks = [layer for layer in model.sublayers(include_self=True) if type(layer) in _PLACEMENT]
     if not blocks:
         known = sorted(t.__name__ for t in _PLACEMENT)
-        raise ValueError(f"{type(model).__name__} has no block with a known attention placement; known blocks = {known}.")
+        raise ValueError(
+            f"{type(model).__name__} has no block with a known attention placement; known blocks = {known}."
+        )
     is_simam = isinstance(attention, str) and attention.lower() == "simam"
     for block in blocks:
         if "attention" in block._sub_layers:
@@ -138,7 +140,7 @@ def build_model(name: str, num_classes: int, attention: Optional[str] = None,
         >>> import paddle
         >>> from simam_paddle import build_model
         >>> net = build_model("resnet50", 16, attention="simam")
-        >>> net(paddle.randn([1, 3, 64, 64])).shape
+        >>> list(net(paddle.randn([1, 3, 64, 64])).shape)
         [1, 16]
     """
     if not isinstance(name, str) or name.lower() not in _MODELS:
