@@ -1,7 +1,7 @@
 """Training throughput (images/s) of TowerNet with each attention and of the baselines.
 
 One training step = forward, cross-entropy, backward, Momentum update (the recipe of
-``simam_paddle.train``), on random images of one size, after warm-up steps. On CPU all cores
+``simam_paddle.training``), on random images of one size, after warm-up steps. On CPU all cores
 are used (``select_device``). Prints a markdown table.
 
     python benchmarks/bench_train.py --image-size 128 --batch-size 16 --steps 5
@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
-from simam_paddle.train import make_optimizer, seed_everything, select_device  # noqa: E402
+from simam_paddle.training import make_optimizer, seed_everything, select_device  # noqa: E402
 from simam_paddle.zoo import build_model  # noqa: E402
 
 DEFAULT_MODELS = ["towernet:none", "towernet:se", "towernet:simam", "mobilenet_v2", "resnet50", "vgg19"]

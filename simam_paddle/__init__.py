@@ -26,8 +26,8 @@ from . import zoo as _zoo  # noqa: E402
 from .zoo import *  # noqa: E402,F401,F403
 from . import callbacks as _callbacks  # noqa: E402
 from .callbacks import *  # noqa: E402,F401,F403
-from . import train as _train  # noqa: E402
-from .train import *  # noqa: E402,F401,F403
+from . import training as _training  # noqa: E402
+from .training import *  # noqa: E402,F401,F403
 from . import evaluation as _evaluation  # noqa: E402
 from .evaluation import *  # noqa: E402,F401,F403
 from . import plots as _plots  # noqa: E402
@@ -49,7 +49,7 @@ __all__ = [
     *_towernet.__all__,
     *_zoo.__all__,
     *_callbacks.__all__,
-    *_train.__all__,
+    *_training.__all__,
     *_evaluation.__all__,
     *_plots.__all__,
     *_runs.__all__,

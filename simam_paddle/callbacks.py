@@ -385,7 +385,7 @@ def read_history(path: str) -> List[Dict[str, Optional[float]]]:
 class EpochLR(Callback):
     """Put the learning-rate schedule at the start of each epoch and report it.
 
-    If the optimizer's scheduler has ``set_epoch`` (as :class:`simam_paddle.train.CosineDecayToZero`
+    If the optimizer's scheduler has ``set_epoch`` (as :class:`simam_paddle.training.CosineDecayToZero`
     has), it is called with the absolute epoch at every epoch start. The schedule is then right
     whether hapi steps it per batch (its default), per epoch, or not at all, and after a resume.
 
@@ -441,6 +441,10 @@ class _VisualDL(paddle.callbacks.VisualDL):
         super().__init__(log_dir)
         self.initial_epoch = initial_epoch
 
+    def _is_write(self) -> bool:
+        # Paddle's checks the local rank, which is 0 once per machine; files are written once per job.
+        return is_main_process()
+
     def on_train_begin(self, logs=None) -> None:
         super().on_train_begin(logs)
         self.train_step = self.initial_epoch * (self.params.get("steps") or 0)
@@ -448,7 +452,7 @@ class _VisualDL(paddle.callbacks.VisualDL):
     def on_epoch_begin(self, epoch=None, logs=None) -> None:
         super().on_epoch_begin(epoch, logs)
         self.epoch = self.initial_epoch + epoch
-        if self._is_write() and is_main_process():
+        if self._is_write():
             if not hasattr(self, "writer"):
                 import visualdl
 

@@ -149,7 +149,7 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         >>> config["num_classes"]
         10
     """
-    from .train import default_weight_decay, seed_everything, train
+    from .training import default_weight_decay, seed_everything, train
 
     unknown = sorted(set(settings) - set(TRAIN_DEFAULTS))
     if unknown:
@@ -170,7 +170,8 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
     else:
         if data is None:
             raise ValueError("--data is required (a split folder holding train/ and eval/)")
-        if os.path.exists(os.path.join(output, "config.json")):
+        # Only rank 0 checks: the others could already see the config.json rank 0 writes below.
+        if is_main_process() and os.path.exists(os.path.join(output, "config.json")):
             raise FileExistsError(f"{output!r} already holds a run; add --resume to continue it or choose another --output")
         config = {**TRAIN_DEFAULTS, **given, "data": os.path.abspath(data)}
         if config["weight_decay"] is None:
@@ -279,7 +280,7 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
     """
     from .data import check_num_classes
     from .evaluation import confusion_matrix, per_class_accuracy, plot_confusion_matrix, save_confusion_matrix_csv
-    from .train import evaluate
+    from .training import evaluate
 
     network, config = load_run(run_dir)
     root = None

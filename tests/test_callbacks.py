@@ -18,7 +18,7 @@ from simam_paddle.callbacks import (
     read_history,
     restore_optimizer_state,
 )
-from simam_paddle.train import make_optimizer
+from simam_paddle.training import make_optimizer
 
 
 def prepared_model(lr=0.1):

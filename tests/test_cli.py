@@ -155,11 +155,15 @@ def test_evaluate_errors(trained, tmp_path, capsys):
     assert "num_classes=3" in error_line(capsys)
 
 
-def test_export_plot_and_demo_errors(tmp_path, capsys):
+def test_export_and_plot_errors(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nope"), "--output", str(tmp_path / "e")]) == 2
     assert "does not exist" in error_line(capsys)
     assert main(["plot", str(tmp_path / "nope")]) == 2
     assert "history" in error_line(capsys)
+
+
+def test_demo_error(tmp_path, capsys):
+    pytest.importorskip("simam_paddle.digits")
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     assert main(["demo", "--quick", "--output", str(blocker)]) == 2
@@ -169,6 +173,7 @@ def test_export_plot_and_demo_errors(tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_end_to_end_with_tiny_settings(tmp_path, monkeypatch, capsys):
     pytest.importorskip("sklearn")
+    pytest.importorskip("simam_paddle.digits")
     from simam_paddle import demo
 
     monkeypatch.setitem(demo.DEMO_SETTINGS, "quick", dict(epochs=1, image_size=128, batch_size=8, lr=0.01,

@@ -6,7 +6,7 @@ import paddle
 import pytest
 
 from simam_paddle.callbacks import read_history
-from simam_paddle.train import (
+from simam_paddle.training import (
     CosineDecayToZero,
     default_weight_decay,
     evaluate,
@@ -199,3 +199,15 @@ def test_select_device():
             select_device("gpu")
     with pytest.raises(ValueError, match="unknown device"):
         select_device("tpu")
+
+
+def test_only_rank_zero_writes(tmp_path, monkeypatch):
+    # Under paddle.distributed.launch every process runs train(); only rank 0 may write files.
+    from simam_paddle import callbacks as cb_mod
+    from simam_paddle import training as train_mod
+
+    for module in (cb_mod, train_mod):
+        monkeypatch.setattr(module, "is_main_process", lambda: False)
+    out, model = run(tmp_path, "rank1", epochs=2, visualdl=True)
+    assert not os.path.exists(out)
+    assert model.network is not None

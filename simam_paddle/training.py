@@ -319,7 +319,9 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
             _trim_history(history_path, initial_epoch)
         if verbose:
             print(f"resuming {output_dir} after epoch {initial_epoch} of {epochs}")
-    elif os.path.exists(os.path.join(output_dir, "last.json")) or os.path.exists(history_path):
+    elif is_main_process() and (os.path.exists(os.path.join(output_dir, "last.json"))
+                                or os.path.exists(history_path)):
+        # Only rank 0 checks: the others could already see the files rank 0 is writing.
         raise FileExistsError(
             f"{output_dir} already holds a run (history.csv/last.json); resume it or choose another output folder")
     if is_main_process():
