@@ -18,7 +18,7 @@ __all__ = ["DEMO_SETTINGS", "run_demo"]
 
 DEMO_SETTINGS: Dict[str, Dict[str, Any]] = {
     "default": dict(epochs=4, image_size=128, batch_size=32, lr=0.01, train_per_class=50, eval_per_class=None),
-    "quick": dict(epochs=3, image_size=128, batch_size=32, lr=0.01, train_per_class=30, eval_per_class=20),
+    "quick": dict(epochs=3, image_size=128, batch_size=32, lr=0.01, train_per_class=20, eval_per_class=10),
 }
 ATTENTIONS = ("simam", "none")
 

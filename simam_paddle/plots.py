@@ -58,7 +58,10 @@ def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
                 ax.plot(epochs, evals, "--", color=color, marker=".", label=f"{label} eval")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -347,8 +348,11 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
         if verbose:
             print(f"{output_dir} already finished {initial_epoch} of {epochs} epochs; nothing to do")
         return model
-    model.fit(train_loader, eval_loader, epochs=remaining, callbacks=[*own, *callbacks],
-              verbose=verbose, log_freq=len(train_loader) if verbose == 2 else max(1, len(train_loader) // 10))
+    with warnings.catch_warnings():
+        # hapi's train_batch re-wraps tensors with to_tensor, which warns once per run; not ours to fix.
+        warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
+        model.fit(train_loader, eval_loader, epochs=remaining, callbacks=[*own, *callbacks], verbose=verbose,
+                  log_freq=len(train_loader) if verbose == 2 else max(1, len(train_loader) // 10))
     return model
 
 
