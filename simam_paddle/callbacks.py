@@ -291,7 +291,9 @@ class HistoryLogger(_AfterEvalCallback):
     averaged over the epoch's samples, accuracy accumulated over the epoch), ``eval_loss`` and
     ``eval_acc`` (empty without evaluation data), ``lr`` (the learning rate of the epoch's first
     step) and ``time`` (seconds for the epoch, training plus evaluation). Each row is flushed and
-    fsynced as it is written, so an interrupted run keeps every finished epoch.
+    fsynced as it is written, so an interrupted run keeps every finished epoch. Under data
+    parallelism ``eval_acc`` covers all samples (hapi gathers them), while the losses and ``acc``
+    are those of rank 0's share.
 
     Args:
         path (str): the CSV file; created with a header if missing, appended to otherwise.

@@ -86,9 +86,11 @@ def _add_train(subparsers) -> None:
         "--lr to 0 over all epochs, cross-entropy) on SPLIT/train, evaluating on SPLIT/eval after every epoch. "
         "RUN gets config.json, history.csv, best_model.pdparams (best eval accuracy), last.* (to resume) and "
         "visualdl/. Runs on the GPU if Paddle has one, else on every CPU core. For several GPUs, start the same "
-        "command under `python -m paddle.distributed.launch --gpus 0,1 -m simam_paddle train ...`.",
+        "command under `python -m paddle.distributed.launch --gpus 0,1 simam-paddle train ...` (the console "
+        "script of `pip install -e .`).",
     )
-    parser.add_argument("--data", metavar="SPLIT", help="split folder holding train/ and eval/ (not needed with --resume)")
+    parser.add_argument("--data", metavar="SPLIT",
+                        help="split folder holding train/ and eval/ (not needed with --resume)")
     parser.add_argument("--output", metavar="RUN", required=True, help="run folder to create (or resume)")
     parser.add_argument("--model", help="one of the zoo's models, e.g. towernet, resnet50 (default: towernet)")
     parser.add_argument("--attention", help="attention to put in the model: simam, se, cbam or none "
@@ -103,7 +105,8 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--num-workers", type=int, help="DataLoader worker processes (default: 0)")
     parser.add_argument("--cache", action="store_const", const=True, help="keep decoded, resized images in memory")
     parser.add_argument("--device", choices=["auto", "cpu", "gpu"], help="default: auto (GPU if available)")
-    parser.add_argument("--train-per-class", type=int, metavar="N", help="use only the first N training images per class")
+    parser.add_argument("--train-per-class", type=int, metavar="N",
+                        help="use only the first N training images per class")
     parser.add_argument("--eval-per-class", type=int, metavar="N", help="use only the first N eval images per class")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output where it stopped")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
@@ -120,7 +123,8 @@ def _run_train(args) -> int:
     scored = [r for r in rows if r["eval_acc"] is not None]
     if scored:
         best = max(scored, key=lambda r: r["eval_acc"])
-        print(f"{config['model']} (attention {config['attention']}): best eval_acc {best['eval_acc']:.4f} "
+        attention = config["attention"] or "as published"
+        print(f"{config['model']} (attention {attention}): best eval_acc {best['eval_acc']:.4f} "
               f"at epoch {best['epoch']} of {len(rows)}; run folder {args.output}")
     return 0
 

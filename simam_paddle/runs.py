@@ -172,7 +172,8 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
             raise ValueError("--data is required (a split folder holding train/ and eval/)")
         # Only rank 0 checks: the others could already see the config.json rank 0 writes below.
         if is_main_process() and os.path.exists(os.path.join(output, "config.json")):
-            raise FileExistsError(f"{output!r} already holds a run; add --resume to continue it or choose another --output")
+            raise FileExistsError(
+                f"{output!r} already holds a run; add --resume to continue it or choose another --output")
         config = {**TRAIN_DEFAULTS, **given, "data": os.path.abspath(data)}
         if config["weight_decay"] is None:
             config["weight_decay"] = default_weight_decay(config["model"])

@@ -212,8 +212,9 @@ def make_loader(dataset, batch_size: int, shuffle: bool = False, num_workers: in
                                 return_list=True)
 
 
-class _SamplerEpoch(paddle.callbacks.Callback):
-    """Fix the shuffling of each epoch from (seed, absolute epoch): reproducible, resumable."""
+class _EpochSeed(paddle.callbacks.Callback):
+    """Seed every epoch from (seed, absolute epoch): shuffling and augmentation are reproducible,
+    the same on every process, and the same after a resume as without one."""
 
     def __init__(self, batch_sampler, seed: int, initial_epoch: int):
         super().__init__()
@@ -222,7 +223,9 @@ class _SamplerEpoch(paddle.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None) -> None:
         # DistributedBatchSampler shuffles with RandomState(epoch); mixing in the seed keeps
         # different seeds from sharing one sequence of orders.
-        self.batch_sampler.set_epoch((self.seed * 1_000_003 + self.initial_epoch + epoch) % 2**32)
+        epoch_seed = (self.seed * 1_000_003 + self.initial_epoch + epoch) % 2**32
+        self.batch_sampler.set_epoch(epoch_seed)
+        seed_everything(epoch_seed)
 
 
 def load_checkpoint_state(run_dir: str) -> Dict[str, Any]:
@@ -329,7 +332,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
         os.makedirs(output_dir, exist_ok=True)
 
     own = [
-        _SamplerEpoch(train_loader.batch_sampler, seed, initial_epoch),
+        _EpochSeed(train_loader.batch_sampler, seed, initial_epoch),
         EpochLR(verbose=1 if verbose == 2 else 0),
         best,
         HistoryLogger(history_path),
