@@ -10,9 +10,15 @@ _require_paddle()
 
 from . import simam as _simam  # noqa: E402
 from .simam import *  # noqa: E402,F401,F403
+from . import digits as _digits  # noqa: E402
+from .digits import *  # noqa: E402,F401,F403
+from . import plots as _plots  # noqa: E402
+from .plots import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 
 __all__ = [
     *_simam.__all__,
+    *_digits.__all__,
+    *_plots.__all__,
 ]
