@@ -61,6 +61,8 @@ def _add_make_data(subparsers) -> None:
                          help="eval images per eval source digit (default: 1, 364 images)")
     clutter.add_argument("--noise", type=int, help="largest additive noise value, 0..255 (default: 32)")
     clutter.add_argument("--eval-every", type=int, help="every N-th digit of a class is eval (default: 5)")
+    clutter.add_argument("--max-per-class", type=int,
+                         help="use only the first N source digits of each class, for quick runs (default: all)")
     parser.add_argument("--grid", metavar="PNG", help="also save a grid of sample images there")
     parser.set_defaults(func=_run_make_data)
 
@@ -72,7 +74,7 @@ def _run_make_data(args) -> int:
         "digit_size": args.digit_size, "fragments": args.fragments, "fragment_size": args.fragment_size,
         "seed": args.seed, "samples_per_digit": args.samples_per_digit,
         "eval_samples_per_digit": args.eval_samples_per_digit, "noise": args.noise,
-        "eval_every": args.eval_every, "image_size": args.image_size,
+        "eval_every": args.eval_every, "max_per_class": args.max_per_class, "image_size": args.image_size,
     }
     options = {name: value for name, value in options.items() if value is not None}
     if args.kind == "digits":

@@ -137,6 +137,7 @@ def make_cluttered_digits_dataset(
     eval_samples_per_digit: int = 1,
     noise: int = 32,
     eval_every: int = 5,
+    max_per_class: Optional[int] = None,
 ) -> DigitsSummary:
     """Write a Cluttered-Digits benchmark: one digit per canvas among fragments of other digits.
 
@@ -176,6 +177,8 @@ def make_cluttered_digits_dataset(
         noise (int, optional): largest value of the additive uniform noise, 0..255. Default: 32.
         eval_every (int, optional): every ``eval_every``-th digit of a class is an eval source.
             Default: 5.
+        max_per_class (int, optional): use only the first ``max_per_class`` source digits of each
+            class (before the split), for quick runs and tests. Default: None, all 1797.
 
     Returns:
         DigitsSummary: the root, whether it was written now, and counts per split and class.
@@ -201,6 +204,8 @@ def make_cluttered_digits_dataset(
     _check_int("eval_samples_per_digit", eval_samples_per_digit, minimum=1)
     _check_int("noise", noise, minimum=0)
     _check_int("eval_every", eval_every, minimum=2)
+    if max_per_class is not None:
+        _check_int("max_per_class", max_per_class, minimum=2)
     if noise > 255:
         raise ValueError(f"noise={noise} is on the 0..255 pixel scale; use at most 255")
     if len(digit_size) != 2:
@@ -217,7 +222,7 @@ def make_cluttered_digits_dataset(
         )
 
     images, labels = _load_digits_uint8()
-    sides = _split_sources(labels, eval_every)
+    sides = _split_sources(labels, eval_every, max_per_class)
     plan = [
         (split, int(index), sample)
         for split, reps in (("train", samples_per_digit), ("eval", eval_samples_per_digit))
@@ -294,13 +299,17 @@ def _load_digits_uint8() -> Tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _split_sources(labels: np.ndarray, eval_every: int) -> Dict[str, np.ndarray]:
+def _split_sources(
+    labels: np.ndarray, eval_every: int, max_per_class: Optional[int] = None
+) -> Dict[str, np.ndarray]:
     """Sorted source indices per split: per class in source order, position i % eval_every == 0 is eval."""
     is_eval = np.zeros(len(labels), dtype=bool)
+    is_train = np.zeros(len(labels), dtype=bool)
     for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
+        members = np.flatnonzero(labels == c)[:max_per_class]
+        is_train[members] = True
         is_eval[members[::eval_every]] = True
-    return {"train": np.flatnonzero(~is_eval), "eval": np.flatnonzero(is_eval)}
+    return {"train": np.flatnonzero(is_train & ~is_eval), "eval": np.flatnonzero(is_eval)}
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
