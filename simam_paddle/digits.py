@@ -31,9 +31,9 @@ from PIL import Image
 __all__ = ["make_digits_dataset", "make_cluttered_digits_dataset", "DigitsSummary"]
 
 _RESAMPLE = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.NEAREST,
+    "bilinear": Image.BILINEAR,
+    "bicubic": Image.BICUBIC,
 }
 # Fixed encoder options: the same pixels always give the same bytes (Pillow writes no timestamp).
 _PNG_OPTIONS = {"format": "PNG", "compress_level": 6, "optimize": False}
@@ -118,7 +118,7 @@ def make_digits_dataset(
 
     def files() -> Iterable[Tuple[str, bytes]]:
         for name, image in zip(names, images):
-            pil = Image.fromarray(image, mode="L").resize((image_size, image_size), _RESAMPLE[resample])
+            pil = Image.fromarray(image).resize((image_size, image_size), _RESAMPLE[resample])
             yield name, _png_bytes(pil)
 
     created = _write_tree(Path(dst), names, files)
@@ -264,7 +264,7 @@ def make_cluttered_digits_dataset(
         for name, (split, index, sample) in zip(names, plan):
             canvas, row = render(split, index, sample)
             rows.append({"file": name, **row})
-            yield name, _png_bytes(Image.fromarray(canvas, mode="L"))
+            yield name, _png_bytes(Image.fromarray(canvas))
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=_MANIFEST_FIELDS, lineterminator="\n")
         writer.writeheader()
@@ -291,7 +291,7 @@ def _load_digits_uint8() -> Tuple[np.ndarray, np.ndarray]:
         ) from err
     digits = load_digits()
     values = np.rint(digits.images).astype(np.int64)
-    # Integer rounding, half up: the float product would depend on nothing but is easy to misround.
+    # v * 255 / 16 rounded half up in integers (only v = 8 lands on a half), the same on any machine.
     images = ((values * 255 + 8) // 16).astype(np.uint8)
     labels = digits.target.astype(np.int64)
     images.setflags(write=False)
@@ -314,7 +314,7 @@ def _split_sources(
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
     # Pillow resamples 8-bit images in fixed point, so the result is the same on every machine.
-    pil = Image.fromarray(image, mode="L").resize((size, size), Image.Resampling.BICUBIC)
+    pil = Image.fromarray(image).resize((size, size), Image.BICUBIC)
     return np.asarray(pil)
 
 

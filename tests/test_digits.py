@@ -221,7 +221,7 @@ def test_clean_canvas_is_exactly_the_resized_digit(tmp_path, source):
     rows = read_manifest(dst)
     for r in rows:
         x, y, size = int(r["x"]), int(r["y"]), int(r["size"])
-        digit = Image.fromarray(to_uint8(images[int(r["source_index"])]), mode="L")
+        digit = Image.fromarray(to_uint8(images[int(r["source_index"])]))
         expected = np.zeros((40, 40), dtype=np.uint8)
         expected[y:y + size, x:x + size] = np.asarray(digit.resize((size, size), Image.BICUBIC))
         with Image.open(dst / r["file"]) as image:
@@ -234,7 +234,7 @@ def test_cluttered_digit_is_visible_among_fragments(cluttered, source):
     correlations = []
     for r in read_manifest(dst)[::13]:
         x, y, size = int(r["x"]), int(r["y"]), int(r["size"])
-        digit = Image.fromarray(to_uint8(images[int(r["source_index"])]), mode="L")
+        digit = Image.fromarray(to_uint8(images[int(r["source_index"])]))
         digit = np.asarray(digit.resize((size, size), Image.BICUBIC), dtype=np.float64)
         with Image.open(dst / r["file"]) as image:
             region = np.asarray(image, dtype=np.float64)[y:y + size, x:x + size]

@@ -13,7 +13,7 @@ def make_tree(root, counts, mode="L", size=(10, 8)):
         for i in range(n):
             value = 20 * c + i
             array = np.full((size[1], size[0]) + ((3,) if mode == "RGB" else ()), value, dtype=np.uint8)
-            Image.fromarray(array, mode=mode).save(root / name / f"img_{i}.png")
+            Image.fromarray(array).save(root / name / f"img_{i}.png")
             arrays[(name, i)] = array
     (root / next(iter(counts)) / "notes.txt").write_text("not an image")
     return arrays
