@@ -24,6 +24,10 @@ from . import towernet as _towernet  # noqa: E402
 from .towernet import *  # noqa: E402,F401,F403
 from . import zoo as _zoo  # noqa: E402
 from .zoo import *  # noqa: E402,F401,F403
+from . import digits as _digits  # noqa: E402
+from .digits import *  # noqa: E402,F401,F403
+from . import plots as _plots  # noqa: E402
+from .plots import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 
@@ -36,4 +40,6 @@ __all__ = [
     *_blocks.__all__,
     *_towernet.__all__,
     *_zoo.__all__,
+    *_digits.__all__,
+    *_plots.__all__,
 ]
