@@ -24,6 +24,8 @@ from . import towernet as _towernet  # noqa: E402
 from .towernet import *  # noqa: E402,F401,F403
 from . import zoo as _zoo  # noqa: E402
 from .zoo import *  # noqa: E402,F401,F403
+from . import digits as _digits  # noqa: E402
+from .digits import *  # noqa: E402,F401,F403
 from . import callbacks as _callbacks  # noqa: E402
 from .callbacks import *  # noqa: E402,F401,F403
 from . import training as _training  # noqa: E402
@@ -48,6 +50,7 @@ __all__ = [
     *_blocks.__all__,
     *_towernet.__all__,
     *_zoo.__all__,
+    *_digits.__all__,
     *_callbacks.__all__,
     *_training.__all__,
     *_evaluation.__all__,

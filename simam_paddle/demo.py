@@ -91,22 +91,19 @@ def run_demo(output: str = "runs/demo", quick: bool = False, verbose: int = 1) -
 
 
 def _write_figures(output: str, settings: Dict[str, Any]) -> list:
-    import matplotlib.pyplot as plt
-
     from .plots import attention_maps, plot_attention_maps, plot_curves
     from .runs import _datasets, load_run
 
     runs = [os.path.join(output, f"towernet_{a}") for a in ATTENTIONS]
     curves = os.path.join(output, "curves.png")
-    plot_curves(runs, labels=[f"TowerNet + {a}" for a in ATTENTIONS], path=curves,
+    plot_curves(runs, labels=[f"TowerNet + {a}" for a in ATTENTIONS], output=curves,
                 title=f"digits, {settings['image_size']} px, {settings['epochs']} epochs")
     network, config = load_run(runs[0])
     _, eval_data = _datasets(config, train=False)
     image, label = eval_data[0]
     attention = os.path.join(output, "attention.png")
-    plot_attention_maps(image, attention_maps(network, image), path=attention,
+    plot_attention_maps(image, attention_maps(network, image), output=attention,
                         title=f"SimAM weights (channel mean), class {config['classes'][int(label.reshape(-1)[0])]}")
-    plt.close("all")
     return [curves, attention]
 
 

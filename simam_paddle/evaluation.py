@@ -86,14 +86,16 @@ def save_confusion_matrix_csv(cm: np.ndarray, path: str, classes: Optional[Seque
             writer.writerow([name, *(int(v) for v in row)])
 
 
-def plot_confusion_matrix(cm: np.ndarray, classes: Optional[Sequence[str]] = None, path: Optional[str] = None,
+def plot_confusion_matrix(cm: np.ndarray, classes: Optional[Sequence[str]] = None, output: Optional[str] = None,
                           normalize: bool = True, title: str = "Confusion matrix"):
     """Draw the matrix as a heat map (rows true, columns predicted), optionally saving a PNG.
+
+    The figure is made without pyplot (nothing registered globally), like those of ``plots``.
 
     Args:
         cm (numpy.ndarray): counts from :func:`confusion_matrix`.
         classes (list[str], optional): class names; None numbers them. Default: None.
-        path (str, optional): where to save the figure. Default: None.
+        output (str, optional): where to save the PNG. Default: None.
         normalize (bool, optional): colour by the fraction of each true class; counts are
             written in the cells either way. Default: True.
         title (str, optional): figure title. Default: "Confusion matrix".
@@ -102,11 +104,11 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Optional[Sequence[str]] = Non
         matplotlib.figure.Figure: the figure.
 
     Examples:
-        >>> fig = plot_confusion_matrix(np.eye(3, dtype=int), path="/tmp/cm.png")
+        >>> fig = plot_confusion_matrix(np.eye(3, dtype=int))
         >>> len(fig.axes)
         2
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     cm = np.asarray(cm)
     n = len(cm)
@@ -114,7 +116,8 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Optional[Sequence[str]] = Non
     totals = cm.sum(axis=1, keepdims=True)
     shown = np.divide(cm, np.maximum(totals, 1)) if normalize else cm
     size = max(4.0, 0.45 * n + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true", title=title)
@@ -127,7 +130,7 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Optional[Sequence[str]] = Non
                 ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if shown[i, j] > threshold else "black")
     fig.tight_layout()
-    if path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        fig.savefig(path, dpi=120)
+    if output:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        fig.savefig(output, format="png", dpi=120)
     return fig

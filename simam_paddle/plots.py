@@ -1,12 +1,17 @@
-"""Pictures: training curves of several runs, and what SimAM attends to.
+"""Figures for data sets and experiments, built on matplotlib.
 
-``plot_curves`` reads the ``history.csv`` of each run folder and draws training (solid) and
-evaluation (dashed) loss and accuracy per epoch on shared axes, one colour per run.
-``attention_maps`` records, with forward hooks, the SimAM weights ``sigmoid(E_inv)`` of every
-SimAM layer for one image, averaged over channels; ``plot_attention_maps`` overlays them on the
-image. matplotlib is imported inside the functions, so importing this module stays cheap.
+Figures are ``matplotlib.figure.Figure`` objects made without pyplot, so nothing is registered
+globally and no display is needed: in Jupyter leave the figure as the cell's last expression (or
+call ``display(fig)``); elsewhere pass ``output`` to save it.
+
+- ``plot_sample_grid``: sample images of a class-folder tree.
+- ``plot_curves``: the ``history.csv`` of several runs, training (solid) and evaluation (dashed)
+  loss and accuracy per epoch on shared axes, one colour per run.
+- ``attention_maps`` / ``plot_attention_maps``: with forward hooks, the SimAM weights
+  ``sigmoid(E_inv)`` of every SimAM layer for one image, averaged over channels, overlaid on it.
 """
 import os
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -15,28 +20,115 @@ import paddle
 from .callbacks import read_history
 from .simam import SimAM, simam_weights
 
-__all__ = ["plot_curves", "attention_maps", "plot_attention_maps"]
+__all__ = ["plot_sample_grid", "plot_curves", "attention_maps", "plot_attention_maps"]
+
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
-def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None, path: Optional[str] = None,
-                title: Optional[str] = None):
+def plot_sample_grid(
+    root: Union[str, os.PathLike],
+    per_class: int = 6,
+    output: Optional[Union[str, os.PathLike]] = None,
+    classes: Optional[Sequence[str]] = None,
+    max_classes: int = 10,
+    seed: Optional[int] = None,
+    cell_size: float = 1.4,
+):
+    """A grid of sample images from a folder of class folders: one row per class.
+
+    Works for any ``root/<class>/<image>`` tree (digits, cluttered digits, Caltech101). Given the
+    output folder of a split (holding ``train/`` and ``eval/``), it shows ``train/``. Each image is
+    titled with its class; grayscale images are drawn on a fixed 0..255 gray scale.
+
+    Args:
+        root (str|PathLike): folder of class folders, or a split holding ``train/``.
+        per_class (int, optional): images per class (columns). Default: 6.
+        output (str|PathLike, optional): if given, the figure is also saved there as a PNG.
+            Default: None.
+        classes (Sequence[str], optional): class folders to show, in this order. Default: None,
+            the first ``max_classes`` in sorted order.
+        max_classes (int, optional): rows when ``classes`` is None. Default: 10.
+        seed (int, optional): if given, pick images at random with this seed instead of the first
+            ones in sorted order. Default: None.
+        cell_size (float, optional): inches per image. Default: 1.4.
+
+    Returns:
+        matplotlib.figure.Figure: ``len(classes) * per_class`` axes; cells of classes with fewer
+        images are left blank.
+
+    Examples:
+        >>> fig = plot_sample_grid("/tmp/digits", per_class=4)  # doctest: +SKIP
+        >>> len(fig.axes)  # doctest: +SKIP
+        40
+    """
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"per_class must be an integer >= 1, got {per_class!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder; give a folder of class folders")
+    subfolders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if "train" in subfolders and set(subfolders) <= {"train", "eval"}:
+        root = root / "train"
+        subfolders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if classes is None:
+        if not subfolders:
+            raise FileNotFoundError(f"{root} holds no class folders; expected {root}/<class>/<image>")
+        classes = subfolders[:max_classes]
+    else:
+        unknown = [c for c in classes if c not in subfolders]
+        if unknown:
+            raise ValueError(f"classes {unknown} are not folders of {root}; it has {subfolders}")
+
+    rng = np.random.default_rng(seed) if seed is not None else None
+    fig = Figure(figsize=(per_class * cell_size, len(classes) * (cell_size + 0.25)))
+    # Fixed spacing instead of tight_layout: titles are one short line, and tight_layout costs
+    # seconds on a grid of a hundred axes.
+    axes = fig.subplots(len(classes), per_class, squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.3})
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.3 / fig.get_figheight())
+    for row, name in zip(axes, classes):
+        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+        if rng is not None and len(files) > per_class:
+            files = [files[i] for i in sorted(rng.choice(len(files), per_class, replace=False))]
+        for ax, path in zip(row, files[:per_class]):
+            with Image.open(path) as image:
+                if image.mode == "L":
+                    ax.imshow(np.asarray(image), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                else:
+                    ax.imshow(np.asarray(image.convert("RGB")), interpolation="nearest")
+            ax.set_title(name, fontsize=9)
+        for ax in row:
+            ax.axis("off")
+    if output is not None:
+        output = Path(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(output, format="png", dpi=100)
+    return fig
+
+
+def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
+                output: Optional[Union[str, os.PathLike]] = None, title: Optional[str] = None):
     """Loss and accuracy per epoch of several runs, training solid and evaluation dashed.
 
     Args:
         run_dirs (list[str]): run folders (or ``history.csv`` files) written by ``train``.
         labels (list[str], optional): legend names; None uses the folder names. Default: None.
-        path (str, optional): where to save the PNG. Default: None.
+        output (str|PathLike, optional): where to save the PNG. Default: None.
         title (str, optional): figure title. Default: None.
 
     Returns:
         matplotlib.figure.Figure: two axes, loss and accuracy.
 
     Examples:
-        >>> fig = plot_curves(["runs/simam", "runs/none"], path="curves.png")
-        >>> [ax.get_ylabel() for ax in fig.axes]
+        >>> fig = plot_curves(["runs/simam", "runs/none"], output="curves.png")  # doctest: +SKIP
+        >>> [ax.get_ylabel() for ax in fig.axes]  # doctest: +SKIP
         ['loss', 'accuracy']
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
     if not run_dirs:
@@ -45,8 +137,9 @@ def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
         labels = [os.path.basename(os.path.normpath(d)) or d for d in run_dirs]
     if len(labels) != len(run_dirs):
         raise ValueError(f"{len(labels)} labels for {len(run_dirs)} runs")
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = Figure(figsize=(11, 4.2))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (run, label) in enumerate(zip(run_dirs, labels)):
         rows = read_history(run)
         epochs = [r["epoch"] for r in rows]
@@ -58,8 +151,6 @@ def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
                 ax.plot(epochs, evals, "--", color=color, marker=".", label=f"{label} eval")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    from matplotlib.ticker import MaxNLocator
-
     for ax in (ax_loss, ax_acc):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -67,10 +158,15 @@ def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    if path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        fig.savefig(path, dpi=120)
+    _save(fig, output)
     return fig
+
+
+def _save(fig, output: Optional[Union[str, os.PathLike]]) -> None:
+    if output is not None:
+        output = Path(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(output, format="png", dpi=120)
 
 
 def _column(rows: List[dict], key: str) -> np.ndarray:
@@ -92,8 +188,8 @@ def attention_maps(model: Union[paddle.nn.Layer, paddle.Model], image) -> Dict[s
         that layer's resolution, in forward order.
 
     Examples:
-        >>> maps = attention_maps(build_model("towernet", 10, attention="simam"), np.zeros([3, 128, 128], "float32"))
-        >>> next(iter(maps.values())).shape
+        >>> net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3, stride=2), SimAM())
+        >>> attention_maps(net, np.zeros([3, 17, 17], "float32"))["1"].shape
         (8, 8)
     """
     network = model.network if isinstance(model, paddle.Model) else model
@@ -146,15 +242,15 @@ def _upsample(values: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(values.astype("float32"), mode="F").resize((width, height), Image.BILINEAR))
 
 
-def plot_attention_maps(image, maps: Dict[str, np.ndarray], path: Optional[str] = None, alpha: float = 0.5,
-                        title: Optional[str] = None):
+def plot_attention_maps(image, maps: Dict[str, np.ndarray], output: Optional[Union[str, os.PathLike]] = None,
+                        alpha: float = 0.5, title: Optional[str] = None):
     """The image, then each attention map upsampled (bilinear) and overlaid on it.
 
     Args:
         image (numpy.ndarray|paddle.Tensor): the image given to :func:`attention_maps`
             (normalised values are rescaled to [0, 1] for display).
         maps (dict[str, numpy.ndarray]): output of :func:`attention_maps`.
-        path (str, optional): where to save the PNG. Default: None.
+        output (str|PathLike, optional): where to save the PNG. Default: None.
         alpha (float, optional): opacity of the maps. Default: 0.5.
         title (str, optional): figure title. Default: None.
 
@@ -162,19 +258,19 @@ def plot_attention_maps(image, maps: Dict[str, np.ndarray], path: Optional[str] 
         matplotlib.figure.Figure: ``1 + len(maps)`` image axes.
 
     Examples:
-        >>> fig = plot_attention_maps(img, attention_maps(net, img), path="attention.png")
-        >>> len(fig.axes) == 1 + len(attention_maps(net, img))
-        True
+        >>> img = np.random.rand(3, 17, 17).astype("float32")
+        >>> len(plot_attention_maps(img, attention_maps(net, img)).axes)
+        2
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     if not maps:
         raise ValueError("no attention maps to plot")
     shown = _display_image(image)
     height, width = shown.shape[:2]
     cols = 1 + len(maps)
-    fig, axes = plt.subplots(1, cols, figsize=(2.6 * cols, 2.9))
-    axes = np.atleast_1d(axes)
+    fig = Figure(figsize=(2.6 * cols, 2.9))
+    axes = np.atleast_1d(fig.subplots(1, cols))
     axes[0].imshow(shown, cmap="gray" if shown.ndim == 2 else None)
     axes[0].set_title("image", fontsize=9)
     for ax, (name, values) in zip(axes[1:], maps.items()):
@@ -186,7 +282,5 @@ def plot_attention_maps(image, maps: Dict[str, np.ndarray], path: Optional[str] 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    if path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        fig.savefig(path, dpi=120)
+    _save(fig, output)
     return fig

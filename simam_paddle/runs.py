@@ -302,11 +302,8 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
     out = output or run_dir
     files = [os.path.join(out, "confusion_matrix.csv"), os.path.join(out, "confusion_matrix.png")]
     save_confusion_matrix_csv(cm, files[0], config["classes"])
-    plot_confusion_matrix(cm, config["classes"], path=files[1],
+    plot_confusion_matrix(cm, config["classes"], output=files[1],
                           title=f"{config['model']} ({config.get('attention')}): acc {result['acc']:.4f}")
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
     try:
         best = max(r["eval_acc"] for r in read_history(run_dir) if r["eval_acc"] is not None)
     except (FileNotFoundError, ValueError):

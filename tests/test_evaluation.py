@@ -57,7 +57,7 @@ def test_csv_and_png(tmp_path):
     assert rows == [["true\\predicted", "cat", "dog"], ["cat", "3", "1"], ["dog", "0", "2"]]
     with pytest.raises(ValueError, match="3 class names"):
         save_confusion_matrix_csv(cm, str(tmp_path / "x.csv"), ["a", "b", "c"])
-    fig = plot_confusion_matrix(cm, ["cat", "dog"], path=str(tmp_path / "cm.png"))
+    fig = plot_confusion_matrix(cm, ["cat", "dog"], output=str(tmp_path / "cm.png"))
     assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = fig.axes[0].images[0].get_array()
     np.testing.assert_allclose(image, [[0.75, 0.25], [0.0, 1.0]])  # rows normalised

@@ -3,10 +3,84 @@ import csv
 import numpy as np
 import paddle
 import pytest
+from PIL import Image
 
 from simam_paddle.callbacks import HISTORY_COLUMNS
-from simam_paddle.plots import attention_maps, plot_attention_maps, plot_curves
+from simam_paddle.plots import attention_maps, plot_attention_maps, plot_curves, plot_sample_grid
 from simam_paddle.simam import SimAM
+
+
+def make_tree(root, counts, mode="L", size=(10, 8)):
+    """Class folders with distinct images: pixel value encodes (class, index)."""
+    arrays = {}
+    for c, (name, n) in enumerate(counts.items()):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            value = 20 * c + i
+            array = np.full((size[1], size[0]) + ((3,) if mode == "RGB" else ()), value, dtype=np.uint8)
+            Image.fromarray(array).save(root / name / f"img_{i}.png")
+            arrays[(name, i)] = array
+    (root / next(iter(counts)) / "notes.txt").write_text("not an image")
+    return arrays
+
+
+def test_grid_shape_titles_and_pixels(tmp_path):
+    arrays = make_tree(tmp_path / "data", {"cat": 4, "dog": 5, "emu": 3})
+    out = tmp_path / "figs" / "grid.png"
+    fig = plot_sample_grid(tmp_path / "data", per_class=3, output=out)
+    assert len(fig.axes) == 9
+    for row, name in enumerate(["cat", "dog", "emu"]):
+        for col in range(3):
+            ax = fig.axes[row * 3 + col]
+            assert ax.get_title() == name
+            np.testing.assert_array_equal(ax.images[0].get_array(), arrays[(name, col)])
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+    assert (width, height) == tuple(round(v * fig.dpi) for v in fig.get_size_inches())
+
+
+def test_grid_leaves_missing_cells_blank_and_shows_rgb(tmp_path):
+    make_tree(tmp_path / "data", {"a": 1, "b": 3}, mode="RGB")
+    fig = plot_sample_grid(tmp_path / "data", per_class=2)
+    assert len(fig.axes) == 4
+    assert [len(ax.images) for ax in fig.axes] == [1, 0, 1, 1]
+    assert fig.axes[0].images[0].get_array().shape == (8, 10, 3)
+
+
+def test_grid_of_a_split_shows_train(tmp_path):
+    make_tree(tmp_path / "split" / "train", {"x": 2, "y": 2})
+    make_tree(tmp_path / "split" / "eval", {"x": 1, "z": 1})
+    fig = plot_sample_grid(tmp_path / "split", per_class=2)
+    assert [ax.get_title() for ax in fig.axes] == ["x", "x", "y", "y"]
+
+
+def test_grid_class_selection_and_random_pick(tmp_path):
+    make_tree(tmp_path / "data", {str(c): 6 for c in range(12)})
+    assert len(plot_sample_grid(tmp_path / "data", per_class=1).axes) == 10
+    fig = plot_sample_grid(tmp_path / "data", per_class=2, classes=["11", "3"])
+    assert [ax.get_title() for ax in fig.axes] == ["11", "11", "3", "3"]
+    picks = [
+        [int(ax.images[0].get_array()[0, 0]) for ax in plot_sample_grid(tmp_path / "data", per_class=3, classes=["0"], seed=s).axes]
+        for s in range(5)
+    ]
+    assert all(p == sorted(p) and len(set(p)) == 3 for p in picks)
+    assert len({tuple(p) for p in picks}) > 1, "seed does not change the pick"
+
+
+def test_grid_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        plot_sample_grid(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="class folders"):
+        plot_sample_grid(tmp_path / "empty")
+    make_tree(tmp_path / "data", {"a": 1})
+    with pytest.raises(ValueError, match="'a'"):
+        plot_sample_grid(tmp_path / "data", classes=["b"])
+    with pytest.raises(ValueError, match="per_class"):
+        plot_sample_grid(tmp_path / "data", per_class=0)
+
+# Training curves and attention maps
 
 
 def write_history(folder, rows):
@@ -21,7 +95,7 @@ def write_history(folder, rows):
 def test_plot_curves_draws_every_run_on_shared_axes(tmp_path):
     a = write_history(tmp_path / "simam", [[1, 2.0, 0.3, 1.8, 0.35, 0.01, 1], [2, 1.5, 0.5, 1.6, 0.45, 0.005, 1]])
     b = write_history(tmp_path / "none", [[1, 2.2, 0.2, "", "", 0.01, 1], [2, 1.9, 0.3, "", "", 0.005, 1]])
-    fig = plot_curves([a, b], path=str(tmp_path / "curves.png"))
+    fig = plot_curves([a, b], output=str(tmp_path / "curves.png"))
     assert (tmp_path / "curves.png").stat().st_size > 0
     loss_ax, acc_ax = fig.axes
     labels = [line.get_label() for line in loss_ax.lines]
@@ -66,7 +140,7 @@ def test_attention_maps_errors_and_plot(tmp_path):
         attention_maps(net, np.zeros([2, 3, 8, 8], "float32"))
     image = np.random.RandomState(1).randn(3, 16, 16).astype("float32")
     maps = attention_maps(paddle.Model(net), image)
-    fig = plot_attention_maps(image, maps, path=str(tmp_path / "att.png"))
+    fig = plot_attention_maps(image, maps, output=str(tmp_path / "att.png"))
     assert len(fig.axes) == 2 and (tmp_path / "att.png").stat().st_size > 0
     overlay = fig.axes[1].images[1].get_array()
     assert overlay.shape == (16, 16)  # upsampled to the image
