@@ -13,6 +13,7 @@ so runs trained on another machine, e.g. a GPU, can be compared without retraini
 """
 import math
 import os
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -318,13 +319,13 @@ def plot_mean_curves(groups: Sequence[Dict[str, Any]], output: Optional[Union[st
             if np.all(np.isnan(values)):
                 continue
             epochs = np.arange(1, length + 1)
-            with np.errstate(all="ignore"):
-                mean = np.nanmean(values, axis=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an epoch no run has evaluated stays NaN
+                mean, low, high = (f(values, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
             color = colors[i % len(colors)]
             ax.plot(epochs, mean, "-", marker=".", color=color, label=label)
             if len(histories) > 1:
-                ax.fill_between(epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=color,
-                                alpha=0.2, linewidth=0)
+                ax.fill_between(epochs, low, high, color=color, alpha=0.2, linewidth=0)
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss (mean, range over seeds)")
     ax_acc.set(xlabel="epoch", ylabel="eval accuracy", title="eval accuracy (mean, range over seeds)")
     for ax in (ax_loss, ax_acc):
