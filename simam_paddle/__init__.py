@@ -38,6 +38,8 @@ from . import runs as _runs  # noqa: E402
 from .runs import *  # noqa: E402,F401,F403
 from . import demo as _demo  # noqa: E402
 from .demo import *  # noqa: E402,F401,F403
+from . import notebook as _notebook  # noqa: E402
+from .notebook import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 
@@ -57,4 +59,5 @@ __all__ = [
     *_plots.__all__,
     *_runs.__all__,
     *_demo.__all__,
+    *_notebook.__all__,
 ]
