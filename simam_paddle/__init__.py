@@ -10,9 +10,12 @@ _require_paddle()
 
 from . import simam as _simam  # noqa: E402
 from .simam import *  # noqa: E402,F401,F403
+from . import fused as _fused  # noqa: E402
+from .fused import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 
 __all__ = [
     *_simam.__all__,
+    *_fused.__all__,
 ]

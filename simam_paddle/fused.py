@@ -39,19 +39,20 @@ import sys
 import sysconfig
 import tempfile
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Optional, Union
 
 import paddle
 
-__all__ = ["fused_simam", "fused_available", "fused_unavailable_reason", "fused_cache_dir"]
+__all__ = ["fused_available", "fused_unavailable_reason", "fused_cache_dir"]
 
 _OP_NAME = "simam_fused"
 _LIB_NAME = "simam_paddle_ops"
 _CSRC = Path(__file__).resolve().parent / "csrc"
 _CACHE_ENV = "SIMAM_PADDLE_CACHE"
-_CHANNELS_LAST = {"NLC": 3, "NHWC": 4, "NDHWC": 5}
-_CHANNELS_FIRST = {"NCL": 3, "NCHW": 4, "NCDHW": 5}
+# "0" keeps impl="auto" on the Paddle implementation without trying to build (tests, CI).
+_ENABLE_ENV = "SIMAM_PADDLE_FUSED"
 _LOW_PRECISION = (paddle.float16, paddle.bfloat16)
 # -fno-trapping-math lets the compiler if-convert the clamp in the vectorised exp (no results
 # change: we never read floating-point exception flags). Baseline ISA only, see module docstring.
@@ -64,7 +65,7 @@ class FusedBuildError(RuntimeError):
 
 
 # Process-wide state: a custom op can be registered once per process.
-_state = {"loaded": False, "error": None, "path": None}
+_state = {"loaded": False, "error": None, "path": None, "cuda": False}
 
 
 def _paddle_libs() -> Path:
@@ -119,6 +120,8 @@ def _cache_tag() -> str:
     """Folder name that changes whenever the library built here would differ."""
     digest = hashlib.sha256()
     for path in sorted(_CSRC.iterdir()):
+        if path.suffix not in (".cc", ".cu", ".h", ".inc"):
+            continue
         digest.update(path.name.encode() + path.read_bytes())
     digest.update(repr((_CXX_FLAGS, _CUDA_FLAGS, _link_flags())).encode())
     commit = getattr(paddle.version, "commit", "")[:10]
@@ -182,6 +185,10 @@ def _build(target: Path, verbose: bool) -> None:
     """Compile into a temporary folder next to ``target``, then rename it into place."""
     _check_compilers()
     sources = [str(p) for p in _sources()]
+    sys.stderr.write(
+        f"simam_paddle: compiling the fused SimAM operator into {target.parent} "
+        "(once per machine and Paddle version, about a minute)\n"
+    )
     with tempfile.TemporaryDirectory(prefix=".build-", dir=target.parent) as tmp:
         script = Path(tmp) / "setup.py"
         script.write_text(
@@ -232,7 +239,12 @@ def _load(cache_dir=None, verbose: bool = False) -> None:
             with _file_lock(folder / ".lock"):
                 if not target.is_file():  # another process may have built it while we waited
                     _build(target, verbose)
-        from paddle.utils.cpp_extension.extension_utils import load_op_meta_info_and_register_op
+        with warnings.catch_warnings():
+            # Paddle suggests ccache on import; irrelevant for a library built once per machine.
+            warnings.filterwarnings("ignore", message="No ccache found")
+            from paddle.utils.cpp_extension.extension_utils import (
+                load_op_meta_info_and_register_op,
+            )
 
         load_op_meta_info_and_register_op(str(target))
     except Exception as exc:  # noqa: BLE001 - any failure here only means "no fused op"
@@ -240,18 +252,22 @@ def _load(cache_dir=None, verbose: bool = False) -> None:
             f"{type(exc).__name__}: {exc}"
         )
         raise FusedBuildError(_state["error"]) from exc
-    _state["loaded"], _state["path"] = True, str(target)
+    _state.update(loaded=True, path=str(target), cuda=_with_cuda())
 
 
-def fused_available(cache_dir: Optional[Union[str, os.PathLike]] = None) -> bool:
+def fused_available(
+    cache_dir: Optional[Union[str, os.PathLike]] = None, verbose: bool = False
+) -> bool:
     """Build (first use only) and load the fused operator; ``False`` if that is impossible.
 
     Args:
         cache_dir (str|PathLike, optional): Root of the build cache, see :func:`fused_cache_dir`.
             Default: None.
+        verbose (bool, optional): Show the compiler's output. Default: False.
 
     Returns:
-        bool: Whether :func:`fused_simam` can run. :func:`fused_unavailable_reason` says why not.
+        bool: Whether ``simam(x, impl="fused")`` can run; :func:`fused_unavailable_reason`
+            says why not.
 
     Examples:
         >>> from simam_paddle import fused_available
@@ -259,7 +275,7 @@ def fused_available(cache_dir: Optional[Union[str, os.PathLike]] = None) -> bool
         True
     """
     try:
-        _load(cache_dir)
+        _load(cache_dir, verbose)
     except FusedBuildError:
         return False
     return True
@@ -279,57 +295,44 @@ def fused_unavailable_reason() -> Optional[str]:
     return _state["error"]
 
 
-def _check_format(x: paddle.Tensor, data_format: str) -> bool:
-    """Validate the layout; return whether channels are last."""
-    formats = {**_CHANNELS_FIRST, **_CHANNELS_LAST}
-    if data_format not in formats:
-        raise ValueError(f"Unknown data_format {data_format!r}; expected one of {sorted(formats)}.")
-    if len(x.shape) != formats[data_format]:
-        raise ValueError(
-            f"data_format {data_format!r} expects a {formats[data_format]}-D input, "
-            f"got shape {list(x.shape)}."
-        )
-    return data_format in _CHANNELS_LAST
+def _device_supported(x: paddle.Tensor) -> bool:
+    place = x.place
+    return place.is_cpu_place() or (place.is_gpu_place() and _state["cuda"])
 
 
 def _run(x: paddle.Tensor, e_lambda: float, channels_last: bool) -> paddle.Tensor:
-    """The compiled op on a float32/float64 (or float16/bfloat16, via float32) tensor."""
+    """The compiled op (eager mode); float16/bfloat16 go through float32. Raises FusedBuildError."""
     _load()
-    if x.dtype in _LOW_PRECISION:
-        y = paddle._C_ops._run_custom_op(
-            _OP_NAME, x.astype("float32"), float(e_lambda), channels_last, _num_threads()
-        )[0]
-        return y.astype(x.dtype)
-    return paddle._C_ops._run_custom_op(_OP_NAME, x, float(e_lambda), channels_last, _num_threads())[0]
+    if not _device_supported(x):
+        raise FusedBuildError(
+            f"the fused SimAM operator runs on CPU{' and CUDA' if _state['cuda'] else ''} tensors, "
+            f"got one on {x.place}; use impl='paddle'"
+        )
+    x32 = x.astype("float32") if x.dtype in _LOW_PRECISION else x
+    y = paddle._C_ops._run_custom_op(_OP_NAME, x32, float(e_lambda), channels_last, _num_threads())
+    return y[0].astype(x.dtype) if x32 is not x else y[0]
 
 
-def fused_simam(
-    x: paddle.Tensor, e_lambda: float = 1e-4, data_format: str = "NCHW"
-) -> paddle.Tensor:
-    """SimAM through the compiled operator (eager mode); same result as ``simam(x, ...)``.
+_warned = False
 
-    Builds the operator on first use. float16/bfloat16 input is computed in float32 and
-    returned in its own dtype; strided (non-contiguous) input is copied first.
 
-    Args:
-        x (Tensor): Feature map of rank 3, 4 or 5, laid out as ``data_format`` says.
-        e_lambda (float, optional): The energy's regulariser lambda, > 0. Default: 1e-4.
-        data_format (str, optional): ``"NCL"``, ``"NCHW"``, ``"NCDHW"`` or channels last
-            ``"NLC"``, ``"NHWC"``, ``"NDHWC"``. Default: ``"NCHW"``.
-
-    Returns:
-        Tensor: Same shape and dtype as ``x``.
-
-    Raises:
-        RuntimeError: If the operator cannot be built here (:func:`fused_unavailable_reason`).
-
-    Examples:
-        >>> import paddle
-        >>> from simam_paddle import fused_simam
-        >>> fused_simam(paddle.randn([2, 8, 16, 16])).shape
-        [2, 8, 16, 16]
-    """
-    channels_last = _check_format(x, data_format)
-    if not e_lambda > 0:
-        raise ValueError(f"e_lambda must be a positive number (default 1e-4), got {e_lambda!r}.")
-    return _run(x, e_lambda, channels_last)
+def _auto_usable(x: paddle.Tensor) -> bool:
+    """Whether impl="auto" should use the fused op for ``x``; warns once per process if it cannot."""
+    global _warned
+    if os.environ.get(_ENABLE_ENV, "1") == "0":
+        return False
+    try:
+        _load()
+        if not _device_supported(x):
+            raise FusedBuildError(f"it was built without a kernel for {x.place}")
+    except FusedBuildError as exc:
+        if not _warned:
+            _warned = True
+            warnings.warn(
+                f"simam_paddle: the fused SimAM operator is unavailable ({exc}); using the Paddle "
+                f"implementation (impl='paddle') instead.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return False
+    return True
