@@ -12,10 +12,31 @@ from . import simam as _simam  # noqa: E402
 from .simam import *  # noqa: E402,F401,F403
 from . import fused as _fused  # noqa: E402
 from .fused import *  # noqa: E402,F401,F403
+from . import images as _images  # noqa: E402
+from .images import *  # noqa: E402,F401,F403
+from . import split as _split  # noqa: E402
+from .split import *  # noqa: E402,F401,F403
+from . import data as _data  # noqa: E402
+from .data import *  # noqa: E402,F401,F403
+from . import attention as _attention  # noqa: E402
+from .attention import *  # noqa: E402,F401,F403
+from . import blocks as _blocks  # noqa: E402
+from .blocks import *  # noqa: E402,F401,F403
+from . import towernet as _towernet  # noqa: E402
+from .towernet import *  # noqa: E402,F401,F403
+from . import zoo as _zoo  # noqa: E402
+from .zoo import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 
 __all__ = [
     *_simam.__all__,
     *_fused.__all__,
+    *_images.__all__,
+    *_split.__all__,
+    *_data.__all__,
+    *_attention.__all__,
+    *_blocks.__all__,
+    *_towernet.__all__,
+    *_zoo.__all__,
 ]

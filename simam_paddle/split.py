@@ -1,0 +1,478 @@
+"""Split a folder of class folders (or a zip of one) into ``train/`` and ``eval/`` folders, safely.
+
+The notebook's rule, made deterministic: per class, the valid images in sorted name order; the
+image at index ``i`` goes to ``DST/eval/<class>/`` if ``i % eval_every == 0``, else to
+``DST/train/<class>/``. Spaces in file names become underscores, as in the notebook.
+
+What the split guarantees, since it may run on someone's only copy of a data set:
+
+- The source is only read: files are opened read-only and copied byte for byte; a zip is read
+  member by member in memory (never ``extractall``), and entries with an absolute path, a ``..``
+  component or a symbolic link are never written (destinations are built from the class and
+  file name only).
+- Every image of SRC that decodes (fully, once, with Pillow) is written exactly once. Names that
+  collide after the space rule, or differ only in case, get ``_1``, ``_2``, ... suffixes; a name
+  that needed no change keeps it. A decodable image whose suffix is not an image suffix gets its
+  format's suffix appended (``scan.dat`` -> ``scan.dat.png``) so datasets find it. Files that are
+  not images or do not decode are skipped and reported with the reason.
+- ``DST/split_manifest.csv`` lists every file the split wrote (source, destination, class, split,
+  sha256, bytes). A re-run rewrites exactly those files: unchanged files are not touched (same
+  mtime), files no longer produced are removed, and any other file in DST (or a listed file that
+  was edited since) makes the split refuse without changing anything.
+- Images are written to a temporary ``.<name>.split-partial`` file and renamed into place, so a
+  crash leaves no half file; leftover ``*.split-partial`` files are the split's own and a
+  re-run deletes them. The manifest is written (and fsynced) before the images, listing old and
+  new files, so an interrupted run never leaves files it did not record.
+
+Hidden names (``.DS_Store``, ``._*`` and other dot files, ``__MACOSX``, ``Thumbs.db``) are
+ignored in SRC without being listed; ``.DS_Store``, ``Thumbs.db`` and ``desktop.ini`` in DST are
+tolerated and left alone.
+"""
+import contextlib
+import csv
+import hashlib
+import io
+import os
+import re
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from PIL import Image
+
+from .images import IMAGE_EXTENSIONS, is_hidden
+
+__all__ = ["split_dataset", "SplitReport", "SkippedFile", "MANIFEST_NAME"]
+
+MANIFEST_NAME = "split_manifest.csv"
+_MANIFEST_FIELDS = ["source", "destination", "class", "split", "sha256", "bytes"]
+_PARTIAL_SUFFIX = ".split-partial"
+_TOLERATED_IN_DST = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+# Larger members are skipped rather than read into memory (zip bombs, stray videos).
+_MAX_FILE_BYTES = 512 * 1024 * 1024
+_PROGRESS_MIN_FILES = 100
+_PREFERRED_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif", "WEBP": ".webp"}
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file of SRC that was not copied, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass
+class SplitReport:
+    """What :func:`split_dataset` did.
+
+    Attributes:
+        dst (Path): the destination folder.
+        manifest (Path): ``dst / "split_manifest.csv"``.
+        counts (dict): ``{class: {"train": n, "eval": n}}`` for every class folder of SRC, in
+            sorted order (classes without a valid image have zeros).
+        skipped (list[SkippedFile]): files of SRC not copied, with the reason.
+        written (int): files written by this run. unchanged (int): files already right.
+        removed (int): files of an earlier split removed because SRC no longer produces them.
+        warnings (list[str]): classes that end up missing from ``train/`` or ``eval/``.
+    """
+
+    dst: Path
+    manifest: Path
+    counts: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    skipped: List[SkippedFile] = field(default_factory=list)
+    written: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    warnings: List[str] = field(default_factory=list)
+
+    @property
+    def num_train(self) -> int:
+        return sum(c["train"] for c in self.counts.values())
+
+    @property
+    def num_eval(self) -> int:
+        return sum(c["eval"] for c in self.counts.values())
+
+    def summary(self) -> str:
+        """The per-class table: class, train, eval, total, with a total row."""
+        width = max([len("class"), len("total")] + [len(name) for name in self.counts])
+        lines = [f"{'class':<{width}}  {'train':>7}  {'eval':>7}  {'total':>7}"]
+        for name, c in self.counts.items():
+            lines.append(f"{name:<{width}}  {c['train']:>7}  {c['eval']:>7}  {c['train'] + c['eval']:>7}")
+        train, evals = self.num_train, self.num_eval
+        lines.append(f"{'total':<{width}}  {train:>7}  {evals:>7}  {train + evals:>7}")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Candidate:
+    class_name: str
+    name: str
+    source: str
+    read: Callable[[], bytes]
+    sha256: str = ""
+    size: int = 0
+    format: str = ""
+
+
+# ---------------------------------------------------------------- reading SRC
+
+
+def _is_symlink_mode(external_attr: int) -> bool:
+    return (external_attr >> 16) & 0o170000 == 0o120000
+
+
+def _zip_items(zf: zipfile.ZipFile, skipped: List[SkippedFile]):
+    """Yield ``(parts, read)`` for the safe, visible regular files of a zip; list the rest."""
+    for info in zf.infolist():
+        raw = info.filename
+        name = raw.replace("\\", "/")
+        if info.is_dir():
+            continue
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in parts:
+            skipped.append(SkippedFile(raw, "unsafe path in the zip: it would land outside the destination"))
+            continue
+        if any(is_hidden(p) for p in parts):
+            continue
+        if _is_symlink_mode(info.external_attr):
+            skipped.append(SkippedFile(raw, "symbolic link in the zip (links are never written)"))
+            continue
+        if info.file_size > _MAX_FILE_BYTES:
+            skipped.append(SkippedFile(raw, f"larger than {_MAX_FILE_BYTES} bytes ({info.file_size})"))
+            continue
+        yield tuple(parts), (lambda info=info: zf.read(info))
+
+
+def _folder_items(root: Path, skipped: List[SkippedFile]):
+    """Yield ``(parts, read)`` for the visible regular files under ``root``; list the rest."""
+
+    def visit(folder: Path, parts: Tuple[str, ...]):
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if is_hidden(entry.name):
+                    continue
+                here = parts + (entry.name,)
+                path = Path(entry.path)
+                if entry.is_symlink() and entry.is_dir():
+                    skipped.append(SkippedFile("/".join(here), "link to a folder (not followed)"))
+                elif entry.is_dir():
+                    yield from visit(path, here)
+                elif not entry.is_file():
+                    skipped.append(SkippedFile("/".join(here), "not a regular file"))
+                elif entry.stat().st_size > _MAX_FILE_BYTES:
+                    skipped.append(SkippedFile("/".join(here), f"larger than {_MAX_FILE_BYTES} bytes"))
+                else:
+                    yield here, (lambda path=path: path.read_bytes())
+
+    yield from visit(root, ())
+
+
+def _candidates(items, skipped: List[SkippedFile]) -> Tuple[List[str], List[_Candidate]]:
+    """Turn ``(parts, read)`` items into class names and per-file candidates."""
+    items = list(items)
+    tops = {parts[0] for parts, _ in items}
+    # A single top folder holding folders (Images/<class>/...) is looked through; files directly
+    # in it (a README) are then reported as outside any class folder.
+    strip = len(tops) == 1 and any(len(parts) >= 3 for parts, _ in items)
+    classes, candidates = set(), []
+    for parts, read in items:
+        source = "/".join(parts)
+        rel = parts[1:] if strip else parts
+        if len(rel) == 1:
+            skipped.append(SkippedFile(source, "not inside a class folder"))
+        elif len(rel) > 2:
+            skipped.append(SkippedFile(source, f"inside a sub-folder of class {rel[0]!r}; only files directly "
+                                               "in a class folder are read"))
+        else:
+            classes.add(rel[0])
+            candidates.append(_Candidate(rel[0], rel[1], source, read))
+    by_case: Dict[str, str] = {}
+    for name in sorted(classes):
+        other = by_case.setdefault(name.casefold(), name)
+        if other != name:
+            raise ValueError(f"class folders {other!r} and {name!r} differ only in case; on Windows and macOS they "
+                             "would merge into one folder. Rename one of them.")
+    return sorted(classes), candidates
+
+
+def _decode(candidate: _Candidate, skipped: List[SkippedFile]) -> bool:
+    try:
+        data = candidate.read()
+    except (OSError, zipfile.BadZipFile, RuntimeError) as err:
+        skipped.append(SkippedFile(candidate.source, f"cannot be read ({type(err).__name__}: {err})"))
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            candidate.format = image.format or ""
+    except Exception as err:  # Pillow raises many types for broken files; all mean "not usable"
+        if isinstance(err, Image.UnidentifiedImageError):
+            reason = "not an image (Pillow does not recognise the format)"
+        else:
+            reason = f"does not decode ({type(err).__name__}: {err})"
+        skipped.append(SkippedFile(candidate.source, reason))
+        return False
+    candidate.sha256 = hashlib.sha256(data).hexdigest()
+    candidate.size = len(data)
+    return True
+
+
+# ---------------------------------------------------------------- naming and assignment
+
+
+def _format_suffix(fmt: str) -> str:
+    if fmt in _PREFERRED_SUFFIX:
+        return _PREFERRED_SUFFIX[fmt]
+    known = sorted(ext for ext, f in Image.registered_extensions().items() if f == fmt)
+    return known[0] if known else "." + fmt.lower()
+
+
+def _wanted_name(candidate: _Candidate) -> str:
+    name = candidate.name.replace(" ", "_")
+    if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+        name += _format_suffix(candidate.format)
+    return name
+
+
+def _assign_names(candidates: Sequence[_Candidate]) -> List[str]:
+    """Destination names for one class, unique even on case-insensitive file systems."""
+    wanted = [_wanted_name(c) for c in candidates]
+    names: List[Optional[str]] = [None] * len(candidates)
+    taken = set()
+    # A name that needs no change keeps it, so `a_b.jpg` never moves because of `a b.jpg`.
+    for i, c in enumerate(candidates):
+        if wanted[i] == c.name and wanted[i].casefold() not in taken:
+            taken.add(wanted[i].casefold())
+            names[i] = wanted[i]
+    for i in range(len(candidates)):
+        if names[i] is None:
+            stem, ext = os.path.splitext(wanted[i])
+            name, k = wanted[i], 1
+            while name.casefold() in taken:
+                name, k = f"{stem}_{k}{ext}", k + 1
+            taken.add(name.casefold())
+            names[i] = name
+    return names
+
+
+# ---------------------------------------------------------------- DST bookkeeping
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_manifest(path: Path) -> List[Dict[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != _MANIFEST_FIELDS:
+                raise ValueError(f"columns {reader.fieldnames}")
+            return list(reader)
+    except (ValueError, csv.Error, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a manifest written by split_dataset ({err}); expected the columns "
+                         f"{_MANIFEST_FIELDS}. Split into a new folder instead.") from err
+
+
+def _write_manifest(path: Path, rows: Sequence[Dict[str, str]]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=_MANIFEST_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    data = text.getvalue().encode("utf-8")
+    if path.is_file() and path.read_bytes() == data:
+        return  # an unchanged re-run leaves even the manifest's mtime alone
+    tmp = path.with_name(f".{path.name}{_PARTIAL_SUFFIX}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}{_PARTIAL_SUFFIX}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _list_files(dst: Path) -> List[str]:
+    return sorted(Path(folder, name).relative_to(dst).as_posix()
+                  for folder, _, names in os.walk(dst) for name in names)
+
+
+def _check_destination(dst: Path) -> Tuple[List[Dict[str, str]], Dict[str, str]]:
+    """Old manifest rows and ``{existing file: sha256}``; refuse a DST with files the split did not write."""
+    if not dst.exists():
+        return [], {}
+    if not dst.is_dir():
+        raise NotADirectoryError(f"destination {dst} exists and is not a folder")
+    manifest = dst / MANIFEST_NAME
+    rows = _read_manifest(manifest) if manifest.is_file() else []
+    recorded: Dict[str, set] = {}
+    for row in rows:
+        recorded.setdefault(row["destination"], set()).add(row["sha256"])
+    foreign, edited, existing = [], [], {}
+    for rel in _list_files(dst):
+        name = rel.rsplit("/", 1)[-1]
+        if rel == MANIFEST_NAME or name in _TOLERATED_IN_DST:
+            continue
+        if name.startswith(".") and name.endswith(_PARTIAL_SUFFIX):
+            continue
+        if rel not in recorded:
+            foreign.append(rel)
+            continue
+        existing[rel] = _sha256_file(dst / rel)
+        if existing[rel] not in recorded[rel]:
+            edited.append(rel)
+    if foreign or edited:
+        problems = []
+        if foreign:
+            problems.append(f"{len(foreign)} file(s) that split_dataset did not write (e.g. {', '.join(foreign[:5])})")
+        if edited:
+            problems.append(f"{len(edited)} file(s) changed since the split wrote them (e.g. {', '.join(edited[:5])})")
+        raise FileExistsError(f"destination {dst} holds {' and '.join(problems)}. Nothing was changed. Split into a "
+                              "new or empty folder, or move those files out of the destination first.")
+    return rows, existing
+
+
+def _remove_partials(dst: Path) -> None:
+    for rel in _list_files(dst):
+        name = rel.rsplit("/", 1)[-1]
+        if name.startswith(".") and name.endswith(_PARTIAL_SUFFIX):
+            (dst / rel).unlink()
+
+
+def _remove_stale(dst: Path, stale: Sequence[str]) -> None:
+    folders = set()
+    for rel in stale:
+        (dst / rel).unlink()
+        folders.update(parent for parent in (dst / rel).parents if parent != dst and dst in parent.parents)
+    # Only folders that held the split's own files, deepest first, and only if now empty.
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _progress(iterable, total: int, desc: str, progress: Optional[bool]):
+    if progress is None:
+        interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
+        progress = interactive and total >= _PROGRESS_MIN_FILES
+    if not progress:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="file")
+
+
+# ---------------------------------------------------------------- the split
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents or b in a.parents
+
+
+def split_dataset(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], eval_every: int = 5,
+                  progress: Optional[bool] = None) -> SplitReport:
+    """Split a folder of class folders, or a zip of one, into ``dst/train`` and ``dst/eval``.
+
+    Per class, the valid images in sorted name order: index ``i`` goes to ``eval`` when
+    ``i % eval_every == 0``, otherwise to ``train``. See the module docstring for the guarantees
+    (source only read, every decodable image exactly once, safe re-runs, manifest).
+
+    Args:
+        src (str|PathLike): a folder of class folders (``cat/1.jpg``), or a ``.zip`` of one; a
+            single top folder holding only folders (``Images/cat/1.jpg``) is looked through.
+        dst (str|PathLike): destination folder; created if missing. It must be empty or hold only
+            an earlier split's files.
+        eval_every (int, optional): every ``eval_every``-th image of a class goes to ``eval``.
+            Must be at least 2. Default: 5 (the notebook's 80/20 split).
+        progress (bool, optional): show a tqdm progress bar. ``None`` shows it when SRC has at
+            least 100 files and stderr is a terminal or a Jupyter kernel. Default: None.
+
+    Returns:
+        SplitReport: per-class counts, skipped files with reasons, manifest path.
+
+    Raises:
+        FileNotFoundError: SRC does not exist.
+        ValueError: SRC is neither a folder nor a zip, has no class folder, or ``eval_every < 2``.
+        FileExistsError: DST holds files the split did not write (nothing is changed).
+
+    Examples:
+        >>> report = split_dataset("Images.zip", "work/split")  # doctest: +SKIP
+        >>> print(report.summary())  # doctest: +SKIP
+        class       train     eval    total
+        airplanes      80       20      100
+        total          80       20      100
+    """
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 2:
+        raise ValueError(f"eval_every must be an integer >= 2 (every eval_every-th image goes to eval), "
+                         f"got {eval_every!r}")
+    src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
+    if not src.exists():
+        raise FileNotFoundError(f"source {src} does not exist; pass a folder of class folders or a .zip of one")
+    if src.is_dir() and _overlaps(src, dst):
+        raise ValueError(f"source {src} and destination {dst} overlap; the destination must lie outside the source")
+    if src.is_file() and not zipfile.is_zipfile(src):
+        raise ValueError(f"source {src} is a file but not a zip; pass a folder of class folders or a .zip of one")
+
+    old_rows, existing = _check_destination(dst)
+    report = SplitReport(dst=dst, manifest=dst / MANIFEST_NAME)
+    with (zipfile.ZipFile(src) if src.is_file() else contextlib.nullcontext()) as zf:
+        items = _zip_items(zf, report.skipped) if zf is not None else _folder_items(src, report.skipped)
+        classes, candidates = _candidates(items, report.skipped)
+        if not classes:
+            raise ValueError(f"source {src} holds no class folder with files; expected <class>/<image> entries "
+                             "such as cat/1.jpg (optionally under one top folder like Images/)")
+        valid = [c for c in _progress(candidates, len(candidates), "decode", progress) if _decode(c, report.skipped)]
+
+        plan: List[Tuple[_Candidate, Dict[str, str]]] = []
+        for class_name in classes:
+            members = sorted((c for c in valid if c.class_name == class_name), key=lambda c: c.name)
+            report.counts[class_name] = {"train": 0, "eval": 0}
+            for i, (c, name) in enumerate(zip(members, _assign_names(members))):
+                split = "eval" if i % eval_every == 0 else "train"
+                report.counts[class_name][split] += 1
+                row = {"source": c.source, "destination": f"{split}/{class_name}/{name}", "class": class_name,
+                       "split": split, "sha256": c.sha256, "bytes": str(c.size)}
+                plan.append((c, row))
+
+        # Record old and new files before writing any, so an interrupted run leaves no unlisted file.
+        new_rows = [row for _, row in plan]
+        dst.mkdir(parents=True, exist_ok=True)
+        _remove_partials(dst)
+        seen = {tuple(r.values()) for r in old_rows}
+        journal = old_rows + [r for r in new_rows if tuple(r.values()) not in seen]
+        _write_manifest(report.manifest, journal)
+        for c, row in _progress(plan, len(plan), "copy", progress):
+            if existing.get(row["destination"]) == row["sha256"]:
+                report.unchanged += 1
+                continue
+            data = c.read()
+            if hashlib.sha256(data).hexdigest() != c.sha256:
+                raise RuntimeError(f"{c.source} changed while the split was running; run the split again")
+            _write_atomic(dst / row["destination"], data)
+            report.written += 1
+    planned = {row["destination"] for row in new_rows}
+    stale = [rel for rel in existing if rel not in planned]
+    _remove_stale(dst, stale)
+    report.removed = len(stale)
+    _write_manifest(report.manifest, new_rows)
+    for name, c in report.counts.items():
+        if not c["train"] + c["eval"]:
+            report.warnings.append(f"class {name!r} has no valid image; it is missing from train/ and eval/")
+        for split in ("train", "eval"):
+            if c["train"] + c["eval"] and not c[split]:
+                report.warnings.append(f"class {name!r} has no {split} image ({c['train'] + c['eval']} valid in all); "
+                                       f"{split}/ will have fewer classes than the other split")
+    return report

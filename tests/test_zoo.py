@@ -1,0 +1,227 @@
+import numpy as np
+import paddle
+import paddle.nn as nn
+import pytest
+from paddle.static import InputSpec
+from paddle.vision.models.mobilenetv2 import InvertedResidual
+from paddle.vision.models.resnet import BottleneckBlock
+
+from simam_paddle import (CBAM, SEModule, SimAM, TowerNet, available_models, build_model, insert_attention,
+                          simam)
+
+# Smallest convenient input each model runs at (TowerNet needs >= 127).
+INPUT_SIZE = {"towernet": 128, "vgg19": 32, "resnet50": 64, "mobilenet_v2": 64}
+HEAVY = {"vgg19", "resnet50"}  # over a second to build on a 2-core CPU
+
+
+def _count(layer, trainable_only=False):
+    return sum(int(np.prod(p.shape)) for p in layer.parameters() if p.trainable or not trainable_only)
+
+
+def _same(a, b):
+    """Equal up to float error relative to the output's scale (Paddle's init gives tiny logits)."""
+    return np.allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
+
+
+def _se_params(c, r=16):
+    h = max(1, c // r)
+    return 2 * c * h + h + c
+
+
+# Output channels of every block, from the architectures' definitions.
+RESNET50_BLOCK_CHANNELS = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3
+MOBILENET_V2_BLOCK_CHANNELS = [16] + [24] * 2 + [32] * 3 + [64] * 4 + [96] * 3 + [160] * 3 + [320]
+
+
+def test_available_models():
+    assert available_models() == ["mobilenet_v2", "resnet50", "towernet", "vgg19"]
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in available_models()
+])
+def test_every_model_builds_and_forwards(name):
+    paddle.seed(0)
+    net = build_model(name, 7)
+    net.eval()
+    size = INPUT_SIZE[name]
+    out = net(paddle.randn([2, 3, size, size]))
+    assert out.shape == [2, 7]
+    assert np.isfinite(out.numpy()).all()
+
+
+def test_unknown_model_lists_available():
+    with pytest.raises(ValueError) as err:
+        build_model("resnet18", 10)
+    for name in available_models():
+        assert name in str(err.value)
+
+
+def test_pretrained_is_refused():
+    with pytest.raises(ValueError, match="set_state_dict"):
+        build_model("mobilenet_v2", 10, pretrained=True)
+
+
+def test_vgg19_with_attention_is_a_clear_error():
+    with pytest.raises(ValueError, match="vgg19"):
+        build_model("vgg19", 10, attention="simam")
+
+
+def test_attention_kwargs_without_attention_is_an_error():
+    with pytest.raises(ValueError, match="no attention"):
+        build_model("mobilenet_v2", 10, attention_kwargs={"e_lambda": 0.1})
+    with pytest.raises(ValueError, match="no attention"):
+        build_model("towernet", 10, attention="none", attention_kwargs={"e_lambda": 0.1})
+
+
+def test_towernet_defaults_to_simam_and_none_removes_it():
+    assert sum(isinstance(m, SimAM) for m in build_model("towernet", 10).sublayers()) == 4
+    assert not any(isinstance(m, SimAM) for m in build_model("towernet", 10, attention="none").sublayers())
+    net = build_model("towernet", 10, attention="simam", attention_kwargs={"e_lambda": 0.5}, in_channels=1)
+    assert isinstance(net, TowerNet) and net.b3[2].e_lambda == 0.5
+    assert net(paddle.randn([1, 1, 128, 128])).shape == [1, 10]
+
+
+@pytest.mark.slow
+def test_resnet50_simam_has_exactly_resnet50_parameters_and_keys():
+    base = build_model("resnet50", 16)
+    with_simam = build_model("resnet50", 16, attention="simam")
+    assert _count(with_simam) == _count(base)
+    assert _count(with_simam, trainable_only=True) == _count(base, trainable_only=True)
+    assert list(with_simam.state_dict()) == list(base.state_dict())
+    assert sum(isinstance(m, SimAM) for m in with_simam.sublayers()) == len(RESNET50_BLOCK_CHANNELS)
+
+
+@pytest.mark.slow
+def test_resnet50_se_adds_one_se_per_block_on_the_output_channels():
+    base = build_model("resnet50", 16)
+    with_se = build_model("resnet50", 16, attention="se")
+    # Channels are the block outputs (after bn3), not the 3x3 conv's width.
+    extra = sum(_se_params(c) for c in RESNET50_BLOCK_CHANNELS)
+    assert _count(with_se, trainable_only=True) == _count(base, trainable_only=True) + extra
+    new_keys = set(with_se.state_dict()) - set(base.state_dict())
+    assert set(base.state_dict()) <= set(with_se.state_dict())
+    assert new_keys and all(".attention." in k for k in new_keys)
+
+
+@pytest.mark.parametrize("attention,per_block", [("simam", lambda c: 0), ("se", _se_params)])
+def test_mobilenet_v2_parameter_counts(attention, per_block):
+    base = build_model("mobilenet_v2", 16)
+    net = build_model("mobilenet_v2", 16, attention=attention)
+    extra = sum(per_block(c) for c in MOBILENET_V2_BLOCK_CHANNELS)
+    assert _count(net, trainable_only=True) == _count(base, trainable_only=True) + extra
+
+
+@pytest.mark.slow
+def test_simam_really_runs_in_resnet50():
+    paddle.seed(1)
+    base = build_model("resnet50", 16)
+    with_simam = build_model("resnet50", 16, attention="simam")
+    with_simam.set_state_dict(base.state_dict())
+    base.eval(), with_simam.eval()
+    x = paddle.randn([2, 3, 64, 64])
+    assert not _same(base(x).numpy(), with_simam(x).numpy())
+
+
+def _twins(make):
+    """Two blocks with the same weights, the second one with attention inserted later by the caller.
+
+    BatchNorm statistics and affine terms are randomised: at their initial values BN is nearly the
+    identity, and SimAM nearly commutes with scaling, so a misplaced attention would go unnoticed.
+    """
+    paddle.seed(2)
+    rng = np.random.default_rng(2)
+    ref, block = make(), make()
+    for layer in ref.sublayers():
+        if isinstance(layer, nn.BatchNorm2D):
+            c = layer.weight.shape[0]
+            layer.weight.set_value(rng.uniform(0.5, 2.0, c).astype("float32"))
+            layer.bias.set_value(rng.normal(0, 1, c).astype("float32"))
+            layer._mean.set_value(rng.normal(0, 1, c).astype("float32"))
+            layer._variance.set_value(rng.uniform(0.5, 2.0, c).astype("float32"))
+    block.set_state_dict(ref.state_dict())
+    return ref, block
+
+
+def _bottleneck():
+    return BottleneckBlock(64, 16)  # 64 in == 16 * 4 out: identity shortcut
+
+
+def _inverted_residual():
+    return InvertedResidual(16, 16, 1, 6)  # stride 1, same channels: residual connection
+
+
+def test_simam_follows_the_3x3_conv_of_a_bottleneck():
+    ref, block = _twins(_bottleneck)
+    assert insert_attention(block, "simam") == 1
+    ref.eval(), block.eval()
+    x = paddle.randn([2, 64, 8, 8])
+    out = ref.relu(ref.bn1(ref.conv1(x)))
+    out = ref.relu(ref.bn2(simam(ref.conv2(out))))  # before bn2, as in the official code
+    expected = ref.relu(ref.bn3(ref.conv3(out)) + x)
+    np.testing.assert_allclose(block(x).numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,cls", [("se", SEModule), ("cbam", CBAM)])
+def test_other_attention_follows_the_last_bn_of_a_bottleneck(name, cls):
+    ref, block = _twins(_bottleneck)
+    insert_attention(block, name)
+    assert isinstance(block.attention, cls) and block.attention.channels == 64
+    ref.eval(), block.eval()
+    x = paddle.randn([2, 64, 8, 8])
+    out = ref.relu(ref.bn2(ref.conv2(ref.relu(ref.bn1(ref.conv1(x))))))
+    expected = ref.relu(block.attention(ref.bn3(ref.conv3(out))) + x)  # before the residual add
+    np.testing.assert_allclose(block(x).numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_simam_follows_the_depthwise_conv_of_an_inverted_residual():
+    ref, block = _twins(_inverted_residual)
+    insert_attention(block, "simam")
+    ref.eval(), block.eval()
+    x = paddle.randn([2, 16, 8, 8])
+    expand, depthwise, project, bn = list(ref.conv.children())
+    dw_conv, dw_bn, dw_act = list(depthwise.children())
+    expected = bn(project(dw_act(dw_bn(simam(dw_conv(expand(x))))))) + x
+    np.testing.assert_allclose(block(x).numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_se_follows_the_last_bn_of_an_inverted_residual():
+    ref, block = _twins(_inverted_residual)
+    insert_attention(block, "se", reduction=4)
+    assert block.attention.channels == 16 and block.attention.reduction == 4
+    ref.eval(), block.eval()
+    x = paddle.randn([2, 16, 8, 8])
+    expected = block.attention(ref.conv(x)) + x
+    np.testing.assert_allclose(block(x).numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_insert_attention_errors():
+    with pytest.raises(ValueError, match="BottleneckBlock"):
+        insert_attention(nn.Sequential(nn.Conv2D(3, 8, 3)), "simam")
+    block = _bottleneck()
+    insert_attention(block, "simam")
+    with pytest.raises(ValueError, match="only once"):
+        insert_attention(block, "se")
+    with pytest.raises(ValueError, match="available attentions"):
+        insert_attention(_bottleneck(), "eca")
+    with pytest.raises(ValueError, match="e_lambda"):
+        insert_attention(_bottleneck(), "se", e_lambda=0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attention", ["simam", "se"])
+def test_hooked_model_survives_jit_save(tmp_path, attention):
+    paddle.seed(4)
+    net = build_model("mobilenet_v2", 5, attention=attention, scale=0.5)
+    plain = build_model("mobilenet_v2", 5, scale=0.5)
+    plain.set_state_dict(net.state_dict())
+    net.eval(), plain.eval()
+    x = paddle.randn([2, 3, 64, 64])
+    expected = net(x).numpy()
+    path = str(tmp_path / "model")
+    paddle.jit.save(paddle.jit.to_static(net, input_spec=[InputSpec([None, 3, 64, 64], "float32")],
+                                         full_graph=True), path)
+    got = paddle.jit.load(path)(x).numpy()
+    assert _same(got, expected)
+    # The exported program must contain the attention, not just the base network.
+    assert not _same(got, plain(x).numpy())
