@@ -172,7 +172,8 @@ def main(argv=None):
         print(f"{shape:<24} {name:<8} {ms:>11.2f} {vs_relu:>7.2f} {speedup:>11.2f}", flush=True)
 
     print(f"\ntraining step of {args.layers} SimAM layers at {args.memory_shape} (fresh processes)")
-    header = f"{'variant':<8} {'rss MiB':>9} {'rss / plain':>12} {'alloc MiB':>10} {'alloc / plain':>14}"
+    header = (f"{'variant':<8} {'rss MiB':>9} {'rss / plain':>12} {'alloc MiB':>10} "
+              f"{'alloc / plain':>14}")
     print(header)
     print("-" * len(header))
     memory = memory_table(args.layers, args.memory_shape)

@@ -4,6 +4,10 @@ The plain formula runs about ten element-wise kernels forward and more backward,
 pass over memory, and autograd keeps four or five full-size intermediates. The operator in
 ``csrc/`` (C++ with OpenMP; a CUDA kernel where Paddle is built with CUDA) computes each map's
 statistics in double and the output in a few passes, and keeps only the input for backward.
+float32 and float64 run natively; float16/bfloat16 are cast to float32 around the operator
+(so backward keeps that float32 copy). The float32 kernels use a branch-free polynomial exp
+(Cephes ``expf``, within float32 rounding) that the compiler vectorises, computed once per
+element forward and once backward; float64 uses ``std::exp``.
 
 Build and cache:
     Built on first use (never at import) with Paddle's custom-operator tooling
@@ -12,7 +16,9 @@ Build and cache:
     (default ``~/.cache/simam_paddle``) in a folder named for the Paddle version and commit,
     the Python version, the platform, the compiler command and a hash of the sources and
     flags, so later processes load it without compiling and any change rebuilds it. No
-    ``-march=native``: the library runs on any machine of the same platform. Concurrent first
+    ``-march=native``: the kernels are compiled for the baseline ISA and, on x86-64, once more
+    for AVX2+FMA, picked at run time from the CPU, so the cached library runs on any machine of
+    the same platform. Concurrent first
     builds are serialised by a file lock, and each build goes to a temporary folder that is
     renamed into place, so a reader never sees a half-written library.
 
@@ -55,7 +61,7 @@ _CACHE_ENV = "SIMAM_PADDLE_CACHE"
 _ENABLE_ENV = "SIMAM_PADDLE_FUSED"
 _LOW_PRECISION = (paddle.float16, paddle.bfloat16)
 # -fno-trapping-math lets the compiler if-convert the clamp in the vectorised exp (no results
-# change: we never read floating-point exception flags). Baseline ISA only, see module docstring.
+# change: we never read floating-point exception flags). No -march: see the module docstring.
 _CXX_FLAGS = ["-O3", "-fopenmp", "-fno-trapping-math"]
 _CUDA_FLAGS = ["-O3"]
 
@@ -226,7 +232,10 @@ def _file_lock(path: Path):
 
 
 def _load(cache_dir=None, verbose: bool = False) -> None:
-    """Build (once per cache) and register the operator (once per process); raises FusedBuildError."""
+    """Build (once per cache) and register the operator (once per process).
+
+    Raises FusedBuildError saying why not.
+    """
     if _state["loaded"]:
         return
     if _state["error"] is not None:
@@ -239,12 +248,7 @@ def _load(cache_dir=None, verbose: bool = False) -> None:
             with _file_lock(folder / ".lock"):
                 if not target.is_file():  # another process may have built it while we waited
                     _build(target, verbose)
-        with warnings.catch_warnings():
-            # Paddle suggests ccache on import; irrelevant for a library built once per machine.
-            warnings.filterwarnings("ignore", message="No ccache found")
-            from paddle.utils.cpp_extension.extension_utils import (
-                load_op_meta_info_and_register_op,
-            )
+        from paddle.utils.cpp_extension.extension_utils import load_op_meta_info_and_register_op
 
         load_op_meta_info_and_register_op(str(target))
     except Exception as exc:  # noqa: BLE001 - any failure here only means "no fused op"
@@ -317,7 +321,7 @@ _warned = False
 
 
 def _auto_usable(x: paddle.Tensor) -> bool:
-    """Whether impl="auto" should use the fused op for ``x``; warns once per process if it cannot."""
+    """Whether impl="auto" should use the fused op for ``x``; warns once per process if not."""
     global _warned
     if os.environ.get(_ENABLE_ENV, "1") == "0":
         return False

@@ -195,7 +195,8 @@ def _simam_fused(x: paddle.Tensor, axes: List[int], e_lambda: float) -> paddle.T
         return _fused._run(x, e_lambda, channels_last=len(x.shape) - 1 not in axes)
     except _fused.FusedBuildError as exc:
         raise RuntimeError(
-            f"impl='fused' is unavailable here: {exc}. impl='auto' falls back to 'paddle' by itself."
+            f"impl='fused' is unavailable here: {exc}. "
+            "impl='auto' falls back to 'paddle' by itself."
         ) from exc
 
 

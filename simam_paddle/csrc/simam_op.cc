@@ -26,7 +26,8 @@ struct Geometry {
 Geometry geometry(const paddle::Tensor& x, bool channels_last) {
   const std::vector<int64_t> shape = x.shape();
   PD_CHECK(shape.size() >= 3,
-           "simam_fused expects a tensor of rank >= 3 (N, C, spatial...) or channels last, got rank ",
+           "simam_fused expects a tensor of rank >= 3, (N, C, spatial...) or channels last, ",
+           "got rank ",
            shape.size(), ".");
   Geometry g{shape[0], channels_last ? shape.back() : shape[1], 1};
   for (size_t i = 1; i < shape.size(); ++i) {
@@ -61,8 +62,8 @@ std::vector<paddle::Tensor> SimamForward(const paddle::Tensor& x_in, double e_la
   }
   PD_CHECK(x.is_cpu(), "simam_fused runs on CPU or CUDA tensors only.");
   PD_DISPATCH_FLOATING_TYPES(x.type(), "simam_fused", ([&] {
-    simam::forward_cpu<data_t>(x.data<data_t>(), y.data<data_t>(), geo.batch, geo.channels, geo.positions, channels_last, e_lambda,
-                        std::max(num_threads, 1));
+    simam::forward_cpu<data_t>(x.data<data_t>(), y.data<data_t>(), geo.batch, geo.channels,
+                               geo.positions, channels_last, e_lambda, std::max(num_threads, 1));
   }));
   return {y};
 }
@@ -87,10 +88,11 @@ std::vector<paddle::Tensor> SimamBackward(const paddle::Tensor& x_in,
     PD_THROW("simam_fused was built without CUDA; rebuild it with a CUDA build of Paddle.");
 #endif
   }
+  PD_CHECK(x.is_cpu(), "simam_fused runs on CPU or CUDA tensors only.");
   PD_DISPATCH_FLOATING_TYPES(x.type(), "simam_fused_grad", ([&] {
     simam::backward_cpu<data_t>(x.data<data_t>(), grad_out.data<data_t>(), grad_x.data<data_t>(),
-                                geo.batch, geo.channels, geo.positions,
-                         channels_last, e_lambda, std::max(num_threads, 1));
+                                geo.batch, geo.channels, geo.positions, channels_last, e_lambda,
+                                std::max(num_threads, 1));
   }));
   return {grad_x};
 }
