@@ -6,7 +6,7 @@ pass over memory, and autograd keeps four or five full-size intermediates. The o
 statistics in double and the output in a few passes, and keeps only the input for backward.
 float32 and float64 run natively; float16/bfloat16 are cast to float32 around the operator
 (so backward keeps that float32 copy). The float32 kernels use a branch-free polynomial exp
-(Cephes ``expf``, within float32 rounding) that the compiler vectorises, computed once per
+(Cephes ``expf``: at most 1 ulp, checked over every float in its range) that the compiler vectorises, computed once per
 element forward and once backward; float64 uses ``std::exp``.
 
 Build and cache:
