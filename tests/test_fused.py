@@ -80,7 +80,7 @@ SHAPES = [
     ((3, 1, 4, 4), "NCHW"),  # one channel
     ((2, 4, 1, 1), "NCHW"),  # 1x1 maps
     ((2, 1, 1, 4), "NHWC"),  # 1x1 maps, channels last
-    ((2, 3, 3, 40), "NHWC"),  # more channels than one channels-last tile (32) holds
+    ((1, 3, 2, 260), "NHWC"),  # more channels than one channels-last tile (256) holds
 ]
 
 
@@ -173,19 +173,28 @@ def test_strided_views(op, rng):
     np.testing.assert_allclose(xt.grad.numpy(), expected, rtol=1e-6, atol=1e-8)
 
 
-def test_follows_paddle_thread_setting(op, rng):
+@pytest.mark.parametrize(
+    "shape,data_format", [((4, 32, 24, 24), "NCHW"), ((1, 24, 24, 64), "NHWC")]
+)
+def test_follows_paddle_thread_setting(op, rng, shape, data_format):
+    # Large enough to run in parallel; channels last with batch 1 splits the channels into tiles.
     before = fused._num_threads()
-    x = paddle.to_tensor(rng.standard_normal((4, 32, 24, 24)), dtype="float32")  # parallel size
+    x = rng.standard_normal(shape).astype(np.float32)
     try:
         outputs = []
         for threads in (1, 2):
             paddle.base.core.set_num_threads(threads)
             assert fused._num_threads() == threads
-            outputs.append(simam(x, impl="fused").numpy())
+            xt = paddle.to_tensor(x, stop_gradient=False)
+            y = simam(xt, data_format=data_format, impl="fused")
+            y.sum().backward()
+            outputs.append((y.numpy(), xt.grad.numpy()))
     finally:
         paddle.base.core.set_num_threads(before)
     # Each map is computed whole by one thread, so the thread count cannot change a bit.
-    np.testing.assert_array_equal(outputs[0], outputs[1])
+    np.testing.assert_array_equal(outputs[0][0], outputs[1][0])
+    np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
+    np.testing.assert_allclose(outputs[1][0], reference(x, data_format=data_format), rtol=2e-6)
 
 
 def test_auto_uses_fused_and_export_records_plain_ops(op, rng, tmp_path, monkeypatch):

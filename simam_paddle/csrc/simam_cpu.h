@@ -20,9 +20,22 @@ namespace simam {
 
 // Below this many elements a parallel region costs more than it saves.
 constexpr int64_t kSerialBelow = 1 << 15;
-// Channels handled together in channels-last layout: one row of a tile is 128 contiguous bytes
-// (float), long enough to vectorise and short enough for per-channel accumulators on the stack.
-constexpr int64_t kTile = 32;
+// Channels last: at most this many adjacent channels are handled together (per-channel
+// accumulators live on the stack). Whole rows stream best (measured: 256 channels at once are
+// about 1.5x faster than tiles of 32, whose strided rows defeat the prefetcher).
+constexpr int64_t kTile = 256;
+
+// Channels per tile: whole rows up to kTile, split further only when the batch alone gives
+// fewer tiles than threads (rounded to 8 channels, a 32-byte vector of floats).
+inline int64_t tile_width(int64_t batch, int64_t channels, int num_threads) {
+  int64_t width = std::min(channels, kTile);
+  const int64_t per_sample = (num_threads + batch - 1) / batch;
+  if (per_sample > 1) {
+    const int64_t split = ((channels + per_sample - 1) / per_sample + 7) / 8 * 8;
+    width = std::min(width, std::max<int64_t>(split, 8));
+  }
+  return width;
+}
 
 }  // namespace simam
 
@@ -78,12 +91,13 @@ void forward_cpu(const T* x, T* y, int64_t batch, int64_t channels, int64_t posi
 #pragma omp parallel for num_threads(num_threads) if (parallel) schedule(static)
     for (int64_t i = 0; i < planes; ++i) k.forward_plane(x + i * P, y + i * P, P, e_lambda);
   } else {
-    const int64_t tiles = (C + kTile - 1) / kTile;
+    const int64_t width = tile_width(batch, C, parallel ? num_threads : 1);
+    const int64_t tiles = (C + width - 1) / width;
 #pragma omp parallel for num_threads(num_threads) if (parallel) schedule(static)
     for (int64_t t = 0; t < batch * tiles; ++t) {
-      const int64_t n = t / tiles, c0 = (t % tiles) * kTile;
+      const int64_t n = t / tiles, c0 = (t % tiles) * width;
       const int64_t offset = n * P * C + c0;
-      k.forward_tile(x + offset, y + offset, P, C, std::min(kTile, C - c0), e_lambda);
+      k.forward_tile(x + offset, y + offset, P, C, std::min(width, C - c0), e_lambda);
     }
   }
 }
@@ -94,9 +108,10 @@ void backward_cpu(const T* x, const T* g, T* gx, int64_t batch, int64_t channels
   const Kernels<T>& k = kernels<T>();
   const int64_t P = positions, C = channels;
   const bool parallel = num_threads > 1 && batch * C * P >= kSerialBelow;
+  const int64_t width = channels_last ? tile_width(batch, C, parallel ? num_threads : 1) : 1;
 #pragma omp parallel num_threads(num_threads) if (parallel)
   {
-    std::vector<T> s_buf(channels_last ? P * std::min(kTile, C) : P);
+    std::vector<T> s_buf(P * width);
     if (!channels_last) {
       const int64_t planes = batch * C;
 #pragma omp for schedule(static)
@@ -104,13 +119,13 @@ void backward_cpu(const T* x, const T* g, T* gx, int64_t batch, int64_t channels
         k.backward_plane(x + i * P, g + i * P, gx + i * P, s_buf.data(), P, e_lambda);
       }
     } else {
-      const int64_t tiles = (C + kTile - 1) / kTile;
+      const int64_t tiles = (C + width - 1) / width;
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < batch * tiles; ++t) {
-        const int64_t n = t / tiles, c0 = (t % tiles) * kTile;
+        const int64_t n = t / tiles, c0 = (t % tiles) * width;
         const int64_t offset = n * P * C + c0;
         k.backward_tile(x + offset, g + offset, gx + offset, s_buf.data(), P, C,
-                      std::min(kTile, C - c0), e_lambda);
+                        std::min(width, C - c0), e_lambda);
       }
     }
   }
