@@ -59,6 +59,9 @@ _CSRC = Path(__file__).resolve().parent / "csrc"
 _CACHE_ENV = "SIMAM_PADDLE_CACHE"
 # "0" keeps impl="auto" on the Paddle implementation without trying to build (tests, CI).
 _ENABLE_ENV = "SIMAM_PADDLE_FUSED"
+# The CUDA kernel compiles but has not yet been run on a GPU by this project, so impl="auto" keeps
+# GPU tensors on the Paddle implementation unless this is "1"; impl="fused" uses it regardless.
+_CUDA_AUTO_ENV = "SIMAM_PADDLE_FUSED_CUDA"
 _LOW_PRECISION = (paddle.float16, paddle.bfloat16)
 # -fno-trapping-math lets the compiler if-convert the clamp in the vectorised exp (no results
 # change: we never read floating-point exception flags). No -march: see the module docstring.
@@ -324,6 +327,8 @@ def _auto_usable(x: paddle.Tensor) -> bool:
     """Whether impl="auto" should use the fused op for ``x``; warns once per process if not."""
     global _warned
     if os.environ.get(_ENABLE_ENV, "1") == "0":
+        return False
+    if not x.place.is_cpu_place() and os.environ.get(_CUDA_AUTO_ENV) != "1":
         return False
     try:
         _load()
