@@ -40,6 +40,10 @@ from . import runs as _runs  # noqa: E402
 from .runs import *  # noqa: E402,F401,F403
 from . import demo as _demo  # noqa: E402
 from .demo import *  # noqa: E402,F401,F403
+from . import report as _report  # noqa: E402
+from .report import *  # noqa: E402,F401,F403
+from . import ablation as _ablation  # noqa: E402
+from .ablation import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 
@@ -60,4 +64,6 @@ __all__ = [
     *_plots.__all__,
     *_runs.__all__,
     *_demo.__all__,
+    *_report.__all__,
+    *_ablation.__all__,
 ]
