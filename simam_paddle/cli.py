@@ -163,22 +163,27 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--model", help="one of the zoo's models, e.g. towernet, resnet50 (default: towernet)")
     parser.add_argument("--attention", help="attention to put in the model: simam, se, cbam or none "
                         "(default: the model as published: TowerNet with SimAM, baselines without)")
+    parser.add_argument("--seed", type=int, help="random seed (default: 0)")
+    _add_training_options(parser)
+    parser.add_argument("--resume", action="store_true", help="continue the run in --output where it stopped")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    parser.set_defaults(func=_run_train)
+
+
+def _add_training_options(parser) -> None:
+    """The settings every run of `train` and `ablation` shares (all but model, attention and seed)."""
     parser.add_argument("--epochs", type=int, help="epochs (default: 100)")
     parser.add_argument("--image-size", type=int, help="square input size; TowerNet needs >= 127 (default: 256)")
     parser.add_argument("--batch-size", type=int, help="batch size per process (default: 32)")
     parser.add_argument("--lr", type=float, help="initial learning rate (default: 0.01)")
     parser.add_argument("--weight-decay", type=float, help="L2 coefficient (default: 2e-4 TowerNet, 1e-4 others)")
     parser.add_argument("--momentum", type=float, help="momentum (default: 0.9)")
-    parser.add_argument("--seed", type=int, help="random seed (default: 0)")
     parser.add_argument("--num-workers", type=int, help="DataLoader worker processes (default: 0)")
     parser.add_argument("--cache", action="store_const", const=True, help="keep decoded, resized images in memory")
     parser.add_argument("--device", choices=["auto", "cpu", "gpu"], help="default: auto (GPU if available)")
     parser.add_argument("--train-per-class", type=int, metavar="N",
                         help="use only the first N training images per class")
     parser.add_argument("--eval-per-class", type=int, metavar="N", help="use only the first N eval images per class")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --output where it stopped")
-    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
-    parser.set_defaults(func=_run_train)
 
 
 def _run_train(args) -> int:
@@ -307,3 +312,40 @@ def _run_demo(args) -> int:
 
 
 _COMMANDS.append(_add_demo)
+
+
+def _add_ablation(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "ablation",
+        help="train one model with several attentions and seeds, same settings; summarise mean and spread",
+        description="Trains DIR/<model>_<attention>_seed<seed> for every seed and attention, one after another "
+        "(seed by seed), with the `train` recipe and the same settings, then writes DIR/summary.md (best eval "
+        "accuracy per run, and its mean ± sample standard deviation over seeds per attention, with time per "
+        "epoch and parameter counts) and DIR/curves.png (mean curves per attention). Re-running skips finished "
+        "runs and resumes interrupted ones.",
+    )
+    parser.add_argument("--data", metavar="SPLIT", required=True, help="split folder holding train/ and eval/")
+    parser.add_argument("--output", metavar="DIR", required=True, help="folder for the runs and the summary")
+    parser.add_argument("--model", default="towernet", help="one of the zoo's models (default: towernet)")
+    parser.add_argument("--attentions", nargs="+", default=["none", "se", "simam"], metavar="NAME",
+                        help="attentions to compare, 'none' for none (default: none se simam)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
+                        help="seeds, one run per attention and seed (default: 0 1 2)")
+    _add_training_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    parser.set_defaults(func=_run_ablation)
+
+
+def _run_ablation(args) -> int:
+    from .ablation import run_ablation
+    from .runs import TRAIN_DEFAULTS
+
+    settings = {key: getattr(args, key) for key in TRAIN_DEFAULTS if key not in ("model", "attention", "seed")}
+    result = run_ablation(args.data, args.output, attentions=args.attentions, seeds=args.seeds, model=args.model,
+                          verbose=2 if args.quiet else 1, **settings)
+    print("\n" + result["summary"])
+    print(f"wrote {', '.join(result['files'])} ({result['seconds'] / 60:.1f} min)")
+    return 0
+
+
+_COMMANDS.append(_add_ablation)

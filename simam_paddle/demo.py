@@ -37,13 +37,6 @@ def _prepare_data(output: str, verbose: int) -> str:
     return split
 
 
-def _finished_epochs(run: str) -> int:
-    try:
-        return len(read_history(run))
-    except FileNotFoundError:
-        return 0
-
-
 def run_demo(output: str = "runs/demo", quick: bool = False, verbose: int = 1) -> Dict[str, Any]:
     """Train TowerNet with and without SimAM on the digits and compare them.
 
@@ -62,22 +55,16 @@ def run_demo(output: str = "runs/demo", quick: bool = False, verbose: int = 1) -
         >>> sorted(result["runs"])  # doctest: +SKIP
         ['none', 'simam']
     """
-    from .runs import train_run
+    from .runs import complete_run
 
     settings = DEMO_SETTINGS["quick" if quick else "default"]
     split = _prepare_data(output, verbose)
     runs: Dict[str, Dict[str, Any]] = {}
     for attention in ATTENTIONS:
         run = os.path.join(output, f"towernet_{attention}")
-        done = _finished_epochs(run)
-        if done < settings["epochs"]:
-            resume = os.path.isfile(os.path.join(run, "last.json"))
-            if not resume and os.path.exists(run):
-                raise FileExistsError(f"{run!r} exists but holds no resumable run; remove it and run the demo again")
-            if verbose:
-                print(f"\n== TowerNet, attention {attention}: {'resuming' if resume else 'training'} in {run}")
-            train_run(None if resume else split, run, resume=resume, verbose=verbose, model="towernet",
-                      attention=attention, seed=0, **({} if resume else settings))
+        if verbose:
+            print(f"\n== TowerNet, attention {attention}: {run}")
+        complete_run(split, run, verbose=verbose, model="towernet", attention=attention, seed=0, **settings)
         rows = read_history(run)
         best = max(rows, key=lambda r: -1 if r["eval_acc"] is None else r["eval_acc"])
         runs[attention] = {"best_eval_acc": best["eval_acc"], "best_epoch": best["epoch"], "epochs": len(rows),

@@ -15,7 +15,7 @@ import paddle
 
 from .callbacks import atomic_write_text, is_main_process, read_history
 
-__all__ = ["TRAIN_DEFAULTS", "train_run", "load_config", "load_run", "evaluate_run", "export_run"]
+__all__ = ["TRAIN_DEFAULTS", "train_run", "complete_run", "load_config", "load_run", "evaluate_run", "export_run"]
 
 # The notebook's settings; weight_decay None means default_weight_decay(model).
 TRAIN_DEFAULTS: Dict[str, Any] = {
@@ -129,6 +129,19 @@ def load_config(run_dir: str) -> Dict[str, Any]:
         return json.load(f)
 
 
+def _check_same_run(config: Dict[str, Any], output: str, data: Optional[str], given: Dict[str, Any]) -> None:
+    """Refuse to continue a run with other data or settings than it was started with."""
+    if data is not None and os.path.abspath(data) != config["data"]:
+        raise ValueError(f"--data {data!r} differs from the run's data {config['data']!r}; "
+                         "resume with the same data or drop --data")
+    changed = {k: (config.get(k), v) for k, v in given.items()
+               if k not in _RESUMABLE_CHANGES and config.get(k) != v}
+    if changed:
+        detail = ", ".join(f"{k}: run has {old!r}, given {new!r}" for k, (old, new) in changed.items())
+        raise ValueError(f"cannot resume {output!r} with different settings ({detail}); "
+                         "drop them or start a new --output")
+
+
 def train_run(data: Optional[str], output: str, resume: bool = False, verbose: int = 1,
               **settings: Any) -> Dict[str, Any]:
     """Train a zoo model on a split folder into a run folder; or resume one.
@@ -157,15 +170,7 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
     given = {k: v for k, v in settings.items() if v is not None}
     if resume:
         config = load_config(output)
-        if data is not None and os.path.abspath(data) != config["data"]:
-            raise ValueError(f"--data {data!r} differs from the run's data {config['data']!r}; "
-                             "resume with the same data or drop --data")
-        changed = {k: (config.get(k), v) for k, v in given.items()
-                   if k not in _RESUMABLE_CHANGES and config.get(k) != v}
-        if changed:
-            detail = ", ".join(f"{k}: run has {old!r}, given {new!r}" for k, (old, new) in changed.items())
-            raise ValueError(f"cannot resume {output!r} with different settings ({detail}); "
-                             "drop them or start a new --output")
+        _check_same_run(config, output, data, given)
         config.update({k: given[k] for k in _RESUMABLE_CHANGES if k in given})
     else:
         if data is None:
@@ -208,6 +213,48 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
           momentum=config["momentum"], seed=config["seed"], num_workers=config["num_workers"],
           resume=resume, device=config["device"], verbose=verbose)
     return config
+
+
+def _finished_epochs(run_dir: str) -> int:
+    try:
+        return len(read_history(run_dir))
+    except FileNotFoundError:
+        return 0
+
+
+def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> Dict[str, Any]:
+    """Bring a run folder to its last epoch: train it if new, resume it if interrupted, skip it if done.
+
+    Re-running a list of ``complete_run`` calls (a demo, an ablation) therefore only trains what is
+    missing. An existing run must have been started on ``data`` with the same ``settings``.
+
+    Args:
+        data (str): split folder with ``train/`` and ``eval/``.
+        output (str): the run folder.
+        verbose (int, optional): 0 silent, 1 progress bar, 2 one line per epoch. Default: 1.
+        **settings: any key of :data:`TRAIN_DEFAULTS`, as for :func:`train_run`.
+
+    Returns:
+        dict: the run's configuration.
+
+    Examples:
+        >>> config = complete_run("data/digits_split", "runs/t", epochs=2, image_size=128)  # doctest: +SKIP
+        >>> len(read_history("runs/t")) == config["epochs"]  # doctest: +SKIP
+        True
+    """
+    if not os.path.isfile(os.path.join(output, "config.json")):
+        if os.path.isdir(output) and os.listdir(output):
+            raise FileExistsError(f"{output!r} holds files but no run (no config.json); "
+                                  "remove it or choose another output folder")
+        return train_run(data, output, verbose=verbose, **settings)
+    config = load_config(output)
+    _check_same_run(config, output, data, {k: v for k, v in settings.items() if v is not None})
+    if _finished_epochs(output) >= config["epochs"]:
+        return config
+    if not os.path.isfile(os.path.join(output, "last.json")):
+        raise FileExistsError(f"{output!r} was started but finished no epoch, so it cannot be resumed; "
+                              "remove it and run again")
+    return train_run(None, output, resume=True, verbose=verbose, **settings)
 
 
 def _check_state_fits(state: Dict[str, Any], network: paddle.nn.Layer, path: str, config: Dict[str, Any]) -> None:

@@ -1,0 +1,341 @@
+"""Compare finished runs: one row per run folder, mean and spread over seeds, markdown tables, mean curves.
+
+Everything here reads run folders only (``config.json`` and ``history.csv`` as ``train`` writes them),
+so runs trained on another machine, e.g. a GPU, can be compared without retraining:
+
+- ``summarize_runs``: one row per run (model, attention, seed, data, best eval accuracy and its epoch,
+  time per epoch, parameter count, ...).
+- ``aggregate_runs``: rows grouped (by default by data, model and attention), with the mean and the
+  sample standard deviation of the best eval accuracy over the group's seeds.
+- ``format_markdown_table``: either kind of row as a markdown table.
+- ``plot_mean_curves``: per group, the mean eval accuracy and training loss per epoch, with the
+  range over seeds shaded.
+"""
+import math
+import os
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import paddle
+
+from .callbacks import read_history
+
+__all__ = ["summarize_runs", "aggregate_runs", "format_markdown_table", "plot_mean_curves"]
+
+# Settings that must agree within a group: a mean over seeds is only a mean over seeds if nothing else varies.
+_SAME_SETTINGS = ("image_size", "planned_epochs", "batch_size", "lr", "weight_decay", "momentum",
+                  "train_samples", "eval_samples", "num_classes")
+
+RUN_COLUMNS = ["name", "data", "model", "attention", "seed", "best_eval_acc", "best_epoch", "epochs",
+               "time_per_epoch", "params"]
+GROUP_COLUMNS = ["data", "model", "attention", "n", "best_eval_acc_mean", "best_epoch_mean", "epochs",
+                 "time_per_epoch", "params"]
+_HEADERS = {
+    "name": "run", "best_eval_acc": "best eval acc (%)", "best_epoch": "best epoch",
+    "time_per_epoch": "s/epoch", "params": "parameters", "n": "seeds",
+    "best_eval_acc_mean": "best eval acc (%), mean ± std", "best_epoch_mean": "best epoch (mean)",
+    "final_eval_acc": "final eval acc (%)",
+}
+
+
+def _attention_name(config: Dict[str, Any]) -> str:
+    # build_model's rule for attention=None: the model as published, TowerNet with SimAM, the others without.
+    attention = config.get("attention")
+    if attention is None:
+        return "simam" if config["model"] == "towernet" else "none"
+    return str(attention).lower()
+
+
+def _count_parameters(config: Dict[str, Any], cache: Dict[tuple, int]) -> int:
+    from .runs import _build_network
+
+    key = (config["model"], _attention_name(config), config["num_classes"])
+    if key not in cache:
+        # Building draws initial weights from Paddle's generator; leave the caller's random stream as it was.
+        state = paddle.get_rng_state()
+        try:
+            network = _build_network(config)
+        finally:
+            paddle.set_rng_state(state)
+        cache[key] = int(sum(int(np.prod(p.shape)) for p in network.parameters()))
+    return cache[key]
+
+
+def _run_folders(run_dirs: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> List[str]:
+    if isinstance(run_dirs, (str, os.PathLike)):
+        run_dirs = os.fspath(run_dirs)
+        if os.path.isfile(os.path.join(run_dirs, "config.json")):
+            return [run_dirs]
+        if not os.path.isdir(run_dirs):
+            raise FileNotFoundError(f"{run_dirs!r} does not exist; give run folders or a folder holding them")
+        found = sorted(os.path.join(run_dirs, d) for d in os.listdir(run_dirs)
+                       if os.path.isfile(os.path.join(run_dirs, d, "config.json")))
+        if not found:
+            raise FileNotFoundError(f"{run_dirs!r} holds no run folders (sub-folders with config.json); "
+                                    "give folders written by `train --output`")
+        return found
+    folders = [os.fspath(d) for d in run_dirs]
+    if not folders:
+        raise ValueError("summarize_runs needs at least one run folder")
+    return folders
+
+
+def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool = True) -> List[Dict[str, Any]]:
+    """One row per run folder, read from its ``config.json`` and ``history.csv``.
+
+    Args:
+        run_dirs (str|list[str]): run folders, or one folder whose sub-folders are runs (those
+            holding ``config.json``, in sorted order).
+        count_parameters (bool, optional): build each distinct model once to count its parameters;
+            False leaves ``params`` None. Default: True.
+
+    Returns:
+        list[dict]: per run: ``name`` (folder name), ``run`` (path), ``model``, ``attention`` (None
+        resolved as ``build_model`` does: ``"simam"`` for TowerNet, else ``"none"``), ``seed``,
+        ``data`` (name of the data folder, so copies on other machines group together),
+        ``data_path``, ``image_size``, ``batch_size``, ``lr``, ``weight_decay``, ``momentum``,
+        ``train_samples``, ``eval_samples``, ``num_classes``, ``planned_epochs``, ``epochs``
+        (finished), ``finished``, ``best_eval_acc``, ``best_epoch`` (first epoch reaching it),
+        ``final_eval_acc``, ``time_per_epoch`` (mean seconds, training and evaluation),
+        ``total_time``, ``params``, ``paddle_version``. Accuracies are fractions; those of a run
+        without an evaluated epoch are None.
+
+    Examples:
+        >>> rows = summarize_runs("runs/ablation")  # doctest: +SKIP
+        >>> [(r["attention"], r["seed"]) for r in rows][:2]  # doctest: +SKIP
+        [('none', 0), ('none', 1)]
+    """
+    from .runs import load_config
+
+    cache: Dict[tuple, int] = {}
+    rows = []
+    for run in _run_folders(run_dirs):
+        config = load_config(run)
+        try:
+            history = read_history(run)
+        except FileNotFoundError:
+            history = []
+        scored = [r for r in history if r["eval_acc"] is not None]
+        best = max(scored, key=lambda r: r["eval_acc"]) if scored else None  # max keeps the first of ties
+        times = [r["time"] for r in history if r["time"] is not None]
+        rows.append({
+            "name": os.path.basename(os.path.normpath(run)),
+            "run": run,
+            "model": config["model"],
+            "attention": _attention_name(config),
+            "seed": config["seed"],
+            "data": os.path.basename(os.path.normpath(config["data"])),
+            "data_path": config["data"],
+            **{key: config.get(key) for key in ("image_size", "batch_size", "lr", "weight_decay", "momentum",
+                                                "train_samples", "eval_samples", "num_classes")},
+            "planned_epochs": config["epochs"],
+            "epochs": len(history),
+            "finished": len(history) >= config["epochs"],
+            "best_eval_acc": best["eval_acc"] if best else None,
+            "best_epoch": best["epoch"] if best else None,
+            "final_eval_acc": history[-1]["eval_acc"] if history else None,
+            "time_per_epoch": float(np.mean(times)) if times else None,
+            "total_time": float(np.sum(times)) if times else None,
+            "params": _count_parameters(config, cache) if count_parameters else None,
+            "paddle_version": config.get("paddle_version"),
+        })
+    return rows
+
+
+def _mean(values: List[Optional[float]]) -> Optional[float]:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def aggregate_runs(rows: Sequence[Dict[str, Any]], by: Sequence[str] = ("data", "model", "attention")
+                   ) -> List[Dict[str, Any]]:
+    """Group run rows and summarise each group over its seeds.
+
+    Args:
+        rows (list[dict]): rows of :func:`summarize_runs`.
+        by (list[str], optional): row keys that define a group. Runs of a group must agree on
+            image size, planned epochs, batch size, learning rate, weight decay, momentum, sample
+            counts and classes; add the key that differs to ``by`` to compare such runs.
+            Default: ("data", "model", "attention").
+
+    Returns:
+        list[dict]: per group, in order of first appearance: the ``by`` keys, ``n`` (runs with an
+        evaluated epoch), ``seeds``, ``best_eval_acc_mean``, ``best_eval_acc_std`` (sample standard
+        deviation, ``ddof=1``; None for a single run), ``best_eval_acc_min``/``_max``,
+        ``best_epoch_mean``, ``time_per_epoch`` (mean over runs), ``params``, ``epochs`` (planned),
+        ``unfinished`` (runs short of their planned epochs), ``runs`` (their rows) and the shared
+        settings.
+
+    Raises:
+        ValueError: a ``by`` key no row has, or runs of one group with different settings.
+
+    Examples:
+        >>> groups = aggregate_runs(summarize_runs("runs/ablation"))  # doctest: +SKIP
+        >>> [(g["attention"], g["n"]) for g in groups]  # doctest: +SKIP
+        [('none', 3), ('se', 3), ('simam', 3)]
+    """
+    rows = list(rows)
+    by = [by] if isinstance(by, str) else list(by)
+    if not rows:
+        raise ValueError("aggregate_runs needs at least one row (from summarize_runs)")
+    missing = sorted({key for key in by for row in rows if key not in row})
+    if missing:
+        raise ValueError(f"cannot group by {missing}: rows have {sorted(rows[0])}")
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[key] for key in by), []).append(row)
+
+    result = []
+    for key, members in groups.items():
+        for setting in _SAME_SETTINGS:
+            if setting in by:
+                continue
+            values = sorted({repr(m.get(setting)) for m in members})
+            if len(values) > 1:
+                label = ", ".join(f"{k}={v}" for k, v in zip(by, key))
+                raise ValueError(f"runs of group ({label}) differ in {setting}: {', '.join(values)} "
+                                 f"({', '.join(m['name'] for m in members)}); add {setting!r} to `by` "
+                                 "to compare them as separate groups")
+        scores = [m["best_eval_acc"] for m in members if m["best_eval_acc"] is not None]
+        result.append({
+            **dict(zip(by, key)),
+            "n": len(scores),
+            "seeds": [m.get("seed") for m in members],
+            "best_eval_acc_mean": float(np.mean(scores)) if scores else None,
+            "best_eval_acc_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else None,
+            "best_eval_acc_min": min(scores) if scores else None,
+            "best_eval_acc_max": max(scores) if scores else None,
+            "best_epoch_mean": _mean([m["best_epoch"] for m in members]),
+            "time_per_epoch": _mean([m["time_per_epoch"] for m in members]),
+            "params": members[0].get("params"),
+            "epochs": members[0].get("planned_epochs"),
+            "unfinished": sum(not m.get("finished", True) for m in members),
+            **{s: members[0].get(s) for s in _SAME_SETTINGS if s not in by and s != "planned_epochs"},
+            "runs": members,
+        })
+    return result
+
+
+def _percent(value: Optional[float]) -> str:
+    return "–" if value is None else f"{100 * value:.2f}"
+
+
+def _format_cell(key: str, row: Dict[str, Any]) -> str:
+    value = row.get(key)
+    if key == "best_eval_acc_mean":
+        std = row.get("best_eval_acc_std")
+        return _percent(value) + ("" if std is None or value is None else f" ± {100 * std:.2f}")
+    if key in ("best_eval_acc", "final_eval_acc", "best_eval_acc_min", "best_eval_acc_max"):
+        return _percent(value)
+    if key == "params" and value is not None:
+        return f"{value:,}"
+    if key == "epochs" and row.get("unfinished"):
+        return f"{value} ({row['unfinished']} unfinished)"
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.1f}" if key in ("time_per_epoch", "best_epoch_mean", "total_time") else f"{value:.4g}"
+    return str(value)
+
+
+def format_markdown_table(rows: Sequence[Dict[str, Any]], columns: Optional[Sequence[str]] = None) -> str:
+    """Rows of :func:`summarize_runs` or :func:`aggregate_runs` as a markdown table.
+
+    Accuracies are shown in percent; ``best_eval_acc_mean`` as "mean ± std".
+
+    Args:
+        rows (list[dict]): the rows.
+        columns (list[str], optional): row keys to show, in order; None shows ``GROUP_COLUMNS`` for
+            aggregated rows and ``RUN_COLUMNS`` for run rows. Default: None.
+
+    Returns:
+        str: the table, one line per row after the header lines.
+
+    Examples:
+        >>> print(format_markdown_table([{"attention": "simam", "best_eval_acc": 0.5}],
+        ...                             columns=["attention", "best_eval_acc"]))
+        | attention | best eval acc (%) |
+        |---|---:|
+        | simam | 50.00 |
+    """
+    rows = list(rows)
+    if columns is None:
+        columns = GROUP_COLUMNS if rows and "best_eval_acc_mean" in rows[0] else RUN_COLUMNS
+    lines = ["| " + " | ".join(_HEADERS.get(c, c) for c in columns) + " |"]
+    numeric = [any(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) for r in rows)
+               for c in columns]
+    lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
+    for row in rows:
+        lines.append("| " + " | ".join(_format_cell(c, row) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _group_label(group: Dict[str, Any], varying: List[str]) -> str:
+    return ", ".join(str(group[k]) for k in varying) or "all runs"
+
+
+def plot_mean_curves(groups: Sequence[Dict[str, Any]], output: Optional[Union[str, os.PathLike]] = None,
+                     title: Optional[str] = None):
+    """Per group, the mean over its runs of training loss and eval accuracy per epoch, range shaded.
+
+    Args:
+        groups (list[dict]): rows of :func:`aggregate_runs` (each holds its ``runs``).
+        output (str|PathLike, optional): where to save the PNG. Default: None.
+        title (str, optional): figure title. Default: None.
+
+    Returns:
+        matplotlib.figure.Figure: two axes, training loss and eval accuracy; the legend names each
+        group by the keys whose values differ between groups, with its number of runs.
+
+    Examples:
+        >>> fig = plot_mean_curves(aggregate_runs(summarize_runs("runs/ablation")))  # doctest: +SKIP
+        >>> [ax.get_ylabel() for ax in fig.axes]  # doctest: +SKIP
+        ['training loss', 'eval accuracy']
+    """
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    groups = list(groups)
+    if not groups:
+        raise ValueError("plot_mean_curves needs at least one group (from aggregate_runs)")
+    keys = [k for k in groups[0] if k in ("data", "model", "attention", "image_size", "lr", "batch_size")]
+    varying = [k for k in keys if len({repr(g.get(k)) for g in groups}) > 1] or keys[-1:]
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, group in enumerate(groups):
+        histories = [read_history(r["run"]) for r in group["runs"] if r.get("epochs")]
+        if not histories:
+            continue
+        length = max(len(h) for h in histories)
+        label = f"{_group_label(group, varying)} (n={len(histories)})"
+        for ax, key in ((ax_loss, "loss"), (ax_acc, "eval_acc")):
+            # Runs of different length (one still training) pad with NaN; the mean uses what exists.
+            values = np.full((len(histories), length), np.nan)
+            for j, history in enumerate(histories):
+                values[j, :len(history)] = [math.nan if r[key] is None else r[key] for r in history]
+            if np.all(np.isnan(values)):
+                continue
+            epochs = np.arange(1, length + 1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an epoch no run has evaluated stays NaN
+                mean, low, high = (f(values, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
+            color = colors[i % len(colors)]
+            ax.plot(epochs, mean, "-", marker=".", color=color, label=label)
+            if len(histories) > 1:
+                ax.fill_between(epochs, low, high, color=color, alpha=0.2, linewidth=0)
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss (mean, range over seeds)")
+    ax_acc.set(xlabel="epoch", ylabel="eval accuracy", title="eval accuracy (mean, range over seeds)")
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if output is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        fig.savefig(output, format="png", dpi=100)
+    return fig

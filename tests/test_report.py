@@ -1,0 +1,197 @@
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from simam_paddle.report import aggregate_runs, format_markdown_table, plot_mean_curves, summarize_runs
+
+HISTORY = ["epoch", "loss", "acc", "eval_loss", "eval_acc", "lr", "time"]
+
+
+def fake_run(root, name, attention, seed, eval_accs, times=None, data="/somewhere/digits_split", epochs=None,
+             **config):
+    """A run folder as `train` leaves it, written by hand: config.json and history.csv."""
+    run = root / name
+    run.mkdir(parents=True)
+    times = times or [10.0] * len(eval_accs)
+    full = {"model": "towernet", "attention": attention, "seed": seed, "data": data,
+            "epochs": epochs or len(eval_accs), "image_size": 128, "batch_size": 32, "lr": 0.01,
+            "weight_decay": 2e-4, "momentum": 0.9, "num_classes": 10, "train_samples": 500, "eval_samples": 364,
+            "paddle_version": "3.3.1", **config}
+    (run / "config.json").write_text(json.dumps(full))
+    with open(run / "history.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(HISTORY)
+        for i, (acc, t) in enumerate(zip(eval_accs, times), start=1):
+            writer.writerow([i, 2.0 / i, 0.5, 1.0 / i, "" if acc is None else acc, 0.01, t])
+    return str(run)
+
+
+@pytest.fixture
+def ablation(tmp_path):
+    accs = {
+        ("none", 0): [0.5, 0.7, 0.65], ("none", 1): [0.6, 0.62, 0.8], ("none", 2): [0.55, 0.75, 0.7],
+        ("simam", 0): [0.6, 0.9, 0.9], ("simam", 1): [0.7, 0.8, 0.85], ("simam", 2): [0.9, 0.6, 0.7],
+    }
+    for (attention, seed), values in accs.items():
+        fake_run(tmp_path, f"towernet_{attention}_seed{seed}", attention, seed, values,
+                 times=[10.0 + seed, 12.0, 14.0 + seed])
+    return tmp_path, accs
+
+
+def test_summarize_reads_best_accuracy_epoch_and_time(ablation):
+    root, accs = ablation
+    rows = summarize_runs(str(root), count_parameters=False)
+    assert [r["name"] for r in rows] == sorted(os.listdir(root))
+    for row in rows:
+        values = accs[(row["attention"], row["seed"])]
+        assert row["best_eval_acc"] == pytest.approx(max(values))
+        assert row["best_epoch"] == int(np.argmax(values)) + 1  # the first epoch that reached the best
+        assert row["final_eval_acc"] == pytest.approx(values[-1])
+        assert row["time_per_epoch"] == pytest.approx(np.mean([10.0 + row["seed"], 12.0, 14.0 + row["seed"]]))
+        assert row["epochs"] == 3 and row["finished"]
+        assert row["data"] == "digits_split" and row["params"] is None
+
+
+def test_summarize_counts_parameters_of_the_built_model(tmp_path):
+    import paddle
+
+    from simam_paddle.zoo import build_model
+
+    none = fake_run(tmp_path, "a", "none", 0, [0.5])
+    se = fake_run(tmp_path, "b", "se", 0, [0.5])
+    published = fake_run(tmp_path, "c", None, 0, [0.5])
+    paddle.seed(5)
+    rows = summarize_runs([none, se, published])
+    after = paddle.rand([4]).numpy()
+    paddle.seed(5)
+    # counting builds models, but must not move the caller's random stream
+    np.testing.assert_array_equal(after, paddle.rand([4]).numpy())
+    expected = {a: sum(int(np.prod(p.shape)) for p in build_model("towernet", 10, attention=a).parameters())
+                for a in ("none", "se")}
+    assert rows[0]["params"] == expected["none"]
+    assert rows[1]["params"] == expected["se"] > expected["none"]
+    # attention None is TowerNet as published, with SimAM, which has no parameters
+    assert rows[2]["attention"] == "simam" and rows[2]["params"] == expected["none"]
+
+
+def test_aggregate_mean_and_sample_std_match_numpy(ablation):
+    root, accs = ablation
+    groups = aggregate_runs(summarize_runs(str(root), count_parameters=False))
+    assert [(g["data"], g["model"], g["attention"]) for g in groups] == [
+        ("digits_split", "towernet", "none"), ("digits_split", "towernet", "simam")]
+    for group in groups:
+        best = [max(accs[(group["attention"], s)]) for s in (0, 1, 2)]
+        assert group["n"] == 3 and sorted(group["seeds"]) == [0, 1, 2]
+        assert group["best_eval_acc_mean"] == pytest.approx(np.mean(best))
+        assert group["best_eval_acc_std"] == pytest.approx(np.std(best, ddof=1))
+        assert group["best_eval_acc_min"] == pytest.approx(min(best))
+        assert group["time_per_epoch"] == pytest.approx(np.mean([np.mean([10 + s, 12, 14 + s]) for s in (0, 1, 2)]))
+        assert group["unfinished"] == 0
+
+
+def test_aggregate_single_run_has_no_std_and_counts_unfinished(tmp_path):
+    run = fake_run(tmp_path, "r", "simam", 0, [0.4, 0.6], epochs=5)
+    (group,) = aggregate_runs(summarize_runs([run], count_parameters=False))
+    assert group["n"] == 1 and group["best_eval_acc_std"] is None
+    assert group["unfinished"] == 1 and group["epochs"] == 5
+    assert "(1 unfinished)" in format_markdown_table([group])
+
+
+def test_aggregate_refuses_to_average_different_settings(tmp_path):
+    a = fake_run(tmp_path, "a", "simam", 0, [0.5])
+    b = fake_run(tmp_path, "b", "simam", 1, [0.6], image_size=256)
+    rows = summarize_runs([a, b], count_parameters=False)
+    with pytest.raises(ValueError, match="image_size.*add 'image_size' to `by`"):
+        aggregate_runs(rows)
+    assert len(aggregate_runs(rows, by=("data", "model", "attention", "image_size"))) == 2
+    with pytest.raises(ValueError, match="cannot group by \\['optimizer'\\]"):
+        aggregate_runs(rows, by=("optimizer",))
+
+
+def test_runs_without_any_evaluation_are_left_out_of_the_mean(tmp_path):
+    a = fake_run(tmp_path, "a", "se", 0, [None, None])
+    b = fake_run(tmp_path, "b", "se", 1, [0.3, 0.4])
+    rows = summarize_runs([a, b], count_parameters=False)
+    assert rows[0]["best_eval_acc"] is None
+    (group,) = aggregate_runs(rows)
+    assert group["n"] == 1 and group["best_eval_acc_mean"] == pytest.approx(0.4)
+
+
+def test_markdown_table_shows_percent_mean_and_std(ablation):
+    root, accs = ablation
+    rows = summarize_runs(str(root), count_parameters=False)
+    groups = aggregate_runs(rows)
+    lines = format_markdown_table(groups).splitlines()
+    assert len(lines) == 2 + len(groups)
+    assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|")
+    best = [max(accs[("simam", s)]) for s in (0, 1, 2)]
+    assert f"{100 * np.mean(best):.2f} ± {100 * np.std(best, ddof=1):.2f}" in lines[3]
+    run_lines = format_markdown_table(rows, columns=["name", "best_eval_acc"]).splitlines()
+    assert run_lines[0] == "| run | best eval acc (%) |"
+    assert run_lines[2] == f"| {rows[0]['name']} | {100 * rows[0]['best_eval_acc']:.2f} |"
+
+
+def test_errors_name_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no run folders"):
+        summarize_runs(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        summarize_runs(str(tmp_path / "nothing"))
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        summarize_runs([str(tmp_path)])
+    with pytest.raises(ValueError, match="at least one"):
+        aggregate_runs([])
+
+
+def test_mean_curves_plot_the_mean_over_seeds(ablation):
+    root, accs = ablation
+    groups = aggregate_runs(summarize_runs(str(root), count_parameters=False))
+    fig = plot_mean_curves(groups, output=root / "curves.png", title="t")
+    ax_loss, ax_acc = fig.axes
+    lines = {line.get_label(): line for line in ax_acc.get_lines()}
+    assert sorted(lines) == ["none (n=3)", "simam (n=3)"]
+    expected = np.mean([accs[("simam", s)] for s in (0, 1, 2)], axis=0)
+    np.testing.assert_allclose(lines["simam (n=3)"].get_ydata(), expected)
+    with Image.open(root / "curves.png") as image:
+        assert image.size == (1000, 400)
+
+
+@pytest.mark.slow
+def test_ablation_command_trains_every_run_once_and_writes_the_summary(tmp_path, capsys):
+    from simam_paddle.callbacks import read_history
+    from simam_paddle.cli import main
+
+    rng = np.random.RandomState(0)
+    for part, count in (("train", 2), ("eval", 1)):
+        for c, value in (("dark", 40), ("light", 220)):
+            os.makedirs(tmp_path / "split" / part / c)
+            for i in range(count):
+                pixels = np.clip(value + rng.randn(16, 16, 3) * 10, 0, 255).astype("uint8")
+                Image.fromarray(pixels).save(tmp_path / "split" / part / c / f"{i}.png")
+    out = tmp_path / "ablation"
+    args = ["ablation", "--data", str(tmp_path / "split"), "--output", str(out), "--attentions", "none", "simam",
+            "--seeds", "0", "1", "--epochs", "1", "--image-size", "128", "--batch-size", "4", "--quiet"]
+    assert main(args) == 0
+    names = sorted(d for d in os.listdir(out) if os.path.isdir(out / d))
+    assert names == ["towernet_none_seed0", "towernet_none_seed1", "towernet_simam_seed0", "towernet_simam_seed1"]
+    configs = {n: json.loads((out / n / "config.json").read_text()) for n in names}
+    assert {(c["attention"], c["seed"], c["epochs"], c["image_size"]) for c in configs.values()} == {
+        (a, s, 1, 128) for a in ("none", "simam") for s in (0, 1)}
+    summary = (out / "summary.md").read_text()
+    for name in names:
+        best = read_history(out / name)[0]["eval_acc"]
+        assert f"| {name} |" in summary and f"{100 * best:.2f}" in summary
+    assert (out / "curves.png").stat().st_size > 0
+
+    # Re-running trains nothing (the histories stay one epoch long); other settings are refused.
+    stamps = {n: os.path.getmtime(out / n / "history.csv") for n in names}
+    assert main(args) == 0
+    assert stamps == {n: os.path.getmtime(out / n / "history.csv") for n in names}
+    capsys.readouterr()
+    assert main([*args[:-1], "--lr", "0.5"]) == 2
+    assert "lr: run has 0.01, given 0.5" in capsys.readouterr().err
+    assert main([*args[:5], "--attentions", "simam", "bogus"]) == 2
+    assert "unknown attention ['bogus']" in capsys.readouterr().err
