@@ -1,4 +1,4 @@
-"""What the notebooks in ``notebooks/`` share: the quick profile, their data, and re-runnable training.
+"""What the notebooks in ``notebooks/`` share: the quick profile and their data.
 
 - :func:`quick_profile` decides between the notebook's full settings (256 px, 100 epochs) and a
   quick profile small enough for a 2-core CPU: ``SIMAM_QUICK=1`` / ``0`` in the environment
@@ -6,18 +6,18 @@
 - :func:`prepare_split` splits Caltech101 (``Images.zip`` or ``Images/`` in the data folder, see
   ``data/README.md``) or, without it, the embedded handwritten digits, so every notebook can run
   on its own on a fresh machine.
-- :func:`train_or_resume` trains a run folder, resumes it after an interruption, and does nothing
-  for a finished one, so re-running a notebook cell never fails on its own earlier output.
+
+They train with :func:`simam_paddle.complete_run`, which skips finished runs and resumes
+interrupted ones, so re-running a cell never fails on its own earlier output.
 """
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Mapping, Optional, Tuple, Union
 
 from .split import SplitReport
 
-__all__ = ["QUICK_ENV", "CALTECH_SOURCES", "quick_profile", "find_caltech", "prepare_split", "PreparedData",
-           "train_or_resume"]
+__all__ = ["QUICK_ENV", "CALTECH_SOURCES", "quick_profile", "find_caltech", "prepare_split", "PreparedData"]
 
 QUICK_ENV = "SIMAM_QUICK"
 """Environment variable that forces the quick profile (``1``) or the full one (``0``)."""
@@ -135,38 +135,3 @@ def prepare_split(data_dir: Union[str, os.PathLike] = "data", eval_every: int = 
     report = split_dataset(source, split, eval_every=eval_every, progress=progress)
     return PreparedData(kind=kind, source=source, split=split, report=report)
 
-
-def train_or_resume(data: Union[str, os.PathLike], output: Union[str, os.PathLike], verbose: int = 1,
-                    **settings: Any) -> Dict[str, Any]:
-    """:func:`simam_paddle.train_run`, made safe to repeat: train, resume, or leave a finished run alone.
-
-    A run folder holding ``last.json`` is resumed with the same ``settings`` (a finished run does
-    nothing; different settings raise ``ValueError`` naming them); a new folder is trained.
-
-    Args:
-        data (str|PathLike): split folder with ``train/`` and ``eval/``.
-        output (str|PathLike): the run folder.
-        verbose (int, optional): 0 silent, 1 progress bar, 2 one line per epoch. Default: 1.
-        **settings: keys of :data:`simam_paddle.TRAIN_DEFAULTS` (model, attention, epochs, ...).
-
-    Returns:
-        dict: the run's configuration, as in its ``config.json``.
-
-    Raises:
-        FileExistsError: ``output`` holds a run that never finished an epoch.
-
-    Examples:
-        >>> config = train_or_resume("data/digits_split", "runs/t", model="towernet", epochs=1,
-        ...                          image_size=128)  # doctest: +SKIP
-        >>> config["num_classes"]  # doctest: +SKIP
-        10
-    """
-    from .runs import train_run
-
-    data, output = os.fspath(data), os.fspath(output)
-    if os.path.isfile(os.path.join(output, "last.json")):
-        return train_run(data, output, resume=True, verbose=verbose, **settings)
-    if os.path.exists(os.path.join(output, "config.json")):
-        raise FileExistsError(f"{output!r} holds a run that never finished an epoch (config.json but no last.json); "
-                              "delete that folder and run again")
-    return train_run(data, output, verbose=verbose, **settings)

@@ -1,4 +1,3 @@
-import json
 import os
 import zipfile
 
@@ -6,8 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simam_paddle.callbacks import read_history
-from simam_paddle.notebook import find_caltech, prepare_split, quick_profile, train_or_resume
+from simam_paddle.notebook import find_caltech, prepare_split, quick_profile
 
 
 @pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
@@ -78,6 +76,7 @@ def test_prepare_split_uses_caltech_zip(tmp_path):
     assert not (tmp_path / "digits").exists()
 
 
+@pytest.mark.slow
 def test_prepare_split_falls_back_to_digits_and_repeats(tmp_path):
     pytest.importorskip("sklearn")
     data = prepare_split(tmp_path, progress=False)
@@ -92,34 +91,3 @@ def test_prepare_split_falls_back_to_digits_and_repeats(tmp_path):
     again = prepare_split(tmp_path, progress=False)
     assert again.report.written == 0 and again.report.unchanged == 1797
 
-
-def _tiny_split(root):
-    for part, n in (("train", 4), ("eval", 2)):
-        _write_images(root / part, ["a", "b"], per_class=n, size=(32, 32))
-    return root
-
-
-@pytest.mark.slow
-def test_train_or_resume_trains_then_leaves_finished_run_alone(tmp_path):
-    split = _tiny_split(tmp_path / "split")
-    run = tmp_path / "run"
-    settings = dict(model="mobilenet_v2", epochs=1, image_size=32, batch_size=4, verbose=0)
-    config = train_or_resume(split, run, **settings)
-    assert config["num_classes"] == 2
-    assert len(read_history(str(run))) == 1
-    weights_mtime = os.stat(run / "best_model.pdparams").st_mtime_ns
-    assert train_or_resume(split, run, **settings)["classes"] == ["a", "b"]
-    assert os.stat(run / "best_model.pdparams").st_mtime_ns == weights_mtime
-    assert len(read_history(str(run))) == 1
-    # A run is never continued with other settings (epochs included).
-    with pytest.raises(ValueError, match="different settings.*image_size"):
-        train_or_resume(split, run, **{**settings, "image_size": 64})
-
-
-def test_train_or_resume_refuses_a_run_without_a_finished_epoch(tmp_path):
-    split = _tiny_split(tmp_path / "split")
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"model": "towernet"}))
-    with pytest.raises(FileExistsError, match="never finished an epoch.*delete"):
-        train_or_resume(split, run, model="towernet", epochs=1)
