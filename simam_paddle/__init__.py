@@ -10,6 +10,8 @@ _require_paddle()
 
 from . import simam as _simam  # noqa: E402
 from .simam import *  # noqa: E402,F401,F403
+from . import fused as _fused  # noqa: E402
+from .fused import *  # noqa: E402,F401,F403
 from . import images as _images  # noqa: E402
 from .images import *  # noqa: E402,F401,F403
 from . import split as _split  # noqa: E402
@@ -42,11 +44,14 @@ from . import report as _report  # noqa: E402
 from .report import *  # noqa: E402,F401,F403
 from . import ablation as _ablation  # noqa: E402
 from .ablation import *  # noqa: E402,F401,F403
+from . import notebook as _notebook  # noqa: E402
+from .notebook import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 
 __all__ = [
     *_simam.__all__,
+    *_fused.__all__,
     *_images.__all__,
     *_split.__all__,
     *_data.__all__,
@@ -63,4 +68,5 @@ __all__ = [
     *_demo.__all__,
     *_report.__all__,
     *_ablation.__all__,
+    *_notebook.__all__,
 ]

@@ -30,6 +30,8 @@ Beyond the official code:
 - float16/bfloat16 input: statistics in float32, output in the input dtype.
 - Training keeps only the input for backward (an analytic backward in a ``PyLayer``) instead of
   the four or five full-size intermediates autograd keeps for the plain formula.
+- ``impl="fused"``: the same computation as one compiled operator (``fused.py``, ``csrc/``),
+  several times faster; ``impl="auto"`` uses it when it builds and loads here.
 """
 import math
 import numbers
@@ -39,6 +41,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.autograd import PyLayer
+
+from . import fused as _fused  # importing it never builds or loads the operator
 
 __all__ = ["simam", "simam_weights", "SimAM"]
 
@@ -182,16 +186,34 @@ def _simam_paddle(x: paddle.Tensor, axes: List[int], e_lambda: float) -> paddle.
     return _SimAMFunction.apply(x, axes, _dof(x, axes), e_lambda)
 
 
+def _simam_fused(x: paddle.Tensor, axes: List[int], e_lambda: float) -> paddle.Tensor:
+    if not paddle.in_dynamic_mode():
+        # Traced: a saved model that called the compiled op would need this library to load;
+        # record the plain formula, which any Paddle runtime runs.
+        return _plain(x, axes, e_lambda)
+    try:
+        return _fused._run(x, e_lambda, channels_last=len(x.shape) - 1 not in axes)
+    except _fused.FusedBuildError as exc:
+        raise RuntimeError(
+            f"impl='fused' is unavailable here: {exc}. "
+            "impl='auto' falls back to 'paddle' by itself."
+        ) from exc
+
+
 # impl name -> function(x, spatial_axes, e_lambda). Adding an implementation is one entry here
 # (and, if it should be the default somewhere, a line in _resolve_impl).
 _IMPLS: Dict[str, Callable[[paddle.Tensor, List[int], float], paddle.Tensor]] = {
     "paddle": _simam_paddle,
+    "fused": _simam_fused,
 }
 
 
-def _resolve_impl(impl: str) -> Callable[[paddle.Tensor, List[int], float], paddle.Tensor]:
+def _resolve_impl(
+    impl: str, x: paddle.Tensor
+) -> Callable[[paddle.Tensor, List[int], float], paddle.Tensor]:
     if impl == "auto":
-        impl = "paddle"
+        # The fused op when it builds and loads (eager mode only, see _simam_fused), else Paddle.
+        impl = "fused" if paddle.in_dynamic_mode() and _fused._auto_usable(x) else "paddle"
     if impl not in _IMPLS:
         raise ValueError(
             f"Unknown SimAM impl {impl!r}; expected 'auto' or one of {sorted(_IMPLS)}."
@@ -209,7 +231,8 @@ def simam(
     (``v = 0`` when ``n == 1``). float16/bfloat16 input is computed in float32 and returned in
     its own dtype. For training, only ``x`` is kept for backward. When traced
     (``paddle.jit.to_static``, ``paddle.jit.save``) the plain formula is recorded instead, because
-    an eager ``PyLayer`` cannot be traced; exported models compute the same values.
+    an eager ``PyLayer`` cannot be traced and a compiled operator would tie the saved model to
+    this library; exported models compute the same values.
 
     Args:
         x (Tensor): Feature map of rank 3, 4 or 5, laid out as ``data_format`` says.
@@ -218,7 +241,10 @@ def simam(
             or ``"NLC"``, ``"NHWC"``, ``"NDHWC"`` (channels last); must match ``x``'s rank.
             Default: ``"NCHW"``.
         impl (str, optional): Implementation: ``"paddle"`` (Paddle ops with an analytic
-            backward) or ``"auto"`` (the best available). Default: ``"auto"``.
+            backward), ``"fused"`` (one compiled operator, built on first use, see
+            :mod:`simam_paddle.fused`) or ``"auto"``: ``"fused"`` when it builds and loads,
+            else ``"paddle"`` with one warning saying why (environment variable
+            ``SIMAM_PADDLE_FUSED=0`` skips the build). Default: ``"auto"``.
 
     Returns:
         Tensor: Same shape and dtype as ``x``.
@@ -232,7 +258,7 @@ def simam(
     """
     axes = _spatial_axes(x, data_format)
     e_lambda = _check_lambda(e_lambda)
-    return _resolve_impl(impl)(x, axes, e_lambda)
+    return _resolve_impl(impl, x)(x, axes, e_lambda)
 
 
 def simam_weights(

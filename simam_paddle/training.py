@@ -354,6 +354,9 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
     with warnings.catch_warnings():
         # hapi's train_batch re-wraps tensors with to_tensor, which warns once per run; not ours to fix.
         warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
+        # Paddle 3's BatchNorm warns on every training forward that it tracks running statistics,
+        # which is what training is meant to do; it would print once per epoch.
+        warnings.filterwarnings("ignore", message="When training, we now always track", category=UserWarning)
         model.fit(train_loader, eval_loader, epochs=remaining, callbacks=[*own, *callbacks], verbose=verbose,
                   log_freq=len(train_loader) if verbose == 2 else max(1, len(train_loader) // 10))
     return model

@@ -1,0 +1,147 @@
+"""The notebooks: thin (no def/class), committed with outputs, and executable top to bottom in quick mode.
+
+The execution tests run each notebook as Jupyter would (a kernel with cwd ``notebooks/``), with
+``SIMAM_QUICK=1`` and data and runs in a temporary folder (``SIMAM_DATA``, ``SIMAM_RUNS``), so they
+never see or change ``data/`` and ``runs/`` of the checkout. The kernel imports this checkout's
+package through ``PYTHONPATH``, installed or not.
+"""
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = ["01_dataset_split", "02_baselines", "03_towernet_simam", "04_compare"]
+# What a notebook reads from earlier ones (04 compares the runs of 02 and 03).
+NEEDS = {"04_compare": ["02_baselines", "03_towernet_simam"]}
+MAX_BYTES = 1_500_000
+DEFINITION = re.compile(r"^\s*(async\s+def|def|class)\s", re.MULTILINE)
+
+
+def _read(name):
+    return nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+
+
+def _code_cells(nb):
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def test_every_notebook_is_listed():
+    assert sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")) == NOTEBOOKS
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_no_code_cell_defines_a_function_or_class(name):
+    offending = [cell.source for cell in _code_cells(_read(name)) if DEFINITION.search(cell.source)]
+    assert not offending, f"{name}: move these into simam_paddle (with tests):\n" + "\n---\n".join(offending)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_committed_with_outputs(name):
+    # The repository page shows the notebooks as committed: every code cell ran, in order, without
+    # an error, and the figures are there.
+    nb = _read(name)
+    cells = _code_cells(nb)
+    assert [cell.execution_count for cell in cells] == list(range(1, len(cells) + 1)), \
+        f"{name} is not committed fully executed in order; execute it top to bottom before committing"
+    outputs = [out for cell in cells for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error"]
+    assert any("image/png" in out.get("data", {}) for out in outputs)
+    assert (NOTEBOOK_DIR / f"{name}.ipynb").stat().st_size < MAX_BYTES
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_first_cell_states_intent_then_configuration(name):
+    nb = _read(name)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    config = nb.cells[1]
+    assert config.cell_type == "code" and "quick_profile()" in config.source
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Executes notebooks once per test session, in order of need; maps name to the executed notebook."""
+    from nbclient import NotebookClient
+
+    work = tmp_path_factory.mktemp("notebooks")
+    env = dict(os.environ)
+    env.update(
+        SIMAM_QUICK="1",
+        MPLBACKEND="agg",
+        SIMAM_DATA=str(work / "data"),
+        SIMAM_RUNS=str(work / "runs"),
+        PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+    )
+    done = {}
+
+    def run(name):
+        for needed in NEEDS.get(name, []):
+            if needed not in done:
+                run(needed)
+        nb = _read(name)
+        client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
+                                resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+        client.execute(env=env)  # raises CellExecutionError, with the cell and traceback, on any error
+        done[name] = nb
+        return nb
+
+    return {"run": run, "done": done, "work": work}
+
+
+def _stdout(nb):
+    return "".join(out.get("text", "") for cell in _code_cells(nb) for out in cell.outputs
+                   if out.output_type == "stream" and out.name == "stdout")
+
+
+def _history_rows(run_dir):
+    with open(run_dir / "history.csv", encoding="utf-8") as f:
+        return len(f.read().splitlines()) - 1
+
+
+@pytest.mark.slow
+def test_01_dataset_split_executes(executed):
+    nb = executed["run"]("01_dataset_split")
+    data = executed["work"] / "data"
+    assert (data / "digits_split" / "split_manifest.csv").is_file()
+    assert len(list((data / "digits_split" / "eval").rglob("*.png"))) == 364
+    assert "profile: quick (SIMAM_QUICK=1" in _stdout(nb)
+    assert "total     1433      364     1797" in _stdout(nb)
+
+
+@pytest.mark.slow
+def test_02_baselines_executes(executed):
+    executed["run"]("02_baselines")
+    runs = executed["work"] / "runs"
+    for model in ("vgg19", "resnet50", "mobilenet_v2"):
+        config = json.loads((runs / model / "config.json").read_text())
+        assert (config["model"], config["image_size"], config["epochs"]) == (model, 32, 2)
+        assert _history_rows(runs / model) == 2
+        assert (runs / model / "visualdl").is_dir()
+
+
+@pytest.mark.slow
+def test_03_towernet_simam_executes(executed):
+    nb = executed["run"]("03_towernet_simam")
+    runs = executed["work"] / "runs"
+    for attention in ("simam", "none", "se"):
+        run = runs / f"towernet_{attention}"
+        config = json.loads((run / "config.json").read_text())
+        assert (config["attention"], config["image_size"], config["seed"]) == (attention, 128, 0)
+        assert _history_rows(run) == 3
+        assert (run / "confusion_matrix.csv").is_file()
+    images = sum("image/png" in out.get("data", {}) for cell in _code_cells(nb) for out in cell.outputs)
+    assert images == 1 + 3 + 1  # curves, three attention maps, confusion matrix
+
+
+@pytest.mark.slow
+def test_04_compare_executes(executed):
+    nb = executed["run"]("04_compare")
+    text = _stdout(nb) + "".join(out.get("data", {}).get("text/markdown", "")
+                                 for cell in _code_cells(nb) for out in cell.outputs)
+    for run in ("vgg19", "resnet50", "mobilenet_v2", "towernet_simam", "towernet_none", "towernet_se"):
+        assert run in text, f"04_compare does not show run {run}"
