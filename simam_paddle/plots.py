@@ -128,7 +128,6 @@ def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
     """
     import matplotlib
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
     run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
     if not run_dirs:
@@ -151,22 +150,29 @@ def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
                 ax.plot(epochs, evals, "--", color=color, marker=".", label=f"{label} eval")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (ax_loss, ax_acc):
+    _finish_epoch_axes(fig, (ax_loss, ax_acc), title, output)
+    return fig
+
+
+def _finish_epoch_axes(fig, axes, title: Optional[str], output, dpi: int = 120) -> None:
+    """Integer epoch ticks, grid, legend and title on per-epoch curve axes; save if asked."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, output)
-    return fig
+    _save(fig, output, dpi)
 
 
-def _save(fig, output: Optional[Union[str, os.PathLike]]) -> None:
+def _save(fig, output: Optional[Union[str, os.PathLike]], dpi: int = 120) -> None:
     if output is not None:
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output, format="png", dpi=120)
+        fig.savefig(output, format="png", dpi=dpi)
 
 
 def _column(rows: List[dict], key: str) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 import paddle
 
 from .callbacks import read_history
+from .plots import _finish_epoch_axes
 
 __all__ = ["summarize_runs", "aggregate_runs", "format_markdown_table", "plot_mean_curves"]
 
@@ -295,7 +296,6 @@ def plot_mean_curves(groups: Sequence[Dict[str, Any]], output: Optional[Union[st
     """
     import matplotlib
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
     groups = list(groups)
     if not groups:
@@ -328,14 +328,5 @@ def plot_mean_curves(groups: Sequence[Dict[str, Any]], output: Optional[Union[st
                 ax.fill_between(epochs, low, high, color=color, alpha=0.2, linewidth=0)
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss (mean, range over seeds)")
     ax_acc.set(xlabel="epoch", ylabel="eval accuracy", title="eval accuracy (mean, range over seeds)")
-    for ax in (ax_loss, ax_acc):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if output is not None:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        fig.savefig(output, format="png", dpi=100)
+    _finish_epoch_axes(fig, (ax_loss, ax_acc), title, output, dpi=100)
     return fig
