@@ -111,6 +111,10 @@ def test_01_dataset_split_executes(executed):
     assert len(list((data / "digits_split" / "eval").rglob("*.png"))) == 364
     assert "profile: quick (SIMAM_QUICK=1" in _stdout(nb)
     assert "total     1433      364     1797" in _stdout(nb)
+    clutter = data / "cluttered_digits"
+    assert (clutter / "manifest.csv").is_file()
+    assert len(list((clutter / "eval").rglob("*.png"))) == 364
+    assert len(list((clutter / "train").rglob("*.png"))) == 1433
 
 
 @pytest.mark.slow
