@@ -27,7 +27,6 @@ The machine may be shared: compare variants within one run, and rerun when it is
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -84,27 +83,10 @@ print(json.dumps({"rss": (rss1 - rss0) / 1024, "alloc": (alloc1 - alloc0) / 2**2
 """
 
 
-def time_ms(fn, shape, repeats):
-    """(median, min) wall time in ms of forward+backward."""
-    import paddle
-
-    x = paddle.randn(shape)
-    x.stop_gradient = False
-    g = paddle.randn(shape)
-    times = []
-    for i in range(repeats + 3):
-        start = time.perf_counter()
-        (grad,) = paddle.grad(fn(x), x, g)
-        if i >= 3:
-            times.append(time.perf_counter() - start)
-        del grad
-    return 1e3 * statistics.median(times), 1e3 * min(times)
-
-
 def timing_table(shapes, repeats):
-    import paddle
     import paddle.nn.functional as F
 
+    from bench_simam import time_one_layer  # this script's folder is on sys.path
     from simam_paddle import simam
     from simam_paddle.simam import _simam_plain
 
@@ -125,7 +107,7 @@ def timing_table(shapes, repeats):
             }
             if fmt == "NHWC":
                 variants["fused-T"] = fused_transposed
-            ms = {name: time_ms(fn, shape, repeats) for name, fn in variants.items()}
+            ms = {name: time_one_layer(fn, shape, repeats) for name, fn in variants.items()}
             for name, (median, fastest) in ms.items():
                 rows.append((f"{tuple(shape)} {fmt}", name, median, fastest,
                              median / ms["relu"][0], ms["plain"][0] / median))
