@@ -53,7 +53,7 @@ def run_ablation(data: str, output: str, attentions: Sequence[str] = ("none", "s
         >>> [(g["attention"], g["n"]) for g in result["groups"]]  # doctest: +SKIP
         [('none', 3), ('se', 3), ('simam', 3)]
     """
-    from .runs import complete_run
+    from .runs import _ATTENTION_OPTIONS, complete_run
 
     attentions, seeds = list(attentions), list(seeds)
     _check_choices(attentions, seeds)
@@ -67,7 +67,10 @@ def run_ablation(data: str, output: str, attentions: Sequence[str] = ("none", "s
             run = os.path.join(output, f"{model}_{attention}_seed{seed}")
             if verbose:
                 print(f"\n== {model}, attention {attention}, seed {seed}: {run}", flush=True)
-            complete_run(data, run, verbose=verbose, model=model, attention=attention, seed=seed, **settings)
+            # Layer options apply to the attentions that take them: e_lambda to SimAM, reduction to SE/CBAM.
+            own = {k: v for k, v in settings.items()
+                   if k not in ("e_lambda", "reduction") or k in _ATTENTION_OPTIONS.get(attention, ())}
+            complete_run(data, run, verbose=verbose, model=model, attention=attention, seed=seed, **own)
             runs.append(run)
     seconds = time.time() - start
 

@@ -13,7 +13,7 @@ the feature map it refines (layers that need none, like SimAM, accept and ignore
 is a keyword argument. Every layer maps a tensor to one of the same shape.
 """
 import inspect
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import paddle
 import paddle.nn as nn
@@ -40,15 +40,20 @@ class SEModule(nn.Layer):
 
     Global average pool -> 1x1 conv ``C -> C // reduction`` -> ReLU -> 1x1 conv back to ``C`` -> sigmoid
     -> scale each channel. The 1x1 convolutions are the paper's fully connected layers applied to the
-    pooled vector (with biases), so no reshapes are needed and the layer exports as is.
+    pooled vector, so no reshapes are needed and the layer exports as is.
+
+    The default is the SE layer the SimAM paper compares against (the official SimAM code's
+    ``se_module``: fully connected layers without biases), so its numbers and checkpoints carry over;
+    ``bias=True`` gives the SE paper's layers with biases.
 
     Args:
         channels (int): Number of channels of the input.
         reduction (int, optional): Reduction ratio ``r`` of the bottleneck. The hidden width is
             ``max(1, channels // reduction)`` so narrow layers still get one unit. Default: 16.
+        bias (bool, optional): Whether the two fully connected layers have biases. Default: False.
         data_format (str, optional): ``"NCHW"`` or ``"NHWC"``. Default: "NCHW".
 
-    Parameters: ``2 * C * Ch + Ch + C`` with ``Ch = max(1, C // reduction)``.
+    Parameters: ``2 * C * Ch`` with ``Ch = max(1, C // reduction)``, plus ``Ch + C`` with biases.
 
     Examples:
         >>> import paddle
@@ -57,20 +62,24 @@ class SEModule(nn.Layer):
         [2, 64, 8, 8]
     """
 
-    def __init__(self, channels: int, reduction: int = 16, data_format: str = "NCHW"):
+    def __init__(self, channels: int, reduction: int = 16, bias: bool = False, data_format: str = "NCHW"):
         super().__init__()
         _check_layer_args("SEModule", channels, reduction, data_format)
+        if not isinstance(bias, bool):
+            raise ValueError(f"SEModule needs bias as a bool, got {bias!r}.")
         hidden = max(1, channels // reduction)
-        self.channels, self.reduction, self.data_format = channels, reduction, data_format
+        self.channels, self.reduction, self.bias, self.data_format = channels, reduction, bias, data_format
         self.pool = nn.AdaptiveAvgPool2D(1, data_format=data_format)
-        self.fc1 = nn.Conv2D(channels, hidden, 1, data_format=data_format)
-        self.fc2 = nn.Conv2D(hidden, channels, 1, data_format=data_format)
+        bias_attr = None if bias else False
+        self.fc1 = nn.Conv2D(channels, hidden, 1, bias_attr=bias_attr, data_format=data_format)
+        self.fc2 = nn.Conv2D(hidden, channels, 1, bias_attr=bias_attr, data_format=data_format)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return x * F.sigmoid(self.fc2(F.relu(self.fc1(self.pool(x)))))
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, reduction={self.reduction}, data_format={self.data_format}"
+        return (f"channels={self.channels}, reduction={self.reduction}, bias={self.bias}, "
+                f"data_format={self.data_format}")
 
 
 class CBAM(nn.Layer):
@@ -78,15 +87,24 @@ class CBAM(nn.Layer):
 
     Channel attention: a shared MLP (1x1 convs ``C -> C // reduction -> C`` with ReLU, with biases)
     applied to the globally average-pooled and max-pooled features; the two outputs are summed and
-    passed through a sigmoid to scale channels. Spatial attention: the channel-wise mean and max maps are
+    passed through a sigmoid to scale channels. Spatial attention: the channel-wise max and mean maps are
     concatenated, convolved by a ``spatial_kernel`` x ``spatial_kernel`` conv (2 -> 1, no bias) followed by
     BatchNorm, as in the authors' code, then a sigmoid scales positions.
+
+    The defaults are the official SimAM code's ``cbam_module`` (taken from the CBAM authors' code), so
+    its checkpoints load and behave the same: spatial input ordered ``[max, mean]`` and a spatial
+    BatchNorm with PyTorch momentum 0.01, i.e. Paddle ``momentum=0.99``. The CBAM paper writes the
+    pooled maps as ``[mean; max]``: ``spatial_order=("mean", "max")`` gives that order.
 
     Args:
         channels (int): Number of channels of the input.
         reduction (int, optional): Reduction ratio of the channel MLP; hidden width
             ``max(1, channels // reduction)``. Default: 16.
         spatial_kernel (int, optional): Odd kernel size of the spatial conv. Default: 7.
+        spatial_order (tuple, optional): Order of the pooled maps fed to the spatial conv, a permutation
+            of ``("max", "mean")``. Default: ("max", "mean").
+        bn_momentum (float, optional): Paddle momentum of the spatial BatchNorm's running statistics
+            (PyTorch's momentum is ``1 - bn_momentum``). Default: 0.99.
         data_format (str, optional): ``"NCHW"`` or ``"NHWC"``. Default: "NCHW".
 
     Trainable parameters: ``2 * C * Ch + Ch + C + 2 * k * k + 2`` with ``Ch = max(1, C // reduction)``
@@ -99,12 +117,21 @@ class CBAM(nn.Layer):
         [2, 64, 8, 8]
     """
 
-    def __init__(self, channels: int, reduction: int = 16, spatial_kernel: int = 7, data_format: str = "NCHW"):
+    def __init__(self, channels: int, reduction: int = 16, spatial_kernel: int = 7,
+                 spatial_order: Sequence[str] = ("max", "mean"), bn_momentum: float = 0.99,
+                 data_format: str = "NCHW"):
         super().__init__()
         _check_layer_args("CBAM", channels, reduction, data_format)
         if isinstance(spatial_kernel, bool) or not isinstance(spatial_kernel, int) or spatial_kernel < 1 \
                 or spatial_kernel % 2 == 0:
             raise ValueError(f"CBAM needs an odd positive spatial_kernel (the paper uses 7), got {spatial_kernel!r}.")
+        spatial_order = tuple(spatial_order)
+        if sorted(spatial_order) != ["max", "mean"]:
+            raise ValueError(f"CBAM needs spatial_order as ('max', 'mean') or ('mean', 'max'), got {spatial_order!r}.")
+        if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not 0 <= bn_momentum < 1:
+            raise ValueError(f"CBAM needs bn_momentum in [0, 1) (Paddle's convention; official 0.99), "
+                             f"got {bn_momentum!r}.")
+        self.spatial_order, self.bn_momentum = spatial_order, float(bn_momentum)
         hidden = max(1, channels // reduction)
         self.channels, self.reduction, self.spatial_kernel = channels, reduction, spatial_kernel
         self.data_format = data_format
@@ -118,22 +145,22 @@ class CBAM(nn.Layer):
         self.spatial_conv = nn.Conv2D(
             2, 1, spatial_kernel, padding=spatial_kernel // 2, bias_attr=False, data_format=data_format
         )
-        self.spatial_bn = nn.BatchNorm2D(1, data_format=data_format)
+        self.spatial_bn = nn.BatchNorm2D(1, momentum=self.bn_momentum, data_format=data_format)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         # A max reduction rather than AdaptiveMaxPool2D, which has no data_format argument.
         spatial_axes = [2, 3] if self._channel_axis == 1 else [1, 2]
         pooled_max = x.max(axis=spatial_axes, keepdim=True)
         x = x * F.sigmoid(self.mlp(self.avg_pool(x)) + self.mlp(pooled_max))
-        maps = paddle.concat(
-            [x.mean(axis=self._channel_axis, keepdim=True), x.max(axis=self._channel_axis, keepdim=True)],
-            axis=self._channel_axis,
-        )
+        pooled = {"max": x.max(axis=self._channel_axis, keepdim=True),
+                  "mean": x.mean(axis=self._channel_axis, keepdim=True)}
+        maps = paddle.concat([pooled[name] for name in self.spatial_order], axis=self._channel_axis)
         return x * F.sigmoid(self.spatial_bn(self.spatial_conv(maps)))
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, reduction={self.reduction}, "
-                f"spatial_kernel={self.spatial_kernel}, data_format={self.data_format}")
+                f"spatial_kernel={self.spatial_kernel}, spatial_order={self.spatial_order}, "
+                f"bn_momentum={self.bn_momentum}, data_format={self.data_format}")
 
 
 def _identity(channels: Optional[int] = None) -> nn.Layer:

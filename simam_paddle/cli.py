@@ -178,6 +178,10 @@ def _add_training_options(parser) -> None:
     parser.add_argument("--lr", type=float, help="initial learning rate (default: 0.01)")
     parser.add_argument("--weight-decay", type=float, help="L2 coefficient (default: 2e-4 TowerNet, 1e-4 others)")
     parser.add_argument("--momentum", type=float, help="momentum (default: 0.9)")
+    parser.add_argument("--e-lambda", type=float, help="SimAM's lambda (default: 1e-4; the official ImageNet "
+                        "runs use 0.1)")
+    parser.add_argument("--reduction", type=int, help="SE / CBAM reduction ratio (default: 16; the official "
+                        "CIFAR runs use 4)")
     parser.add_argument("--num-workers", type=int, help="DataLoader worker processes (default: 0)")
     parser.add_argument("--cache", action="store_const", const=True, help="keep decoded, resized images in memory")
     parser.add_argument("--device", choices=["auto", "cpu", "gpu"], help="default: auto (GPU if available)")

@@ -15,12 +15,14 @@ import paddle
 
 from .callbacks import atomic_write_text, is_main_process, read_history
 
-__all__ = ["TRAIN_DEFAULTS", "train_run", "complete_run", "load_config", "load_run", "evaluate_run", "export_run"]
+__all__ = ["TRAIN_DEFAULTS", "attention_options", "train_run", "complete_run", "load_config", "load_run", "evaluate_run", "export_run"]
 
 # The notebook's settings; weight_decay None means default_weight_decay(model).
 TRAIN_DEFAULTS: Dict[str, Any] = {
     "model": "towernet",
     "attention": None,  # the model as published: TowerNet with SimAM, baselines without
+    "e_lambda": None,  # SimAM's lambda; None: the layer's default (1e-4)
+    "reduction": None,  # SE / CBAM reduction ratio; None: the layer's default (16)
     "epochs": 100,
     "image_size": 256,
     "batch_size": 32,
@@ -95,7 +97,37 @@ def _build_network(config: Dict[str, Any]) -> paddle.nn.Layer:
 
     _check_model_name(config["model"])
     # None builds the model as published (TowerNet with SimAM); "none" removes TowerNet's attention.
-    return build_model(config["model"], config["num_classes"], attention=config.get("attention"))
+    return build_model(config["model"], config["num_classes"], attention=config.get("attention"),
+                       attention_kwargs=attention_options(config) or None)
+
+
+# Options of the attention layer that the run settings carry, by the attention they belong to.
+_ATTENTION_OPTIONS = {"simam": ("e_lambda",), "se": ("reduction",), "cbam": ("reduction",)}
+
+
+def _effective_attention(config: Dict[str, Any]) -> str:
+    attention = config.get("attention")
+    if attention is None:
+        return "simam" if config["model"] == "towernet" else "none"
+    return attention.lower()
+
+
+def attention_options(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The attention layer's options set in a run's settings (``e_lambda`` for SimAM, ``reduction`` for SE/CBAM).
+
+    An option that the run's attention does not take is an error, never silently dropped.
+
+    Examples:
+        >>> attention_options({"model": "cifar_resnet20", "attention": "se", "reduction": 4, "e_lambda": None})
+        {'reduction': 4}
+    """
+    accepted = _ATTENTION_OPTIONS.get(_effective_attention(config), ())
+    options = {k: config[k] for k in ("e_lambda", "reduction") if config.get(k) is not None}
+    wrong = sorted(set(options) - set(accepted))
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} set, but attention {config.get('attention')!r} of model "
+                         f"{config['model']!r} does not take it (e_lambda is SimAM's, reduction SE's and CBAM's)")
+    return options
 
 
 def _check_input_size(network: paddle.nn.Layer, config: Dict[str, Any]) -> None:

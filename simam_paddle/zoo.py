@@ -10,15 +10,17 @@ post-hook on the sublayer it follows. So the base model's state_dict keys do not
 pretrained weights still load, with only the attention's own keys missing) and ``paddle.jit.save``
 exports the hooked model.
 """
+import functools
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import paddle
 import paddle.nn as nn
-from paddle.vision.models import mobilenet_v2, resnet50, vgg19
+from paddle.vision.models import mobilenet_v2, resnet18, resnet34, resnet50, resnet101, resnext50_32x4d, vgg19
 from paddle.vision.models.mobilenetv2 import InvertedResidual
 from paddle.vision.models.resnet import BasicBlock, BottleneckBlock
 
 from .attention import create_attention
+from .cifar_resnet import CifarBasicBlock, CifarResNet
 from .towernet import TowerNet
 
 __all__ = ["build_model", "available_models", "insert_attention"]
@@ -28,6 +30,7 @@ __all__ = ["build_model", "available_models", "insert_attention"]
 _PLACEMENT: Dict[type, Tuple[str, str]] = {
     BottleneckBlock: ("conv2", "bn3"),
     BasicBlock: ("conv2", "bn2"),
+    CifarBasicBlock: ("conv2", "bn2"),
     # conv = [expand ConvBNReLU6 (if any), depthwise ConvBNReLU6, 1x1 Conv2D, BatchNorm2D]
     InvertedResidual: ("conv.-3.0", "conv.-1"),
 }
@@ -100,8 +103,13 @@ def insert_attention(model: nn.Layer, attention: str, **attention_kwargs) -> int
 _MODELS: Dict[str, Callable[..., nn.Layer]] = {
     "towernet": TowerNet,
     "vgg19": vgg19,
+    "resnet18": resnet18,
+    "resnet34": resnet34,
     "resnet50": resnet50,
+    "resnet101": resnet101,
+    "resnext50_32x4d": resnext50_32x4d,
     "mobilenet_v2": mobilenet_v2,
+    **{f"cifar_resnet{depth}": functools.partial(CifarResNet, depth) for depth in (20, 32, 56, 110)},
 }
 
 
@@ -164,7 +172,10 @@ def build_model(name: str, num_classes: int, attention: Optional[str] = None,
             f"vgg19 has no published attention placement, so attention={attention!r} is not supported; "
             f"use attention=None, or one of {[m for m in available_models() if m != 'vgg19']}."
         )
-    model = _MODELS[name](pretrained=False, num_classes=num_classes, **kwargs)
+    if name.startswith("cifar_resnet"):
+        model = _MODELS[name](num_classes=num_classes, **kwargs)
+    else:
+        model = _MODELS[name](pretrained=False, num_classes=num_classes, **kwargs)
     if attention is not None and not no_attention:
         insert_attention(model, attention, **attention_kwargs)
     return model

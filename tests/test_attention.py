@@ -19,7 +19,7 @@ def _hidden(c, r):
 CLOSED_FORM = {
     "none": lambda c, r, k: 0,
     "simam": lambda c, r, k: 0,
-    "se": lambda c, r, k: 2 * c * _hidden(c, r) + _hidden(c, r) + c,
+    "se": lambda c, r, k: 2 * c * _hidden(c, r),  # official: no biases
     "cbam": lambda c, r, k: 2 * c * _hidden(c, r) + _hidden(c, r) + c + 2 * k * k + 2,
 }
 OPTIONS = {"se": {"reduction": 4}, "cbam": {"reduction": 4, "spatial_kernel": 5}}
@@ -60,20 +60,27 @@ def test_parameter_count_matches_closed_form(name, channels):
 
 def test_defaults_follow_the_papers():
     se, cbam = SEModule(64), CBAM(64)
-    assert _trainable(se) == 2 * 64 * 4 + 4 + 64  # r = 16
+    assert _trainable(se) == 2 * 64 * 4  # r = 16, no biases as in the official SimAM code
+    assert _trainable(SEModule(64, bias=True)) == 2 * 64 * 4 + 4 + 64  # the SE paper's layers
+    assert cbam.spatial_order == ("max", "mean")
+    assert cbam.spatial_bn._momentum == pytest.approx(0.99)  # torch momentum 0.01
     assert cbam.spatial_conv.weight.shape == [1, 2, 7, 7]
 
 
-def test_se_against_numpy_reference():
+@pytest.mark.parametrize("bias", [False, True])
+def test_se_against_numpy_reference(bias):
     rng = np.random.default_rng(0)
     c, r = 12, 4
-    layer = SEModule(c, reduction=r)
-    w1, b1 = rng.normal(size=(c // r, c)), rng.normal(size=c // r)
-    w2, b2 = rng.normal(size=(c, c // r)), rng.normal(size=c)
+    layer = SEModule(c, reduction=r, bias=bias)
+    w1, b1 = rng.normal(size=(c // r, c)), rng.normal(size=c // r) * bias
+    w2, b2 = rng.normal(size=(c, c // r)), rng.normal(size=c) * bias
     layer.fc1.weight.set_value(w1.reshape(c // r, c, 1, 1).astype("float32"))
-    layer.fc1.bias.set_value(b1.astype("float32"))
     layer.fc2.weight.set_value(w2.reshape(c, c // r, 1, 1).astype("float32"))
-    layer.fc2.bias.set_value(b2.astype("float32"))
+    if bias:
+        layer.fc1.bias.set_value(b1.astype("float32"))
+        layer.fc2.bias.set_value(b2.astype("float32"))
+    else:
+        assert layer.fc1.bias is None and layer.fc2.bias is None
     x = rng.normal(size=(3, c, 5, 4))
 
     squeezed = x.mean(axis=(2, 3))  # average, not max pooling
@@ -97,10 +104,11 @@ def _correlate2d_same(maps, kernel):
     return out
 
 
-def test_cbam_against_numpy_reference_in_eval_mode():
+@pytest.mark.parametrize("order", [("max", "mean"), ("mean", "max")])
+def test_cbam_against_numpy_reference_in_eval_mode(order):
     rng = np.random.default_rng(1)
     c, r, k = 8, 2, 3
-    layer = CBAM(c, reduction=r, spatial_kernel=k)
+    layer = CBAM(c, reduction=r, spatial_kernel=k, spatial_order=order)
     w1, b1 = rng.normal(size=(c // r, c)), rng.normal(size=c // r)
     w2, b2 = rng.normal(size=(c, c // r)), rng.normal(size=c)
     ks = rng.normal(size=(2, k, k))
@@ -120,7 +128,8 @@ def test_cbam_against_numpy_reference_in_eval_mode():
         return np.maximum(v @ w1.T + b1, 0) @ w2.T + b2
 
     xc = x * _sigmoid(mlp(x.mean(axis=(2, 3))) + mlp(x.max(axis=(2, 3))))[:, :, None, None]
-    maps = np.stack([xc.mean(axis=1), xc.max(axis=1)], axis=1)  # avg first, then max
+    pooled = {"max": xc.max(axis=1), "mean": xc.mean(axis=1)}
+    maps = np.stack([pooled[order[0]], pooled[order[1]]], axis=1)
     s = _correlate2d_same(maps, ks)
     s = (s - mean) / np.sqrt(var + 1e-5) * gamma + beta
     expected = xc * _sigmoid(s)[:, None]

@@ -10,8 +10,8 @@ from simam_paddle import (CBAM, SEModule, SimAM, TowerNet, available_models, bui
                           simam)
 
 # Smallest convenient input each model runs at (TowerNet needs >= 127).
-INPUT_SIZE = {"towernet": 128, "vgg19": 32, "resnet50": 64, "mobilenet_v2": 64}
-HEAVY = {"vgg19", "resnet50"}  # over a second to build on a 2-core CPU
+INPUT_SIZE = {"towernet": 128, "vgg19": 32, "mobilenet_v2": 64}
+HEAVY = {"vgg19", "resnet50", "resnet101", "resnext50_32x4d", "cifar_resnet110"}  # slow to build on 2 cores
 
 
 def _count(layer, trainable_only=False):
@@ -25,7 +25,7 @@ def _same(a, b):
 
 def _se_params(c, r=16):
     h = max(1, c // r)
-    return 2 * c * h + h + c
+    return 2 * c * h  # official SE: no biases
 
 
 # Output channels of every block, from the architectures' definitions.
@@ -34,7 +34,9 @@ MOBILENET_V2_BLOCK_CHANNELS = [16] + [24] * 2 + [32] * 3 + [64] * 4 + [96] * 3 +
 
 
 def test_available_models():
-    assert available_models() == ["mobilenet_v2", "resnet50", "towernet", "vgg19"]
+    assert available_models() == sorted([
+        "towernet", "vgg19", "resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d", "mobilenet_v2",
+        "cifar_resnet20", "cifar_resnet32", "cifar_resnet56", "cifar_resnet110"])
 
 
 @pytest.mark.parametrize("name", [
@@ -44,7 +46,7 @@ def test_every_model_builds_and_forwards(name):
     paddle.seed(0)
     net = build_model(name, 7)
     net.eval()
-    size = INPUT_SIZE[name]
+    size = INPUT_SIZE.get(name, 32 if name.startswith("cifar") else 64)
     out = net(paddle.randn([2, 3, size, size]))
     assert out.shape == [2, 7]
     assert np.isfinite(out.numpy()).all()
@@ -52,7 +54,7 @@ def test_every_model_builds_and_forwards(name):
 
 def test_unknown_model_lists_available():
     with pytest.raises(ValueError) as err:
-        build_model("resnet18", 10)
+        build_model("resnet19", 10)
     for name in available_models():
         assert name in str(err.value)
 
@@ -225,3 +227,46 @@ def test_hooked_model_survives_jit_save(tmp_path, attention):
     assert _same(got, expected)
     # The exported program must contain the attention, not just the base network.
     assert not _same(got, plain(x).numpy())
+
+
+@pytest.mark.parametrize("attention, options, expected", [
+    ("none", None, 272474), ("simam", None, 272474),
+    ("se", {"reduction": 4}, 280538), ("cbam", {"reduction": 4}, 281858),
+])
+def test_cifar_resnet20_has_the_official_parameter_counts(attention, options, expected):
+    # The official networks/cifar ResNet20 counts (trainable), with the official --attention_param 4.
+    net = build_model("cifar_resnet20", 10, attention=attention, attention_kwargs=options)
+    assert _count(net, trainable_only=True) == expected
+
+
+@pytest.mark.parametrize("depth", [20, 32, 56, 110])
+def test_cifar_resnet_depth_counts_weighted_layers(depth):
+    net = build_model(f"cifar_resnet{depth}", 10)
+    convs = [m for m in net.sublayers() if isinstance(m, nn.Conv2D) and m._kernel_size == [3, 3]]
+    linears = [m for m in net.sublayers() if isinstance(m, nn.Linear)]
+    assert len(convs) + len(linears) == depth  # 6n + 2, projection shortcuts not counted
+
+
+def test_cifar_resnet_places_simam_after_conv2_and_se_after_bn2():
+    paddle.seed(3)
+    x = paddle.randn([2, 16, 8, 8])
+    for attention in ("simam", "se"):
+        net = build_model("cifar_resnet20", 10, attention=attention)
+        net.eval()
+        block = net.layer1[0]
+        h = paddle.nn.functional.relu(block.bn1(block.conv1(x)))
+        if attention == "simam":
+            h = block.bn2(simam(paddle.nn.functional.conv2d(h, block.conv2.weight, padding=1)))
+        else:
+            h = block.attention(paddle.nn.functional.batch_norm(
+                paddle.nn.functional.conv2d(h, block.conv2.weight, padding=1), block.bn2._mean,
+                block.bn2._variance, block.bn2.weight, block.bn2.bias, training=False))
+        expected = paddle.nn.functional.relu(h + x).numpy()
+        assert _same(block(x).numpy(), expected)
+
+
+def test_cifar_resnet_takes_any_input_size():
+    net = build_model("cifar_resnet20", 5, attention="simam")
+    net.eval()
+    for size in (8, 33, 48):
+        assert net(paddle.randn([1, 3, size, size])).shape == [1, 5]
