@@ -41,7 +41,7 @@ MEMORY_CHILD = """
 import json, resource, sys
 import paddle
 from simam_paddle import simam
-from simam_paddle.simam import _simam_plain
+from simam_paddle.layers.simam import _simam_plain
 impl, layers, shape = sys.argv[1], int(sys.argv[2]), [int(s) for s in sys.argv[3].split(",")]
 fn = _simam_plain if impl == "plain" else (lambda t: simam(t, impl=impl))
 core = paddle.base.core
@@ -88,7 +88,7 @@ def timing_table(shapes, repeats):
 
     from bench_simam import time_one_layer  # this script's folder is on sys.path
     from simam_paddle import simam
-    from simam_paddle.simam import _simam_plain
+    from simam_paddle.layers.simam import _simam_plain
 
     def fused_transposed(x):
         y = simam(x.transpose([0, 3, 1, 2]), impl="fused")
@@ -138,7 +138,7 @@ def main(argv=None):
 
     import paddle
 
-    from simam_paddle import fused
+    from simam_paddle.layers import fused
 
     paddle.base.core.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # memory subprocesses: same setting

@@ -37,7 +37,7 @@ import paddle.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simam_paddle import simam  # noqa: E402
-from simam_paddle.simam import _simam_plain  # noqa: E402
+from simam_paddle.layers.simam import _simam_plain  # noqa: E402
 
 VARIANTS = {"simam": simam, "plain": _simam_plain, "relu": F.relu}
 DEFAULT_SHAPES = ["32,256,16,16", "8,64,56,56", "16,128,28,28"]

@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
-from simam_paddle.training import make_optimizer, seed_everything, select_device  # noqa: E402
-from simam_paddle.zoo import build_model  # noqa: E402
+from simam_paddle.engine.training import make_optimizer, seed_everything, select_device  # noqa: E402
+from simam_paddle.models.zoo import build_model  # noqa: E402
 
 DEFAULT_MODELS = ["towernet:none", "towernet:se", "towernet:simam", "mobilenet_v2", "resnet50", "vgg19"]
 

@@ -1,72 +1,170 @@
-"""simam-paddle: SimAM, the parameter-free 3-D attention module, for PaddlePaddle 3.x.
+"""simam-paddle: SimAM, the parameter-free 3-D attention module, for PaddlePaddle.
 
 Yang et al., "SimAM: A Simple, Parameter-Free Attention Module for Convolutional Neural
-Networks", ICML 2021. This package only re-exports; each concern lives in its own module.
-Importing it picks no device and changes no global Paddle state.
+Networks", ICML 2021.
+
+The package is layered; each subpackage imports only those below it:
+
+- :mod:`simam_paddle.layers`: SimAM, SE, CBAM and the attention factory.
+- :mod:`simam_paddle.models`: TowerNet, the CIFAR and ImageNet families, :func:`build_model`.
+- :mod:`simam_paddle.engine`: optimizer, callbacks, train / evaluate / predict on ``paddle.Model``.
+- :mod:`simam_paddle.experiments`: run folders, ablations, reports, the demo.
+- :mod:`simam_paddle.data` (images, dataset, split, embedded data) is usable by all of them, and
+  :mod:`simam_paddle.plots` holds every figure.
+
+This module re-exports, lazily, the few names the notebooks and the README use, so
+``import simam_paddle`` (and ``python -m simam_paddle --help``) stays fast; everything else is
+reached through its subpackage. Importing it picks no device and changes no global Paddle state.
 """
-from ._paddle import require_paddle as _require_paddle
+import importlib
+import warnings
+from typing import Any, List
 
-_require_paddle()
+from ._legacy import install_legacy_module_finder as _install_legacy_module_finder
 
-from . import simam as _simam  # noqa: E402
-from .simam import *  # noqa: E402,F401,F403
-from . import fused as _fused  # noqa: E402
-from .fused import *  # noqa: E402,F401,F403
-from . import images as _images  # noqa: E402
-from .images import *  # noqa: E402,F401,F403
-from . import split as _split  # noqa: E402
-from .split import *  # noqa: E402,F401,F403
-from . import data as _data  # noqa: E402
-from .data import *  # noqa: E402,F401,F403
-from . import attention as _attention  # noqa: E402
-from .attention import *  # noqa: E402,F401,F403
-from . import blocks as _blocks  # noqa: E402
-from .blocks import *  # noqa: E402,F401,F403
-from . import towernet as _towernet  # noqa: E402
-from .towernet import *  # noqa: E402,F401,F403
-from . import zoo as _zoo  # noqa: E402
-from .zoo import *  # noqa: E402,F401,F403
-from . import digits as _digits  # noqa: E402
-from .digits import *  # noqa: E402,F401,F403
-from . import callbacks as _callbacks  # noqa: E402
-from .callbacks import *  # noqa: E402,F401,F403
-from . import training as _training  # noqa: E402
-from .training import *  # noqa: E402,F401,F403
-from . import evaluation as _evaluation  # noqa: E402
-from .evaluation import *  # noqa: E402,F401,F403
-from . import plots as _plots  # noqa: E402
-from .plots import *  # noqa: E402,F401,F403
-from . import runs as _runs  # noqa: E402
-from .runs import *  # noqa: E402,F401,F403
-from . import demo as _demo  # noqa: E402
-from .demo import *  # noqa: E402,F401,F403
-from . import report as _report  # noqa: E402
-from .report import *  # noqa: E402,F401,F403
-from . import ablation as _ablation  # noqa: E402
-from .ablation import *  # noqa: E402,F401,F403
-from . import notebook as _notebook  # noqa: E402
-from .notebook import *  # noqa: E402,F401,F403
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
+# Public name -> the subpackage (or module) it is imported from on first use.
+_EXPORTS = {
+    "SimAM": "layers",
+    "simam": "layers",
+    "SEModule": "layers",
+    "CBAM": "layers",
+    "create_attention": "layers",
+    "available_attentions": "layers",
+    "build_model": "models",
+    "available_models": "models",
+    "insert_attention": "models",
+    "TowerNet": "models",
+    "ImageFolderDataset": "data",
+    "train_transforms": "data",
+    "eval_transforms": "data",
+    "split_dataset": "data",
+    "SaveBestModel": "engine",
+    "train_run": "experiments",
+    "complete_run": "experiments",
+    "load_run": "experiments",
+    "evaluate_run": "experiments",
+    "plot_curves": "plots",
+    "plot_attention_maps": "plots",
+    "attention_maps": "plots",
+}
 
-__all__ = [
-    *_simam.__all__,
-    *_fused.__all__,
-    *_images.__all__,
-    *_split.__all__,
-    *_data.__all__,
-    *_attention.__all__,
-    *_blocks.__all__,
-    *_towernet.__all__,
-    *_zoo.__all__,
-    *_digits.__all__,
-    *_callbacks.__all__,
-    *_training.__all__,
-    *_evaluation.__all__,
-    *_plots.__all__,
-    *_runs.__all__,
-    *_demo.__all__,
-    *_report.__all__,
-    *_ablation.__all__,
-    *_notebook.__all__,
-]
+# Names this module exported before the package was split into subpackages -> their new home.
+_MOVED = {
+    "BasicConv2d": "models",
+    "CALTECH_SOURCES": "experiments",
+    "CIFAR_DEPTHS": "models",
+    "CheckpointSaver": "engine",
+    "CifarBasicBlock": "models",
+    "CifarResNet": "models",
+    "CosineDecayToZero": "engine",
+    "DEFAULT_CACHE_BYTES": "data",
+    "DEMO_SETTINGS": "experiments",
+    "DigitsSummary": "data",
+    "EpochLR": "engine",
+    "HISTORY_COLUMNS": "engine",
+    "HistoryLogger": "engine",
+    "IMAGE_EXTENSIONS": "data",
+    "Inception": "models",
+    "MANIFEST_NAME": "data",
+    "NOTEBOOK_MEAN": "data",
+    "NOTEBOOK_STD": "data",
+    "PreparedData": "experiments",
+    "QUICK_ENV": "experiments",
+    "SkippedFile": "data",
+    "SplitReport": "data",
+    "TRAIN_DEFAULTS": "experiments",
+    "aggregate_runs": "experiments",
+    "atomic_save": "engine",
+    "atomic_write_text": "engine",
+    "attention_options": "experiments",
+    "check_num_classes": "data",
+    "compute_mean_std": "data",
+    "confusion_matrix": "engine",
+    "default_weight_decay": "engine",
+    "evaluate": "engine",
+    "export_run": "experiments",
+    "find_caltech": "experiments",
+    "format_markdown_table": "experiments",
+    "fused_available": "layers",
+    "fused_cache_dir": "layers",
+    "fused_unavailable_reason": "layers",
+    "is_main_process": "engine",
+    "load_checkpoint_state": "engine",
+    "load_config": "experiments",
+    "make_cluttered_digits_dataset": "data",
+    "make_digits_dataset": "data",
+    "make_loader": "engine",
+    "make_optimizer": "engine",
+    "make_visualdl": "engine",
+    "per_class_accuracy": "engine",
+    "plot_confusion_matrix": "plots",
+    "plot_mean_curves": "plots",
+    "plot_sample_grid": "plots",
+    "portable_optimizer_state": "engine",
+    "predict": "engine",
+    "prepare_split": "experiments",
+    "quick_profile": "experiments",
+    "read_history": "engine",
+    "register_attention": "layers",
+    "restore_optimizer_state": "engine",
+    "run_ablation": "experiments",
+    "run_demo": "experiments",
+    "save_confusion_matrix_csv": "engine",
+    "seed_everything": "engine",
+    "select_device": "engine",
+    "simam_weights": "layers",
+    "summarize_runs": "experiments",
+    "to_rgb": "data",
+    "train": "engine",
+}
+
+# Modules of the flat layout -> their new place, for ``import simam_paddle.zoo`` and the like.
+LEGACY_MODULES = {
+    "simam": "layers.simam",
+    "fused": "layers.fused",
+    "attention": "layers.attention",
+    "blocks": "models.blocks",
+    "towernet": "models.towernet",
+    "zoo": "models.zoo",
+    "images": "data.images",
+    "split": "data.split",
+    "digits": "data.digits",
+    "callbacks": "engine.callbacks",
+    "training": "engine.training",
+    "evaluation": "engine.evaluation",
+    "runs": "experiments.runs",
+    "ablation": "experiments.ablation",
+    "report": "experiments.report",
+    "demo": "experiments.demo",
+    "notebook": "experiments.notebook",
+}
+
+__all__ = list(_EXPORTS)
+
+
+_SUBPACKAGES = ("layers", "models", "data", "engine", "experiments", "plots")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    elif name in _MOVED:
+        place = f"{__name__}.{_MOVED[name]}"
+        warnings.warn(f"simam_paddle.{name} moved to {place}.{name}; import it from there.",
+                      DeprecationWarning, stacklevel=2)
+        value = getattr(importlib.import_module(place), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+_install_legacy_module_finder(__name__, LEGACY_MODULES)

@@ -68,7 +68,7 @@ def _add_make_data(subparsers) -> None:
 
 
 def _run_make_data(args) -> int:
-    from .digits import make_cluttered_digits_dataset, make_digits_dataset
+    from .data.digits import make_cluttered_digits_dataset, make_digits_dataset
 
     options = {
         "digit_size": args.digit_size, "fragments": args.fragments, "fragment_size": args.fragment_size,
@@ -128,7 +128,7 @@ def _add_split(subparsers) -> None:
 
 
 def _run_split(args) -> int:
-    from .split import split_dataset
+    from .data.split import split_dataset
 
     report = split_dataset(args.src, args.dst, eval_every=args.eval_every, progress=False if args.no_progress else None)
     print(report.summary())
@@ -191,8 +191,8 @@ def _add_training_options(parser) -> None:
 
 
 def _run_train(args) -> int:
-    from .callbacks import read_history
-    from .runs import TRAIN_DEFAULTS, train_run
+    from .engine.callbacks import read_history
+    from .experiments.runs import TRAIN_DEFAULTS, train_run
 
     settings = {key: getattr(args, key) for key in TRAIN_DEFAULTS}
     config = train_run(args.data, args.output, resume=args.resume, verbose=2 if args.quiet else 1, **settings)
@@ -226,7 +226,7 @@ def _add_evaluate(subparsers) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from .runs import evaluate_run
+    from .experiments.runs import evaluate_run
 
     result = evaluate_run(args.run, data=args.data, batch_size=args.batch_size, output=args.output)
     print(f"acc {result['acc']:.4f}  loss {result['loss']:.4f}")
@@ -259,7 +259,7 @@ def _add_export(subparsers) -> None:
 
 
 def _run_export(args) -> int:
-    from .runs import export_run
+    from .experiments.runs import export_run
 
     result = export_run(args.run, args.output, weights=args.weights)
     print(f"exported {', '.join(result['files'])}; max |logit difference| vs the network: {result['max_abs_diff']:.2e}")
@@ -308,7 +308,7 @@ def _add_demo(subparsers) -> None:
 
 
 def _run_demo(args) -> int:
-    from .demo import run_demo
+    from .experiments.demo import run_demo
 
     result = run_demo(args.output, quick=args.quick, verbose=2 if args.quiet else 1)
     print("\n" + result["summary"])
@@ -341,8 +341,8 @@ def _add_ablation(subparsers) -> None:
 
 
 def _run_ablation(args) -> int:
-    from .ablation import run_ablation
-    from .runs import TRAIN_DEFAULTS
+    from .experiments.ablation import run_ablation
+    from .experiments.runs import TRAIN_DEFAULTS
 
     settings = {key: getattr(args, key) for key in TRAIN_DEFAULTS if key not in ("model", "attention", "seed")}
     result = run_ablation(args.data, args.output, attentions=args.attentions, seeds=args.seeds, model=args.model,

@@ -10,19 +10,21 @@ call ``display(fig)``); elsewhere pass ``output`` to save it.
 - ``attention_maps`` / ``plot_attention_maps``: with forward hooks, the SimAM weights
   ``sigmoid(E_inv)`` of every SimAM layer for one image, averaged over channels, overlaid on it.
 """
+import math
 import os
+import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import paddle
 
-from .callbacks import read_history
-from .simam import SimAM, simam_weights
+from .data.images import is_hidden, is_image_name
+from .engine.callbacks import read_history
+from .layers.simam import SimAM, simam_weights
 
-__all__ = ["plot_sample_grid", "plot_curves", "attention_maps", "plot_attention_maps"]
+__all__ = ["plot_sample_grid", "plot_curves", "plot_mean_curves", "plot_confusion_matrix", "attention_maps", "plot_attention_maps"]
 
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
 def plot_sample_grid(
@@ -69,10 +71,10 @@ def plot_sample_grid(
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder; give a folder of class folders")
-    subfolders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    subfolders = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p.name))
     if "train" in subfolders and set(subfolders) <= {"train", "eval"}:
         root = root / "train"
-        subfolders = sorted(p.name for p in root.iterdir() if p.is_dir())
+        subfolders = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p.name))
     if classes is None:
         if not subfolders:
             raise FileNotFoundError(f"{root} holds no class folders; expected {root}/<class>/<image>")
@@ -89,7 +91,7 @@ def plot_sample_grid(
     axes = fig.subplots(len(classes), per_class, squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.3})
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.3 / fig.get_figheight())
     for row, name in zip(axes, classes):
-        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+        files = sorted(p for p in (root / name).iterdir() if p.is_file() and is_image_name(p.name))
         if rng is not None and len(files) > per_class:
             files = [files[i] for i in sorted(rng.choice(len(files), per_class, replace=False))]
         for ax, path in zip(row, files[:per_class]):
@@ -289,4 +291,114 @@ def plot_attention_maps(image, maps: Dict[str, np.ndarray], output: Optional[Uni
         fig.suptitle(title)
     fig.tight_layout()
     _save(fig, output)
+    return fig
+
+
+def _group_label(group: Dict[str, Any], varying: List[str]) -> str:
+    return ", ".join(str(group[k]) for k in varying) or "all runs"
+
+
+def plot_mean_curves(groups: Sequence[Dict[str, Any]], output: Optional[Union[str, os.PathLike]] = None,
+                     title: Optional[str] = None):
+    """Per group, the mean over its runs of training loss and eval accuracy per epoch, range shaded.
+
+    Args:
+        groups (list[dict]): rows of :func:`simam_paddle.experiments.aggregate_runs` (each holds its ``runs``).
+        output (str|PathLike, optional): where to save the PNG. Default: None.
+        title (str, optional): figure title. Default: None.
+
+    Returns:
+        matplotlib.figure.Figure: two axes, training loss and eval accuracy; the legend names each
+        group by the keys whose values differ between groups, with its number of runs.
+
+    Examples:
+        >>> fig = plot_mean_curves(simam_paddle.experiments.aggregate_runs(simam_paddle.experiments.summarize_runs("runs/ablation")))  # doctest: +SKIP
+        >>> [ax.get_ylabel() for ax in fig.axes]  # doctest: +SKIP
+        ['training loss', 'eval accuracy']
+    """
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    groups = list(groups)
+    if not groups:
+        raise ValueError("plot_mean_curves needs at least one group (from simam_paddle.experiments.aggregate_runs)")
+    keys = [k for k in groups[0] if k in ("data", "model", "attention", "image_size", "lr", "batch_size")]
+    varying = [k for k in keys if len({repr(g.get(k)) for g in groups}) > 1] or keys[-1:]
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, group in enumerate(groups):
+        histories = [read_history(r["run"]) for r in group["runs"] if r.get("epochs")]
+        if not histories:
+            continue
+        length = max(len(h) for h in histories)
+        label = f"{_group_label(group, varying)} (n={len(histories)})"
+        for ax, key in ((ax_loss, "loss"), (ax_acc, "eval_acc")):
+            # Runs of different length (one still training) pad with NaN; the mean uses what exists.
+            values = np.full((len(histories), length), np.nan)
+            for j, history in enumerate(histories):
+                values[j, :len(history)] = [math.nan if r[key] is None else r[key] for r in history]
+            if np.all(np.isnan(values)):
+                continue
+            epochs = np.arange(1, length + 1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an epoch no run has evaluated stays NaN
+                mean, low, high = (f(values, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
+            color = colors[i % len(colors)]
+            ax.plot(epochs, mean, "-", marker=".", color=color, label=label)
+            if len(histories) > 1:
+                ax.fill_between(epochs, low, high, color=color, alpha=0.2, linewidth=0)
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss (mean, range over seeds)")
+    ax_acc.set(xlabel="epoch", ylabel="eval accuracy", title="eval accuracy (mean, range over seeds)")
+    _finish_epoch_axes(fig, (ax_loss, ax_acc), title, output, dpi=100)
+    return fig
+
+
+def plot_confusion_matrix(cm: np.ndarray, classes: Optional[Sequence[str]] = None, output: Optional[str] = None,
+                          normalize: bool = True, title: str = "Confusion matrix"):
+    """Draw the matrix as a heat map (rows true, columns predicted), optionally saving a PNG.
+
+    The figure is made without pyplot (nothing registered globally), like those of ``plots``.
+
+    Args:
+        cm (numpy.ndarray): counts from :func:`confusion_matrix`.
+        classes (list[str], optional): class names; None numbers them. Default: None.
+        output (str, optional): where to save the PNG. Default: None.
+        normalize (bool, optional): colour by the fraction of each true class; counts are
+            written in the cells either way. Default: True.
+        title (str, optional): figure title. Default: "Confusion matrix".
+
+    Returns:
+        matplotlib.figure.Figure: the figure.
+
+    Examples:
+        >>> fig = plot_confusion_matrix(np.eye(3, dtype=int))
+        >>> len(fig.axes)
+        2
+    """
+    from matplotlib.figure import Figure
+
+    cm = np.asarray(cm)
+    n = len(cm)
+    classes = list(classes) if classes is not None else [str(i) for i in range(n)]
+    totals = cm.sum(axis=1, keepdims=True)
+    shown = np.divide(cm, np.maximum(totals, 1)) if normalize else cm
+    size = max(4.0, 0.45 * n + 2.5)
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
+    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true", title=title)
+    ax.set_xticklabels(classes, rotation=60, ha="right")
+    ax.set_yticklabels(classes)
+    if n <= 30:
+        threshold = shown.max() / 2 if shown.size else 0
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if shown[i, j] > threshold else "black")
+    fig.tight_layout()
+    if output:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        fig.savefig(output, format="png", dpi=120)
     return fig

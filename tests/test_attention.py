@@ -3,8 +3,9 @@ import paddle
 import paddle.nn as nn
 import pytest
 
-from simam_paddle import CBAM, SEModule, SimAM, available_attentions, create_attention, register_attention
-from simam_paddle import attention as attention_module
+from simam_paddle import CBAM, SEModule, SimAM, available_attentions, create_attention
+from simam_paddle.layers import register_attention
+from simam_paddle.layers import attention as attention_module
 
 
 def _trainable(layer):

@@ -3,7 +3,7 @@ import paddle
 import paddle.nn as nn
 import pytest
 
-from simam_paddle import BasicConv2d, Inception
+from simam_paddle.models import BasicConv2d, Inception
 
 
 def _conv_params(cin, cout, k):

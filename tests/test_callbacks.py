@@ -6,8 +6,8 @@ import numpy as np
 import paddle
 import pytest
 
-from simam_paddle import callbacks as cb_mod
-from simam_paddle.callbacks import (
+from simam_paddle.engine import callbacks as cb_mod
+from simam_paddle.engine.callbacks import (
     HISTORY_COLUMNS,
     CheckpointSaver,
     HistoryLogger,
@@ -18,7 +18,7 @@ from simam_paddle.callbacks import (
     read_history,
     restore_optimizer_state,
 )
-from simam_paddle.training import make_optimizer
+from simam_paddle.engine.training import make_optimizer
 
 
 def prepared_model(lr=0.1):

@@ -7,12 +7,10 @@ import paddle
 import pytest
 from PIL import Image
 
-pytest.importorskip("simam_paddle.zoo")
-pytest.importorskip("simam_paddle.data")
 
-from simam_paddle.callbacks import read_history  # noqa: E402
+from simam_paddle.engine.callbacks import read_history  # noqa: E402
 from simam_paddle.cli import main  # noqa: E402
-from simam_paddle.runs import evaluate_run, load_run  # noqa: E402
+from simam_paddle.experiments.runs import evaluate_run, load_run  # noqa: E402
 
 # mobilenet_v2 is the zoo's fastest model at a tiny size; TowerNet needs >= 127 px.
 FAST = ["--model", "mobilenet_v2", "--image-size", "32", "--batch-size", "4", "--lr", "0.05"]
@@ -165,7 +163,6 @@ def test_export_and_plot_errors(tmp_path, capsys):
 
 
 def test_demo_error(tmp_path, capsys):
-    pytest.importorskip("simam_paddle.digits")
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     assert main(["demo", "--quick", "--output", str(blocker)]) == 2
@@ -175,7 +172,6 @@ def test_demo_error(tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_end_to_end_with_tiny_settings(tmp_path, monkeypatch, capsys):
     pytest.importorskip("sklearn")
-    pytest.importorskip("simam_paddle.digits")
     from simam_paddle import demo
 
     monkeypatch.setitem(demo.DEMO_SETTINGS, "quick", dict(epochs=1, image_size=128, batch_size=8, lr=0.01,
@@ -188,7 +184,7 @@ def test_demo_end_to_end_with_tiny_settings(tmp_path, monkeypatch, capsys):
     summary = (out / "summary.md").read_text()
     assert "| simam |" in summary and "| none |" in summary
     assert json.load(open(out / "towernet_none" / "config.json"))["attention"] == "none"
-    from simam_paddle.simam import SimAM
+    from simam_paddle.layers.simam import SimAM
 
     def simam_layers(run):
         return sum(isinstance(layer, SimAM) for layer in load_run(str(out / run))[0].sublayers())

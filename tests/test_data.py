@@ -5,17 +5,9 @@ import paddle
 import pytest
 from PIL import Image
 
-import simam_paddle
-from simam_paddle import (
-    NOTEBOOK_MEAN,
-    NOTEBOOK_STD,
-    ImageFolderDataset,
-    check_num_classes,
-    compute_mean_std,
-    eval_transforms,
-    to_rgb,
-    train_transforms,
-)
+import simam_paddle.data
+from simam_paddle import ImageFolderDataset, eval_transforms, train_transforms
+from simam_paddle.data import NOTEBOOK_MEAN, NOTEBOOK_STD, check_num_classes, compute_mean_std, to_rgb
 
 H, W = 5, 7
 RNG = np.random.default_rng(0)
@@ -295,7 +287,7 @@ def test_items_train_with_paddle_model(class_tree):
     assert np.isfinite(result["loss"][0]) and 0 <= result["acc"] <= 1
 
 
-def test_exported_from_package():
+def test_exported_from_the_data_subpackage():
     for name in ("ImageFolderDataset", "train_transforms", "eval_transforms", "compute_mean_std",
                  "check_num_classes", "split_dataset", "to_rgb"):
-        assert name in simam_paddle.__all__
+        assert name in simam_paddle.data.__all__

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simam_paddle import digits as digits_module
+from simam_paddle.data import digits as digits_module
 from simam_paddle.cli import main
-from simam_paddle.digits import make_cluttered_digits_dataset, make_digits_dataset
+from simam_paddle.data.digits import make_cluttered_digits_dataset, make_digits_dataset
 
 datasets = pytest.importorskip("sklearn.datasets")
 

@@ -3,12 +3,12 @@ import csv
 import numpy as np
 import pytest
 
-from simam_paddle.evaluation import (
+from simam_paddle.engine.evaluation import (
     confusion_matrix,
     per_class_accuracy,
-    plot_confusion_matrix,
     save_confusion_matrix_csv,
 )
+from simam_paddle.plots import plot_confusion_matrix
 
 
 def test_hand_computed_example():

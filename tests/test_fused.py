@@ -15,7 +15,8 @@ import numpy as np
 import paddle
 import pytest
 
-from simam_paddle import SimAM, fused, simam
+from simam_paddle import SimAM, simam
+from simam_paddle.layers import fused
 
 ROOT = Path(__file__).resolve().parents[1]
 CHANNELS_LAST = {"NLC", "NHWC", "NDHWC"}
@@ -232,7 +233,7 @@ CHECK_FUSED = """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         import simam_paddle
-        from simam_paddle import fused
+        from simam_paddle.layers import fused
         x = paddle.to_tensor(np.linspace(-3, 3, 2 * 3 * 4 * 5).reshape(2, 3, 4, 5), dtype="float32")
         y = simam_paddle.simam(x)
         y2 = simam_paddle.simam(x)
@@ -296,7 +297,7 @@ def test_concurrent_first_builds_build_once(op, tmp_path):
     log = tmp_path / "builds.log"
     code = f"""
         import os, shutil, time
-        from simam_paddle import fused
+        from simam_paddle.layers import fused
 
         def slow_build(target, verbose):
             with open({str(log)!r}, "a") as f:

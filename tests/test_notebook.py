@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simam_paddle.notebook import find_caltech, prepare_split, quick_profile
+from simam_paddle.experiments.notebook import find_caltech, prepare_split, quick_profile
 
 
 @pytest.mark.parametrize("value", ["1", "true", "YES", " on "])

@@ -33,3 +33,111 @@ def test_import_has_no_side_effects():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout == ""
+
+
+# --- The layered architecture: experiments -> plots -> engine -> models -> layers; data and the
+# private helper modules (_io, _legacy, _paddle, ...) are usable by every layer and import none of them.
+PACKAGE = ROOT / "simam_paddle"
+RANK = {"layers": 0, "models": 1, "engine": 2, "plots": 3, "experiments": 4, "cli": 5, "__main__": 5}
+
+
+def _owner(module: str) -> str:
+    """'simam_paddle.models.zoo' -> 'models'; top-level helper modules are their own owners."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _imports(path: Path):
+    """(imported module, imported names) for every import in a file, relative imports resolved."""
+    import ast
+
+    rel = path.relative_to(ROOT).with_suffix("")
+    package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    if rel.name == "__init__":
+        package = list(rel.parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            yield module, [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, []
+
+
+def _violations():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        here = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        owner = _owner(here)
+        for module, names in _imports(path):
+            if not module.startswith("simam_paddle"):
+                continue
+            target = _owner(module)
+            if target in RANK and owner in RANK and RANK[target] > RANK[owner]:
+                found.append(f"{here} imports {module} (upward)")
+            if owner not in RANK and (owner == "data" or owner.startswith("_")):
+                if target in RANK:
+                    found.append(f"{here} imports {module} (data and helpers import no layer)")
+            same_module = module == here or (path.name == "__init__.py" and module.startswith(here))
+            for name in names:
+                if name.startswith("_") and not same_module and module.count(".") >= 1 \
+                        and not module.split(".")[-1].startswith("_"):
+                    found.append(f"{here} imports private {module}.{name}")
+    return found
+
+
+def test_imports_run_one_way_and_touch_no_private_names():
+    assert _violations() == []
+
+
+def test_the_graph_check_can_fail(tmp_path, monkeypatch):
+    bad = PACKAGE / "layers" / "_graph_probe_tmp.py"
+    bad.write_text("from ..experiments.runs import _datasets\n", encoding="utf-8")
+    try:
+        found = _violations()
+    finally:
+        bad.unlink()
+    assert any("upward" in v for v in found) and any("private" in v for v in found)
+
+
+def test_top_level_exports_stay_few():
+    assert len(simam_paddle.__all__) <= 25
+
+
+def test_help_does_not_import_paddle():
+    code = ("import sys, runpy; sys.argv = ['simam_paddle', '--help']\n"
+            "try:\n    runpy.run_module('simam_paddle', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print('paddle' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("old, new", [("zoo", "models.zoo"), ("training", "engine.training"),
+                                      ("runs", "experiments.runs"), ("plots", "plots")])
+def test_old_module_paths_still_import_and_name_the_new_place(old, new):
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match=f"simam_paddle.{new}") if old != new else _nothing():
+        module = importlib.import_module(f"simam_paddle.{old}")
+    assert module is importlib.import_module(f"simam_paddle.{new}")
+
+
+def test_old_top_level_names_still_resolve_and_name_the_new_place():
+    from simam_paddle.engine import make_optimizer
+
+    with pytest.warns(DeprecationWarning, match="simam_paddle.engine"):
+        assert simam_paddle.make_optimizer is make_optimizer
+    with pytest.raises(AttributeError, match="no_such_name"):
+        simam_paddle.no_such_name
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()

@@ -5,9 +5,9 @@ import paddle
 import pytest
 from PIL import Image
 
-from simam_paddle.callbacks import HISTORY_COLUMNS
+from simam_paddle.engine.callbacks import HISTORY_COLUMNS
 from simam_paddle.plots import attention_maps, plot_attention_maps, plot_curves, plot_sample_grid
-from simam_paddle.simam import SimAM
+from simam_paddle.layers.simam import SimAM
 
 
 def make_tree(root, counts, mode="L", size=(10, 8)):
@@ -144,3 +144,12 @@ def test_attention_maps_errors_and_plot(tmp_path):
     assert len(fig.axes) == 2 and (tmp_path / "att.png").stat().st_size > 0
     overlay = fig.axes[1].images[1].get_array()
     assert overlay.shape == (16, 16)  # upsampled to the image
+
+
+def test_grid_ignores_hidden_files_and_folders(tmp_path):
+    # macOS resource forks (._x.png) and Jupyter's checkpoint folder are not images or classes.
+    make_tree(tmp_path / "data", {"a": 2, "b": 2})
+    (tmp_path / "data" / "a" / "._img_0.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (tmp_path / "data" / ".ipynb_checkpoints").mkdir()
+    fig = plot_sample_grid(tmp_path / "data", per_class=3)
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["a", "a", "b", "b"]

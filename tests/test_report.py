@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simam_paddle.report import aggregate_runs, format_markdown_table, plot_mean_curves, summarize_runs
+from simam_paddle.experiments.report import aggregate_runs, format_markdown_table, summarize_runs
+from simam_paddle.plots import plot_mean_curves
 
 HISTORY = ["epoch", "loss", "acc", "eval_loss", "eval_acc", "lr", "time"]
 
@@ -59,7 +60,7 @@ def test_summarize_reads_best_accuracy_epoch_and_time(ablation):
 def test_summarize_counts_parameters_of_the_built_model(tmp_path):
     import paddle
 
-    from simam_paddle.zoo import build_model
+    from simam_paddle.models.zoo import build_model
 
     none = fake_run(tmp_path, "a", "none", 0, [0.5])
     se = fake_run(tmp_path, "b", "se", 0, [0.5])
@@ -161,7 +162,7 @@ def test_mean_curves_plot_the_mean_over_seeds(ablation):
 
 @pytest.mark.slow
 def test_ablation_command_trains_every_run_once_and_writes_the_summary(tmp_path, capsys):
-    from simam_paddle.callbacks import read_history
+    from simam_paddle.engine.callbacks import read_history
     from simam_paddle.cli import main
 
     rng = np.random.RandomState(0)

@@ -5,8 +5,9 @@ import numpy as np
 import paddle
 import pytest
 
-from simam_paddle import SimAM, simam, simam_weights
-from simam_paddle.simam import _simam_plain
+from simam_paddle import SimAM, simam
+from simam_paddle.layers import simam_weights
+from simam_paddle.layers.simam import _simam_plain
 
 FORMATS = {
     "NCL": (2, 3, 7),

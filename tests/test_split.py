@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import simam_paddle
-from simam_paddle import split as split_module
+from simam_paddle.data import split as split_module
 from simam_paddle import split_dataset
 from simam_paddle.cli import main
 
@@ -331,10 +331,6 @@ def test_bad_arguments_raise_clear_errors(source, tmp_path):
     with pytest.raises(ValueError, match="no class folder"):
         split_dataset(tmp_path / "flat", tmp_path / "dst")
     assert not (tmp_path / "dst").exists()
-
-
-def test_exported_from_package():
-    assert simam_paddle.split_dataset is split_dataset
 
 
 def test_progress_bar_only_when_asked_or_large(source, tmp_path, capsys):

@@ -5,8 +5,8 @@ import numpy as np
 import paddle
 import pytest
 
-from simam_paddle.callbacks import read_history
-from simam_paddle.training import (
+from simam_paddle.engine.callbacks import read_history
+from simam_paddle.engine.training import (
     CosineDecayToZero,
     default_weight_decay,
     evaluate,
@@ -219,8 +219,8 @@ def test_select_device():
 
 def test_only_rank_zero_writes(tmp_path, monkeypatch):
     # Under paddle.distributed.launch every process runs train(); only rank 0 may write files.
-    from simam_paddle import callbacks as cb_mod
-    from simam_paddle import training as train_mod
+    from simam_paddle.engine import callbacks as cb_mod
+    from simam_paddle.engine import training as train_mod
 
     for module in (cb_mod, train_mod):
         monkeypatch.setattr(module, "is_main_process", lambda: False)

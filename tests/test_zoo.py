@@ -6,8 +6,7 @@ from paddle.static import InputSpec
 from paddle.vision.models.mobilenetv2 import InvertedResidual
 from paddle.vision.models.resnet import BottleneckBlock
 
-from simam_paddle import (CBAM, SEModule, SimAM, TowerNet, available_models, build_model, insert_attention,
-                          simam)
+from simam_paddle import CBAM, SEModule, SimAM, TowerNet, available_models, build_model, insert_attention, simam
 
 # Smallest convenient input each model runs at (TowerNet needs >= 127).
 INPUT_SIZE = {"towernet": 128, "vgg19": 32, "mobilenet_v2": 64}

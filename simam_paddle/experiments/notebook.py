@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Tuple, Union
 
-from .split import SplitReport
+from ..data.split import SplitReport
 
 __all__ = ["QUICK_ENV", "CALTECH_SOURCES", "quick_profile", "find_caltech", "prepare_split", "PreparedData"]
 
@@ -122,8 +122,8 @@ def prepare_split(data_dir: Union[str, os.PathLike] = "data", eval_every: int = 
         >>> data.kind, data.report.num_train, data.report.num_eval  # doctest: +SKIP
         ('digits', 1433, 364)
     """
-    from .digits import make_digits_dataset
-    from .split import split_dataset
+    from ..data.digits import make_digits_dataset
+    from ..data.split import split_dataset
 
     data_dir = Path(data_dir)
     source = find_caltech(data_dir)

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any, Dict
 
-from .callbacks import atomic_write_text, read_history
+from ..engine.callbacks import atomic_write_text, read_history
 
 __all__ = ["DEMO_SETTINGS", "run_demo"]
 
@@ -24,8 +24,8 @@ ATTENTIONS = ("simam", "none")
 
 
 def _prepare_data(output: str, verbose: int) -> str:
-    from .digits import make_digits_dataset
-    from .split import split_dataset
+    from ..data.digits import make_digits_dataset
+    from ..data.split import split_dataset
 
     digits = os.path.join(output, "data", "digits")
     split = os.path.join(output, "data", "digits_split")
@@ -78,15 +78,15 @@ def run_demo(output: str = "runs/demo", quick: bool = False, verbose: int = 1) -
 
 
 def _write_figures(output: str, settings: Dict[str, Any]) -> list:
-    from .plots import attention_maps, plot_attention_maps, plot_curves
-    from .runs import _datasets, load_run
+    from ..plots import attention_maps, plot_attention_maps, plot_curves
+    from .runs import load_run, run_datasets
 
     runs = [os.path.join(output, f"towernet_{a}") for a in ATTENTIONS]
     curves = os.path.join(output, "curves.png")
     plot_curves(runs, labels=[f"TowerNet + {a}" for a in ATTENTIONS], output=curves,
                 title=f"digits, {settings['image_size']} px, {settings['epochs']} epochs")
     network, config = load_run(runs[0])
-    _, eval_data = _datasets(config, train=False)
+    _, eval_data = run_datasets(config, train=False)
     image, label = eval_data[0]
     attention = os.path.join(output, "attention.png")
     plot_attention_maps(image, attention_maps(network, image), output=attention,

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "per_class_accuracy", "save_confusion_matrix_csv", "plot_confusion_matrix"]
+__all__ = ["confusion_matrix", "per_class_accuracy", "save_confusion_matrix_csv"]
 
 
 def confusion_matrix(labels, predictions, num_classes: Optional[int] = None) -> np.ndarray:
@@ -84,53 +84,3 @@ def save_confusion_matrix_csv(cm: np.ndarray, path: str, classes: Optional[Seque
         writer.writerow(["true\\predicted", *classes])
         for name, row in zip(classes, cm):
             writer.writerow([name, *(int(v) for v in row)])
-
-
-def plot_confusion_matrix(cm: np.ndarray, classes: Optional[Sequence[str]] = None, output: Optional[str] = None,
-                          normalize: bool = True, title: str = "Confusion matrix"):
-    """Draw the matrix as a heat map (rows true, columns predicted), optionally saving a PNG.
-
-    The figure is made without pyplot (nothing registered globally), like those of ``plots``.
-
-    Args:
-        cm (numpy.ndarray): counts from :func:`confusion_matrix`.
-        classes (list[str], optional): class names; None numbers them. Default: None.
-        output (str, optional): where to save the PNG. Default: None.
-        normalize (bool, optional): colour by the fraction of each true class; counts are
-            written in the cells either way. Default: True.
-        title (str, optional): figure title. Default: "Confusion matrix".
-
-    Returns:
-        matplotlib.figure.Figure: the figure.
-
-    Examples:
-        >>> fig = plot_confusion_matrix(np.eye(3, dtype=int))
-        >>> len(fig.axes)
-        2
-    """
-    from matplotlib.figure import Figure
-
-    cm = np.asarray(cm)
-    n = len(cm)
-    classes = list(classes) if classes is not None else [str(i) for i in range(n)]
-    totals = cm.sum(axis=1, keepdims=True)
-    shown = np.divide(cm, np.maximum(totals, 1)) if normalize else cm
-    size = max(4.0, 0.45 * n + 2.5)
-    fig = Figure(figsize=(size + 1, size))
-    ax = fig.subplots()
-    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true", title=title)
-    ax.set_xticklabels(classes, rotation=60, ha="right")
-    ax.set_yticklabels(classes)
-    if n <= 30:
-        threshold = shown.max() / 2 if shown.size else 0
-        for i in range(n):
-            for j in range(n):
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if shown[i, j] > threshold else "black")
-    fig.tight_layout()
-    if output:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        fig.savefig(output, format="png", dpi=120)
-    return fig

@@ -9,14 +9,14 @@ import os
 import time
 from typing import Any, Dict, Sequence
 
-from .callbacks import atomic_write_text
+from ..engine.callbacks import atomic_write_text
 from .report import aggregate_runs, format_markdown_table, plot_mean_curves, summarize_runs
 
 __all__ = ["run_ablation"]
 
 
 def _check_choices(attentions: Sequence[str], seeds: Sequence[int]) -> None:
-    from .attention import available_attentions
+    from ..layers.attention import available_attentions
 
     known = available_attentions()
     unknown = [a for a in attentions if a not in known]
@@ -53,7 +53,7 @@ def run_ablation(data: str, output: str, attentions: Sequence[str] = ("none", "s
         >>> [(g["attention"], g["n"]) for g in result["groups"]]  # doctest: +SKIP
         [('none', 3), ('se', 3), ('simam', 3)]
     """
-    from .runs import _ATTENTION_OPTIONS, complete_run
+    from .runs import ATTENTION_OPTIONS, complete_run
 
     attentions, seeds = list(attentions), list(seeds)
     _check_choices(attentions, seeds)
@@ -69,7 +69,7 @@ def run_ablation(data: str, output: str, attentions: Sequence[str] = ("none", "s
                 print(f"\n== {model}, attention {attention}, seed {seed}: {run}", flush=True)
             # Layer options apply to the attentions that take them: e_lambda to SimAM, reduction to SE/CBAM.
             own = {k: v for k, v in settings.items()
-                   if k not in ("e_lambda", "reduction") or k in _ATTENTION_OPTIONS.get(attention, ())}
+                   if k not in ("e_lambda", "reduction") or k in ATTENTION_OPTIONS.get(attention, ())}
             complete_run(data, run, verbose=verbose, model=model, attention=attention, seed=seed, **own)
             runs.append(run)
     seconds = time.time() - start

@@ -13,7 +13,7 @@ from typing import Optional
 import paddle
 import paddle.nn as nn
 
-from .attention import create_attention
+from ..layers.attention import create_attention
 from .blocks import BasicConv2d, Inception
 
 __all__ = ["TowerNet"]

@@ -19,8 +19,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 import paddle
 
-from .callbacks import read_history
-from .plots import _finish_epoch_axes
+from ..engine.callbacks import read_history
+from ..plots import plot_mean_curves
 
 __all__ = ["summarize_runs", "aggregate_runs", "format_markdown_table", "plot_mean_curves"]
 
@@ -49,14 +49,14 @@ def _attention_name(config: Dict[str, Any]) -> str:
 
 
 def _count_parameters(config: Dict[str, Any], cache: Dict[tuple, int]) -> int:
-    from .runs import _build_network
+    from .runs import build_network
 
     key = (config["model"], _attention_name(config), config["num_classes"])
     if key not in cache:
         # Building draws initial weights from Paddle's generator; leave the caller's random stream as it was.
         state = paddle.get_rng_state()
         try:
-            network = _build_network(config)
+            network = build_network(config)
         finally:
             paddle.set_rng_state(state)
         cache[key] = int(sum(int(np.prod(p.shape)) for p in network.parameters()))
@@ -270,63 +270,3 @@ def format_markdown_table(rows: Sequence[Dict[str, Any]], columns: Optional[Sequ
     for row in rows:
         lines.append("| " + " | ".join(_format_cell(c, row) for c in columns) + " |")
     return "\n".join(lines)
-
-
-def _group_label(group: Dict[str, Any], varying: List[str]) -> str:
-    return ", ".join(str(group[k]) for k in varying) or "all runs"
-
-
-def plot_mean_curves(groups: Sequence[Dict[str, Any]], output: Optional[Union[str, os.PathLike]] = None,
-                     title: Optional[str] = None):
-    """Per group, the mean over its runs of training loss and eval accuracy per epoch, range shaded.
-
-    Args:
-        groups (list[dict]): rows of :func:`aggregate_runs` (each holds its ``runs``).
-        output (str|PathLike, optional): where to save the PNG. Default: None.
-        title (str, optional): figure title. Default: None.
-
-    Returns:
-        matplotlib.figure.Figure: two axes, training loss and eval accuracy; the legend names each
-        group by the keys whose values differ between groups, with its number of runs.
-
-    Examples:
-        >>> fig = plot_mean_curves(aggregate_runs(summarize_runs("runs/ablation")))  # doctest: +SKIP
-        >>> [ax.get_ylabel() for ax in fig.axes]  # doctest: +SKIP
-        ['training loss', 'eval accuracy']
-    """
-    import matplotlib
-    from matplotlib.figure import Figure
-
-    groups = list(groups)
-    if not groups:
-        raise ValueError("plot_mean_curves needs at least one group (from aggregate_runs)")
-    keys = [k for k in groups[0] if k in ("data", "model", "attention", "image_size", "lr", "batch_size")]
-    varying = [k for k in keys if len({repr(g.get(k)) for g in groups}) > 1] or keys[-1:]
-    fig = Figure(figsize=(10, 4))
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, group in enumerate(groups):
-        histories = [read_history(r["run"]) for r in group["runs"] if r.get("epochs")]
-        if not histories:
-            continue
-        length = max(len(h) for h in histories)
-        label = f"{_group_label(group, varying)} (n={len(histories)})"
-        for ax, key in ((ax_loss, "loss"), (ax_acc, "eval_acc")):
-            # Runs of different length (one still training) pad with NaN; the mean uses what exists.
-            values = np.full((len(histories), length), np.nan)
-            for j, history in enumerate(histories):
-                values[j, :len(history)] = [math.nan if r[key] is None else r[key] for r in history]
-            if np.all(np.isnan(values)):
-                continue
-            epochs = np.arange(1, length + 1)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # an epoch no run has evaluated stays NaN
-                mean, low, high = (f(values, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
-            color = colors[i % len(colors)]
-            ax.plot(epochs, mean, "-", marker=".", color=color, label=label)
-            if len(histories) > 1:
-                ax.fill_between(epochs, low, high, color=color, alpha=0.2, linewidth=0)
-    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss (mean, range over seeds)")
-    ax_acc.set(xlabel="epoch", ylabel="eval accuracy", title="eval accuracy (mean, range over seeds)")
-    _finish_epoch_axes(fig, (ax_loss, ax_acc), title, output, dpi=100)
-    return fig

@@ -19,7 +19,7 @@ from paddle.vision.models import mobilenet_v2, resnet18, resnet34, resnet50, res
 from paddle.vision.models.mobilenetv2 import InvertedResidual
 from paddle.vision.models.resnet import BasicBlock, BottleneckBlock
 
-from .attention import create_attention
+from ..layers.attention import create_attention
 from .cifar_resnet import CifarBasicBlock, CifarResNet
 from .towernet import TowerNet
 

@@ -13,9 +13,12 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import paddle
 
-from .callbacks import atomic_write_text, is_main_process, read_history
+from ..engine.callbacks import atomic_write_text, is_main_process, read_history
 
-__all__ = ["TRAIN_DEFAULTS", "attention_options", "train_run", "complete_run", "load_config", "load_run", "evaluate_run", "export_run"]
+__all__ = [
+    "TRAIN_DEFAULTS", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets", "train_run",
+    "complete_run", "load_config", "load_run", "evaluate_run", "export_run",
+]
 
 # The notebook's settings; weight_decay None means default_weight_decay(model).
 TRAIN_DEFAULTS: Dict[str, Any] = {
@@ -69,9 +72,9 @@ def _limit_per_class(dataset, per_class: Optional[int]):
     return paddle.io.Subset(dataset, keep)
 
 
-def _datasets(config: Dict[str, Any], eval_root: Optional[str] = None, train: bool = True):
+def run_datasets(config: Dict[str, Any], eval_root: Optional[str] = None, train: bool = True):
     """(train, eval) datasets of a config (train None if not asked), both with the eval classes checked."""
-    from .data import ImageFolderDataset, eval_transforms, train_transforms
+    from ..data.dataset import ImageFolderDataset, eval_transforms, train_transforms
 
     size = config["image_size"]
     train_dir, eval_dir = _split_dirs(config["data"]) if (train or eval_root is None) else (None, None)
@@ -85,15 +88,16 @@ def _datasets(config: Dict[str, Any], eval_root: Optional[str] = None, train: bo
 
 
 def _check_model_name(name: str) -> None:
-    from .zoo import available_models
+    from ..models.zoo import available_models
 
     names = list(available_models())
     if name not in names:
         raise ValueError(f"unknown model {name!r}; available models: {', '.join(names)}")
 
 
-def _build_network(config: Dict[str, Any]) -> paddle.nn.Layer:
-    from .zoo import build_model
+def build_network(config: Dict[str, Any]) -> paddle.nn.Layer:
+    """The run's network as its settings describe it (model, attention and its options, num_classes)."""
+    from ..models.zoo import build_model
 
     _check_model_name(config["model"])
     # None builds the model as published (TowerNet with SimAM); "none" removes TowerNet's attention.
@@ -102,7 +106,7 @@ def _build_network(config: Dict[str, Any]) -> paddle.nn.Layer:
 
 
 # Options of the attention layer that the run settings carry, by the attention they belong to.
-_ATTENTION_OPTIONS = {"simam": ("e_lambda",), "se": ("reduction",), "cbam": ("reduction",)}
+ATTENTION_OPTIONS = {"simam": ("e_lambda",), "se": ("reduction",), "cbam": ("reduction",)}
 
 
 def _effective_attention(config: Dict[str, Any]) -> str:
@@ -121,7 +125,7 @@ def attention_options(config: Dict[str, Any]) -> Dict[str, Any]:
         >>> attention_options({"model": "cifar_resnet20", "attention": "se", "reduction": 4, "e_lambda": None})
         {'reduction': 4}
     """
-    accepted = _ATTENTION_OPTIONS.get(_effective_attention(config), ())
+    accepted = ATTENTION_OPTIONS.get(_effective_attention(config), ())
     options = {k: config[k] for k in ("e_lambda", "reduction") if config.get(k) is not None}
     wrong = sorted(set(options) - set(accepted))
     if wrong:
@@ -194,7 +198,7 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         >>> config["num_classes"]
         10
     """
-    from .training import default_weight_decay, seed_everything, train
+    from ..engine.training import default_weight_decay, seed_everything, train
 
     unknown = sorted(set(settings) - set(TRAIN_DEFAULTS))
     if unknown:
@@ -219,7 +223,7 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
                 raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]!r}")
         _check_model_name(config["model"])
 
-    train_data, eval_data = _datasets(config)
+    train_data, eval_data = run_datasets(config)
     if list(train_data.classes) != list(eval_data.classes):
         raise ValueError(f"train/ and eval/ of {config['data']!r} hold different classes: "
                          f"{list(train_data.classes)} vs {list(eval_data.classes)}")
@@ -233,7 +237,7 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
                   eval_samples=len(eval_data))
 
     seed_everything(config["seed"])
-    network = _build_network(config)
+    network = build_network(config)
     _check_input_size(network, config)
     if not resume:
         config.update(paddle_version=paddle.__version__, started=time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -330,7 +334,7 @@ def load_run(run_dir: str, weights: str = "best") -> Tuple[paddle.nn.Layer, Dict
     path = os.path.join(run_dir, files[weights])
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir!r} has no {files[weights]} (did an epoch finish?)")
-    network = _build_network(config)
+    network = build_network(config)
     state = paddle.load(path)
     _check_state_fits(state, network, path, config)
     network.set_state_dict(state)
@@ -358,9 +362,10 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
         >>> result["acc"] == result["best_eval_acc"]
         True
     """
-    from .data import check_num_classes
-    from .evaluation import confusion_matrix, per_class_accuracy, plot_confusion_matrix, save_confusion_matrix_csv
-    from .training import evaluate
+    from ..data.dataset import check_num_classes
+    from ..engine.evaluation import confusion_matrix, per_class_accuracy, save_confusion_matrix_csv
+    from ..plots import plot_confusion_matrix
+    from ..engine.training import evaluate
 
     network, config = load_run(run_dir)
     root = None
@@ -368,7 +373,7 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
         if not os.path.isdir(data):
             raise FileNotFoundError(f"evaluation data {data!r} does not exist; give a class folder or a split folder")
         root = os.path.join(data, "eval") if os.path.isdir(os.path.join(data, "eval")) else data
-    _, dataset = _datasets(config, eval_root=root, train=False)
+    _, dataset = run_datasets(config, eval_root=root, train=False)
     check_num_classes(dataset, config["num_classes"])
     if list(dataset.classes) != list(config["classes"]):
         raise ValueError(f"{dataset.root} holds classes {list(dataset.classes)}, "

@@ -1,0 +1,37 @@
+"""Image data: image files, the dataset class and transforms, splitting a class folder, the embedded digit data sets.
+
+Imports no other subpackage, so every layer of the package can use it.
+"""
+from .images import IMAGE_EXTENSIONS, to_rgb
+from .dataset import (
+    ImageFolderDataset,
+    train_transforms,
+    eval_transforms,
+    compute_mean_std,
+    check_num_classes,
+    NOTEBOOK_MEAN,
+    NOTEBOOK_STD,
+    DEFAULT_CACHE_BYTES,
+)
+from .split import split_dataset, SplitReport, SkippedFile, MANIFEST_NAME
+from .digits import make_digits_dataset, make_cluttered_digits_dataset, DigitsSummary
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "to_rgb",
+    "ImageFolderDataset",
+    "train_transforms",
+    "eval_transforms",
+    "compute_mean_std",
+    "check_num_classes",
+    "NOTEBOOK_MEAN",
+    "NOTEBOOK_STD",
+    "DEFAULT_CACHE_BYTES",
+    "split_dataset",
+    "SplitReport",
+    "SkippedFile",
+    "MANIFEST_NAME",
+    "make_digits_dataset",
+    "make_cluttered_digits_dataset",
+    "DigitsSummary",
+]

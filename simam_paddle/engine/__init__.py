@@ -1,0 +1,59 @@
+"""Training machinery on ``paddle.Model``: optimizer and schedule, callbacks, train, evaluate and predict.
+
+Imports :mod:`simam_paddle.models`, :mod:`simam_paddle.layers` and :mod:`simam_paddle.data`.
+"""
+from .callbacks import (
+    SaveBestModel,
+    CheckpointSaver,
+    HistoryLogger,
+    EpochLR,
+    make_visualdl,
+    HISTORY_COLUMNS,
+    read_history,
+    is_main_process,
+    atomic_save,
+    atomic_write_text,
+    portable_optimizer_state,
+    restore_optimizer_state,
+)
+from .training import (
+    CosineDecayToZero,
+    make_optimizer,
+    default_weight_decay,
+    seed_everything,
+    select_device,
+    make_loader,
+    train,
+    evaluate,
+    predict,
+    load_checkpoint_state,
+)
+from .evaluation import confusion_matrix, per_class_accuracy, save_confusion_matrix_csv
+
+__all__ = [
+    "SaveBestModel",
+    "CheckpointSaver",
+    "HistoryLogger",
+    "EpochLR",
+    "make_visualdl",
+    "HISTORY_COLUMNS",
+    "read_history",
+    "is_main_process",
+    "atomic_save",
+    "atomic_write_text",
+    "portable_optimizer_state",
+    "restore_optimizer_state",
+    "CosineDecayToZero",
+    "make_optimizer",
+    "default_weight_decay",
+    "seed_everything",
+    "select_device",
+    "make_loader",
+    "train",
+    "evaluate",
+    "predict",
+    "load_checkpoint_state",
+    "confusion_matrix",
+    "per_class_accuracy",
+    "save_confusion_matrix_csv",
+]

@@ -1,0 +1,55 @@
+"""Run folders and what is built on them: train/resume/evaluate/export a run, ablations, reports, the demo.
+
+The top layer: it may import every other subpackage; none imports it.
+"""
+from .runs import (
+    TRAIN_DEFAULTS,
+    ATTENTION_OPTIONS,
+    attention_options,
+    build_network,
+    run_datasets,
+    train_run,
+    complete_run,
+    load_config,
+    load_run,
+    evaluate_run,
+    export_run,
+)
+from .ablation import run_ablation
+from .report import summarize_runs, aggregate_runs, format_markdown_table, plot_mean_curves
+from .demo import DEMO_SETTINGS, run_demo
+from .notebook import (
+    QUICK_ENV,
+    CALTECH_SOURCES,
+    quick_profile,
+    find_caltech,
+    prepare_split,
+    PreparedData,
+)
+
+__all__ = [
+    "TRAIN_DEFAULTS",
+    "ATTENTION_OPTIONS",
+    "attention_options",
+    "build_network",
+    "run_datasets",
+    "train_run",
+    "complete_run",
+    "load_config",
+    "load_run",
+    "evaluate_run",
+    "export_run",
+    "run_ablation",
+    "summarize_runs",
+    "aggregate_runs",
+    "format_markdown_table",
+    "plot_mean_curves",
+    "DEMO_SETTINGS",
+    "run_demo",
+    "QUICK_ENV",
+    "CALTECH_SOURCES",
+    "quick_profile",
+    "find_caltech",
+    "prepare_split",
+    "PreparedData",
+]
