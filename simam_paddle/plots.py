@@ -266,6 +266,10 @@ def plot_attention_maps(image, maps: Dict[str, np.ndarray], output: Optional[Uni
         matplotlib.figure.Figure: ``1 + len(maps)`` image axes.
 
     Examples:
+        >>> import numpy as np
+        >>> import paddle
+        >>> from simam_paddle import SimAM
+        >>> net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3, padding=1), SimAM())
         >>> img = np.random.rand(3, 17, 17).astype("float32")
         >>> len(plot_attention_maps(img, attention_maps(net, img)).axes)
         2

@@ -253,7 +253,7 @@ def simam(
         >>> import paddle
         >>> from simam_paddle import simam
         >>> y = simam(paddle.randn([2, 8, 16, 16]))
-        >>> y.shape
+        >>> list(y.shape)
         [2, 8, 16, 16]
     """
     axes = _spatial_axes(x, data_format)
@@ -279,9 +279,9 @@ def simam_weights(
 
     Examples:
         >>> import paddle
-        >>> from simam_paddle import simam_weights
+        >>> from simam_paddle.layers import simam_weights
         >>> w = simam_weights(paddle.randn([2, 8, 16, 16]))
-        >>> w.shape
+        >>> list(w.shape)
         [2, 8, 16, 16]
     """
     axes = _spatial_axes(x, data_format)
@@ -302,7 +302,7 @@ class SimAM(nn.Layer):
         >>> import paddle
         >>> from simam_paddle import SimAM
         >>> layer = SimAM(64)
-        >>> layer(paddle.randn([2, 64, 8, 8])).shape
+        >>> list(layer(paddle.randn([2, 64, 8, 8])).shape)
         [2, 64, 8, 8]
     """
 

@@ -118,8 +118,8 @@ def available_models() -> List[str]:
 
     Examples:
         >>> from simam_paddle import available_models
-        >>> available_models()
-        ['mobilenet_v2', 'resnet50', 'towernet', 'vgg19']
+        >>> [name for name in available_models() if name.startswith("cifar")]
+        ['cifar_resnet110', 'cifar_resnet20', 'cifar_resnet32', 'cifar_resnet56']
     """
     return sorted(_MODELS)
 
