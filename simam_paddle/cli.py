@@ -353,3 +353,32 @@ def _run_ablation(args) -> int:
 
 
 _COMMANDS.append(_add_ablation)
+
+
+def _add_report(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="rebuild an experiment's tables and curves from its runs' config.json and history.csv",
+        description="Reads every run folder under DIR (no weights needed, so it works on the committed "
+        "docs/results/<experiment>/ folders) and writes DIR/summary.md: per attention the best eval accuracy "
+        "(mean ± sample std over seeds), the paired difference to --baseline with its 95 %% t interval, and every "
+        "run; plus DIR/curves.png. The same histories always give the same summary.md.",
+    )
+    parser.add_argument("results", metavar="DIR", help="folder holding run folders")
+    parser.add_argument("--output", metavar="DIR", help="where summary.md and curves.png go (default: DIR)")
+    parser.add_argument("--baseline", default="none", help="attention to pair the others against (default: none)")
+    parser.add_argument("--no-figure", action="store_true", help="write only summary.md")
+    parser.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> int:
+    from .experiments.report import write_report
+
+    result = write_report(args.results, output=args.output, baseline=args.baseline, figure=not args.no_figure)
+    print(result["summary"])
+    print(f"wrote {', '.join(result['files'])}")
+    return 0
+
+
+_COMMANDS.append(_add_report)
+

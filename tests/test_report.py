@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +197,51 @@ def test_ablation_command_trains_every_run_once_and_writes_the_summary(tmp_path,
     assert "lr: run has 0.01, given 0.5" in capsys.readouterr().err
     assert main([*args[:5], "--attentions", "simam", "bogus"]) == 2
     assert "unknown attention ['bogus']" in capsys.readouterr().err
+
+
+EXAMPLE = Path(__file__).parent / "data" / "results_example"
+
+
+def test_report_rebuilds_the_committed_summary_byte_for_byte(tmp_path):
+    from simam_paddle.cli import main
+
+    assert main(["report", str(EXAMPLE), "--output", str(tmp_path), "--no-figure"]) == 0
+    expected = (EXAMPLE.parent / "results_example_summary.md").read_bytes()
+    assert (tmp_path / "summary.md").read_bytes() == expected
+    assert not (EXAMPLE / "summary.md").exists()  # --output keeps the results folder as it was
+
+
+def test_paired_differences_match_an_independent_t_interval():
+    from scipy import stats
+
+    from simam_paddle.experiments.report import paired_differences
+
+    best = {}
+    for run in sorted(EXAMPLE.iterdir()):
+        if not run.is_dir():
+            continue
+        with open(run / "history.csv", newline="") as f:
+            best[run.name] = max(float(r["eval_acc"]) for r in csv.DictReader(f))
+    diffs = np.array([best[f"cifar_resnet20_simam_seed{s}"] - best[f"cifar_resnet20_none_seed{s}"] for s in range(3)])
+    half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
+
+    [got] = paired_differences(summarize_runs(str(EXAMPLE), count_parameters=False))
+    assert got["attention"] == "simam" and got["n"] == 3 and got["wins"] == int((diffs > 0).sum())
+    np.testing.assert_allclose([got["diff_mean"], got["ci_low"], got["ci_high"]],
+                               [diffs.mean(), diffs.mean() - half, diffs.mean() + half], rtol=1e-12)
+
+
+def test_a_finished_run_is_skipped_on_another_machine(tmp_path):
+    # A committed run holds no weights and names its data by a path of the machine that made it;
+    # complete_run must skip it when its history is complete, whatever --data is here.
+    import shutil
+
+    from simam_paddle.experiments.runs import complete_run
+
+    run = tmp_path / "cifar_resnet20_none_seed0"
+    shutil.copytree(EXAMPLE / run.name, run)
+    before = (run / "history.csv").read_bytes()
+    config = complete_run(str(tmp_path / "no_such_split"), str(run), model="cifar_resnet20", attention="none",
+                          seed=0, epochs=4)
+    assert config["epochs"] == 4 and (run / "history.csv").read_bytes() == before
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv"]

@@ -16,7 +16,14 @@ from .runs import (
     export_run,
 )
 from .ablation import run_ablation
-from .report import summarize_runs, aggregate_runs, format_markdown_table, plot_mean_curves
+from .report import (
+    summarize_runs,
+    aggregate_runs,
+    format_markdown_table,
+    paired_differences,
+    format_paired_table,
+    write_report,
+)
 from .demo import DEMO_SETTINGS, run_demo
 from .notebook import (
     QUICK_ENV,
@@ -43,7 +50,9 @@ __all__ = [
     "summarize_runs",
     "aggregate_runs",
     "format_markdown_table",
-    "plot_mean_curves",
+    "paired_differences",
+    "format_paired_table",
+    "write_report",
     "DEMO_SETTINGS",
     "run_demo",
     "QUICK_ENV",

@@ -10,7 +10,8 @@ import time
 from typing import Any, Dict, Sequence
 
 from ..engine.callbacks import atomic_write_text
-from .report import aggregate_runs, format_markdown_table, plot_mean_curves, summarize_runs
+from ..plots import plot_mean_curves
+from .report import aggregate_runs, format_markdown_table, summarize_runs
 
 __all__ = ["run_ablation"]
 

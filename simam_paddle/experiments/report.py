@@ -11,18 +11,19 @@ so runs trained on another machine, e.g. a GPU, can be compared without retraini
 - ``plot_mean_curves``: per group, the mean eval accuracy and training loss per epoch, with the
   range over seeds shaded.
 """
-import math
 import os
-import warnings
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import paddle
 
-from ..engine.callbacks import read_history
+from ..engine.callbacks import atomic_write_text, read_history
 from ..plots import plot_mean_curves
 
-__all__ = ["summarize_runs", "aggregate_runs", "format_markdown_table", "plot_mean_curves"]
+__all__ = [
+    "summarize_runs", "aggregate_runs", "format_markdown_table", "paired_differences", "format_paired_table",
+    "write_report",
+]
 
 # Settings that must agree within a group: a mean over seeds is only a mean over seeds if nothing else varies.
 _SAME_SETTINGS = ("image_size", "planned_epochs", "batch_size", "lr", "weight_decay", "momentum",
@@ -51,7 +52,7 @@ def _attention_name(config: Dict[str, Any]) -> str:
 def _count_parameters(config: Dict[str, Any], cache: Dict[tuple, int]) -> int:
     from .runs import build_network
 
-    key = (config["model"], _attention_name(config), config["num_classes"])
+    key = (config["model"], _attention_name(config), config["num_classes"], config.get("reduction"))
     if key not in cache:
         # Building draws initial weights from Paddle's generator; leave the caller's random stream as it was.
         state = paddle.get_rng_state()
@@ -270,3 +271,151 @@ def format_markdown_table(rows: Sequence[Dict[str, Any]], columns: Optional[Sequ
     for row in rows:
         lines.append("| " + " | ".join(_format_cell(c, row) for c in columns) + " |")
     return "\n".join(lines)
+
+
+def paired_differences(rows: Sequence[Dict[str, Any]], baseline: str = "none",
+                       confidence: float = 0.95) -> List[Dict[str, Any]]:
+    """Per attention, the seed-by-seed difference of best eval accuracy to ``baseline``, with a t interval.
+
+    Runs are paired by (data, model, seed): the same seed gives the same data order and augmentation
+    to every attention, so the difference removes the seed's share of the spread. The interval is
+    the paired t interval ``mean ± t(n-1) * std / sqrt(n)`` over the ``n`` seeds both have.
+
+    Args:
+        rows (list[dict]): rows of :func:`summarize_runs`.
+        baseline (str, optional): the attention to compare against. Default: "none".
+        confidence (float, optional): level of the interval. Default: 0.95.
+
+    Returns:
+        list[dict]: per (data, model, attention) other than the baseline, in order of first
+        appearance: ``data``, ``model``, ``attention``, ``n`` (paired seeds), ``diff_mean``,
+        ``diff_std`` (sample, ddof=1), ``ci_low``, ``ci_high`` (None below 2 pairs) and ``wins``
+        (seeds where the attention scored higher).
+
+    Examples:
+        >>> rows = [{"data": "d", "model": "m", "attention": a, "seed": s, "best_eval_acc": v}
+        ...         for a, s, v in [("none", 0, .90), ("none", 1, .92), ("simam", 0, .93), ("simam", 1, .93)]]
+        >>> d = paired_differences(rows)[0]
+        >>> d["attention"], d["n"], round(d["diff_mean"], 3), d["wins"]
+        ('simam', 2, 0.02, 2)
+    """
+    from scipy import stats
+
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    scores: Dict[tuple, Dict[Any, float]] = {}
+    for row in rows:
+        if row.get("best_eval_acc") is not None:
+            scores.setdefault((row["data"], row["model"], row["attention"]), {})[row["seed"]] = row["best_eval_acc"]
+    result = []
+    for (data, model, attention), by_seed in scores.items():
+        base = scores.get((data, model, baseline))
+        if attention == baseline or base is None:
+            continue
+        seeds = sorted(set(by_seed) & set(base))
+        diffs = np.array([by_seed[s] - base[s] for s in seeds], dtype=np.float64)
+        n = len(diffs)
+        entry = {"data": data, "model": model, "attention": attention, "n": n,
+                 "diff_mean": float(diffs.mean()) if n else None,
+                 "diff_std": float(diffs.std(ddof=1)) if n > 1 else None,
+                 "ci_low": None, "ci_high": None, "wins": int((diffs > 0).sum())}
+        if n > 1:
+            half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * entry["diff_std"] / np.sqrt(n)
+            entry["ci_low"], entry["ci_high"] = entry["diff_mean"] - half, entry["diff_mean"] + half
+        result.append(entry)
+    return result
+
+
+def _points(value: Optional[float]) -> str:
+    return "–" if value is None else f"{100 * value:+.2f}"
+
+
+def format_paired_table(differences: Sequence[Dict[str, Any]], baseline: str = "none") -> str:
+    """Markdown table of :func:`paired_differences`, in accuracy points.
+
+    Examples:
+        >>> print(format_paired_table([{"data": "d", "model": "m", "attention": "se", "n": 3, "diff_mean": 0.01,
+        ...                             "diff_std": 0.02, "ci_low": -0.04, "ci_high": 0.06, "wins": 2}]))
+        | data | model | attention | seeds | minus none (points) | 95 % CI | better on |
+        |---|---|---|---:|---:|---:|---:|
+        | d | m | se | 3 | +1.00 | [-4.00, +6.00] | 2 of 3 |
+    """
+    lines = [f"| data | model | attention | seeds | minus {baseline} (points) | 95 % CI | better on |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for d in differences:
+        ci = "–" if d["ci_low"] is None else f"[{_points(d['ci_low'])}, {_points(d['ci_high'])}]"
+        lines.append(f"| {d['data']} | {d['model']} | {d['attention']} | {d['n']} | {_points(d['diff_mean'])} | "
+                     f"{ci} | {d['wins']} of {d['n']} |")
+    return "\n".join(lines)
+
+
+def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, os.PathLike]] = None,
+                 baseline: str = "none", figure: bool = True) -> Dict[str, Any]:
+    """Rebuild an experiment's tables (and its curves figure) from its run folders' config.json and history.csv.
+
+    Needs no weights, so it works on the committed ``docs/results/<experiment>/`` folders; the same
+    histories always give the same ``summary.md``, byte for byte.
+
+    Args:
+        results (str|PathLike): a folder whose sub-folders are run folders.
+        output (str|PathLike, optional): where ``summary.md`` (and ``curves.png``) go. Default: None
+            (``results`` itself).
+        baseline (str, optional): the attention the others are paired against. Default: "none".
+        figure (bool, optional): also draw ``curves.png``. Default: True.
+
+    Returns:
+        dict: ``rows``, ``groups``, ``differences``, ``summary`` (the markdown) and ``files``.
+
+    Examples:
+        >>> report = write_report("docs/results/resnet20_digits32")  # doctest: +SKIP
+        >>> print(report["summary"].splitlines()[0])  # doctest: +SKIP
+        # cifar_resnet20 on digits_split: none, se, cbam, simam
+    """
+    results = os.fspath(results)
+    output = os.fspath(output) if output is not None else results
+    rows = summarize_runs(results)
+    order: Dict[str, int] = {}
+    for row in rows:
+        order.setdefault(row["attention"], len(order))
+    if baseline in order:
+        order = {baseline: -1, **order}
+    rows.sort(key=lambda r: (order[r["attention"]], r["seed"]))
+    groups = aggregate_runs(rows, by=("data", "model", "attention"))
+    differences = paired_differences(rows, baseline=baseline)
+    first = rows[0]
+    attentions = list(dict.fromkeys(r["attention"] for r in rows))
+    unfinished = [r["name"] for r in rows if not r["finished"]]
+    setting = (f"{first['train_samples']} train / {first['eval_samples']} eval images, {first['num_classes']} "
+               f"classes, {first['image_size']} px, {first['planned_epochs']} epochs, batch {first['batch_size']}, "
+               f"lr {first['lr']} (cosine to 0), momentum {first['momentum']}, weight decay {first['weight_decay']}, "
+               f"Paddle {first['paddle_version']}")
+    lines = [
+        f"# {first['model']} on {first['data']}: {', '.join(attentions)}",
+        "",
+        f"Same settings for every run: {setting}.",
+        "",
+        "Best eval accuracy per run; mean ± sample standard deviation over seeds; s/epoch covers training and "
+        "evaluation on the machine that ran it.",
+        "",
+        format_markdown_table(groups),
+        "",
+        f"Paired by seed, difference to `{baseline}` (accuracy points) with its 95 % t interval:",
+        "",
+        format_paired_table(differences, baseline=baseline) if differences else f"(no `{baseline}` runs to pair)",
+        "",
+        format_markdown_table(rows),
+        "",
+    ]
+    if unfinished:
+        lines += [f"Still training (excluded from nothing, counted as they are): {', '.join(unfinished)}.", ""]
+    summary = "\n".join(lines)
+    os.makedirs(output, exist_ok=True)
+    path = os.path.join(output, "summary.md")
+    atomic_write_text(summary, path)
+    files = [path]
+    if figure:
+        curves = os.path.join(output, "curves.png")
+        plot_mean_curves(groups, output=curves, title=f"{first['model']} on {first['data']}: "
+                         f"{first['image_size']} px, {first['planned_epochs']} epochs, mean and range over seeds")
+        files.append(curves)
+    return {"rows": rows, "groups": groups, "differences": differences, "summary": summary, "files": files}

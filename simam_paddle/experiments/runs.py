@@ -284,9 +284,13 @@ def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> D
                                   "remove it or choose another output folder")
         return train_run(data, output, verbose=verbose, **settings)
     config = load_config(output)
-    _check_same_run(config, output, data, {k: v for k, v in settings.items() if v is not None})
+    given = {k: v for k, v in settings.items() if v is not None}
     if _finished_epochs(output) >= config["epochs"]:
+        # Finished: nothing will be read from the data, so only the settings must match. This lets a
+        # committed experiment (config.json and history.csv, made elsewhere) be skipped on any machine.
+        _check_same_run(config, output, None, given)
         return config
+    _check_same_run(config, output, data, given)
     if not os.path.isfile(os.path.join(output, "last.json")):
         raise FileExistsError(f"{output!r} was started but finished no epoch, so it cannot be resumed; "
                               "remove it and run again")
