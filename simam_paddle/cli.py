@@ -104,10 +104,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = args.func(args)
+    except KeyboardInterrupt as err:
+        print(_interrupted_line(args, err), file=sys.stderr)
+        return getattr(err, "exit_code", 130)
     except (CLIError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def _interrupted_line(args, err: KeyboardInterrupt) -> str:
+    """The one line for Ctrl-C / SIGTERM: where it stopped and how to go on."""
+    epoch = getattr(err, "epoch", None)
+    if epoch is None:
+        return "interrupted"
+    where = f"interrupted in epoch {epoch}"
+    if args.command != "train":  # demo and ablation resume their unfinished runs themselves
+        return f"{where}; continue with the same command"
+    if not err.resumable:
+        return f"{where}, before any epoch finished; nothing to resume: remove {err.output_dir} and start again"
+    return f"{where}; continue with: python -m simam_paddle train --output {err.output_dir} --resume"
 
 
 def _add_split(subparsers) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import paddle
 
 from .callbacks import atomic_write_text, is_main_process, read_history
+from .quiet import quiet_native_logs
 
 __all__ = ["TRAIN_DEFAULTS", "attention_options", "train_run", "complete_run", "load_config", "load_run", "evaluate_run", "export_run"]
 
@@ -418,13 +419,14 @@ def export_run(run_dir: str, output: str, weights: str = "best") -> Dict[str, An
     prefix = os.path.join(output, "model")
     os.makedirs(output, exist_ok=True)
     spec = paddle.static.InputSpec([None, 3, size, size], "float32", "image")
-    paddle.jit.save(network, prefix, input_spec=[spec])
     x = paddle.to_tensor(np.random.RandomState(0).randn(2, 3, size, size).astype("float32"))
-    with paddle.no_grad():
-        expected = network(x).numpy()
-        loaded = paddle.jit.load(prefix)
-        loaded.eval()
-        got = loaded(x).numpy()
+    with quiet_native_logs():  # Paddle's C++ log announces its executor when saving and loading
+        paddle.jit.save(network, prefix, input_spec=[spec])
+        with paddle.no_grad():
+            expected = network(x).numpy()
+            loaded = paddle.jit.load(prefix)
+            loaded.eval()
+            got = loaded(x).numpy()
     diff = float(np.abs(got - expected).max())
     tolerance = 1e-4 * max(1.0, float(np.abs(expected).max()))
     if got.shape != expected.shape or not diff <= tolerance:
