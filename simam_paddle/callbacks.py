@@ -154,32 +154,51 @@ class SaveBestModel(Callback):
     only. The metric is read from the evaluation logs at the end of each evaluation, where hapi
     names them like the training ones (``acc``, ``loss``); one-element lists are unwrapped.
 
+    The AI Studio notebook's call ``SaveBestModel(target=0.5, path="work/best_model")`` works too:
+    ``path`` is a file prefix as in ``paddle.Model.save(path)`` (the weights go to
+    ``work/best_model.pdparams``), and ``target`` is the value a first model must beat before
+    anything is saved. Unlike the notebook's callback, which called ``model.save`` and so also
+    wrote the optimizer state, only the weights are written (resuming is :class:`CheckpointSaver`'s
+    job).
+
     Args:
-        save_dir (str): folder for ``best_model.pdparams``.
+        save_dir (str, optional): folder for ``best_model.pdparams``; give it or ``path``. Default: None.
         monitor (str, optional): key of the evaluation logs to watch. Default: "acc".
         mode (str, optional): "max" if larger is better, "min" if smaller is. Default: "max".
         filename (str, optional): file name inside ``save_dir``. Default: "best_model.pdparams".
         verbose (int, optional): 1 prints a line on each improvement. Default: 1.
+        target (float, optional): save only values better than this (larger for "max", smaller for
+            "min"); None saves the first value. Default: None.
+        path (str, optional): instead of ``save_dir``: the prefix of the file, without
+            ``.pdparams``, which is added. Default: None.
 
     Attributes:
-        best (float|None): best value seen so far; set it to resume a run.
+        path (str): the file written.
+        best (float|None): best value saved so far (None until a value beats ``target``); set it to
+            resume a run.
         best_epoch (int|None): 1-based epoch of ``best``.
 
     Examples:
         >>> cb = SaveBestModel("runs/demo", monitor="acc", mode="max")
-        >>> cb.best is None
-        True
+        >>> cb.path, cb.best is None
+        ('runs/demo/best_model.pdparams', True)
+        >>> SaveBestModel(target=0.5, path="work/best_model").path
+        'work/best_model.pdparams'
     """
 
-    def __init__(self, save_dir: str, monitor: str = "acc", mode: str = "max",
-                 filename: str = "best_model.pdparams", verbose: int = 1):
+    def __init__(self, save_dir: Optional[str] = None, monitor: str = "acc", mode: str = "max",
+                 filename: str = "best_model.pdparams", verbose: int = 1, *, target: Optional[float] = None,
+                 path: Optional[str] = None):
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self.save_dir = save_dir
+        self.path = _best_model_path(save_dir, filename, path)
+        if target is not None and not isinstance(target, numbers.Real):
+            raise TypeError(f"target must be a number (the value to beat), got {target!r}")
+        self.save_dir = save_dir if save_dir is not None else os.path.dirname(self.path)
         self.monitor = monitor
         self.mode = mode
-        self.path = os.path.join(save_dir, filename)
+        self.target = None if target is None else float(target)
         self.verbose = verbose
         self.best: Optional[float] = None
         self.best_epoch: Optional[int] = None
@@ -193,9 +212,10 @@ class SaveBestModel(Callback):
     def _improves(self, value: float) -> bool:
         if math.isnan(value):
             return False
-        if self.best is None:
+        bar = self.best if self.best is not None else self.target
+        if bar is None:
             return True
-        return value > self.best if self.mode == "max" else value < self.best
+        return value > bar if self.mode == "max" else value < bar
 
     def on_eval_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         value = _scalar((logs or {}).get(self.monitor))
@@ -213,6 +233,26 @@ class SaveBestModel(Callback):
             atomic_save(self.model.network.state_dict(), self.path)
             if self.verbose:
                 print(f"best {self.monitor} {value:.4f} at epoch {self._epoch}, saved {self.path}")
+
+
+def _best_model_path(save_dir, filename: str, path: Optional[str]) -> str:
+    """``SaveBestModel``'s file from ``save_dir`` + ``filename``, or from the notebook's ``path`` prefix."""
+    if save_dir is not None and not isinstance(save_dir, (str, os.PathLike)):
+        raise TypeError(f"save_dir must be a folder name, got {save_dir!r}; "
+                        "for the notebook's threshold write SaveBestModel(target=..., path=...)")
+    if path is None:
+        if save_dir is None:
+            raise TypeError("SaveBestModel needs save_dir (a folder) or path (a file prefix such as 'work/best_model')")
+        return os.path.join(save_dir, filename)
+    if save_dir is not None:
+        raise TypeError(f"give save_dir or path, not both (got save_dir={save_dir!r}, path={path!r})")
+    if filename != "best_model.pdparams":
+        raise TypeError("filename goes with save_dir; with path, the file is path + '.pdparams'")
+    path = os.fspath(path)
+    if path.endswith(".pdparams"):
+        raise ValueError(f"path is a prefix, as for paddle.Model.save: give {path[:-len('.pdparams')]!r}, "
+                         f"which writes {path!r}")
+    return path + ".pdparams"
 
 
 class _AfterEvalCallback(Callback):
