@@ -15,6 +15,7 @@ import json
 import math
 import numbers
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -29,6 +30,7 @@ __all__ = [
     "HistoryLogger",
     "EpochLR",
     "make_visualdl",
+    "VISUALDL_FILE",
     "HISTORY_COLUMNS",
     "read_history",
     "is_main_process",
@@ -453,35 +455,112 @@ class EpochLR(Callback):
             print(f"epoch {self.initial_epoch + epoch + 1}: lr {optimizer.get_lr():.6g}")
 
 
-def make_visualdl(log_dir: str, initial_epoch: int = 0) -> Optional[Callback]:
-    """A ``paddle.callbacks.VisualDL`` that also logs the learning rate, or None without visualdl.
+def make_visualdl(log_dir: str, initial_epoch: int = 0, display_name: Optional[str] = None) -> Optional[Callback]:
+    """A ``paddle.callbacks.VisualDL`` for resumable runs, or None without visualdl.
 
-    Paddle's callback writes ``train/loss``, ``train/acc`` per batch and ``eval/*`` per epoch (on
-    local rank 0); this one adds ``train/lr`` per epoch and keeps steps counting on resume.
-    View with ``visualdl --logdir <log_dir>``.
+    Writes ``train/loss``, ``train/acc`` per batch (step: batches since the run started) and
+    ``eval/*`` and ``train/lr`` per epoch (step: the 1-based epoch, as in ``history.csv``), on
+    rank 0, into one record file, ``<log_dir>/vdlrecords.run.log``. VisualDL shows only the newest
+    record file of a folder, so a resumed run appends to that file; before it does, points written
+    after the last checkpoint (a run stopped mid-epoch) are dropped, so every step appears once.
+    View with ``visualdl --logdir runs`` to compare runs side by side.
 
     Args:
-        log_dir (str): folder for the VisualDL logs.
+        log_dir (str): folder for the VisualDL records.
         initial_epoch (int, optional): epochs finished before this fit (resume). Default: 0.
+        display_name (str, optional): the run's name in VisualDL's list of runs; None uses the
+            run folder's name (the parent of ``log_dir`` when that is called ``visualdl``). Default: None.
 
     Returns:
         Callback|None: the callback, or None (with a warning) if ``visualdl`` is not installed.
 
     Examples:
-        >>> cb = make_visualdl("runs/demo/visualdl")
+        >>> make_visualdl("runs/towernet_none_seed0/visualdl").display_name
+        'towernet_none_seed0'
     """
     try:
         import visualdl  # noqa: F401
     except ImportError:
         warnings.warn("visualdl is not installed; no VisualDL logs (pip install visualdl).", stacklevel=2)
         return None
-    return _VisualDL(log_dir, initial_epoch)
+    return _VisualDL(log_dir, initial_epoch, display_name)
+
+
+VISUALDL_FILE = "vdlrecords.run.log"
+"""The one VisualDL record file of a run (VisualDL reads files whose names hold ``vdlrecords``)."""
+
+
+def _run_name(log_dir: str) -> str:
+    folder = os.path.normpath(os.path.abspath(log_dir))
+    if os.path.basename(folder) == "visualdl":
+        folder = os.path.dirname(folder)
+    return os.path.basename(folder)
+
+
+def _is_epoch_tag(tag: str) -> bool:
+    return tag == "train/lr" or tag.startswith("eval/")
+
+
+def _record_files(log_dir: str) -> List[str]:
+    """VisualDL record files of ``log_dir``, oldest first (time-stamped names, then the run's file)."""
+    if not os.path.isdir(log_dir):
+        return []
+    names = [n for n in os.listdir(log_dir) if "vdlrecords" in n and os.path.isfile(os.path.join(log_dir, n))]
+    return sorted(names, key=lambda n: (n == VISUALDL_FILE, n))
+
+
+def _open_writer(log_dir: str, display_name: str):
+    import contextlib
+    import io
+
+    import visualdl
+
+    # LogWriter prints a notice when it appends to an existing file.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return visualdl.LogWriter(log_dir, file_name=VISUALDL_FILE, display_name=display_name)
+
+
+def _keep_finished_points(log_dir: str, display_name: str, epochs: int, batches: int) -> None:
+    """Rewrite ``log_dir``'s records as one file holding only points of finished epochs.
+
+    Per-epoch tags keep steps up to ``epochs``, per-batch tags up to ``batches``; a later file's
+    point replaces an earlier one of the same tag and step. The new file is written in a temporary
+    folder next to ``log_dir`` and renamed into place, then the other record files are removed.
+    """
+    files = _record_files(log_dir)
+    if not files:
+        return
+    from visualdl import LogReader
+
+    points: Dict[str, Dict[int, Any]] = {}
+    for name in files:
+        reader = LogReader(file_path=os.path.join(log_dir, name))
+        for tag in reader.get_tags().get("scalar", []):
+            last = epochs if _is_epoch_tag(tag) else batches
+            for record in reader.get_data("scalar", tag):
+                if record.id <= last:
+                    points.setdefault(tag, {})[record.id] = (record.value, record.timestamp)
+    tmp = tempfile.mkdtemp(prefix=".visualdl-", dir=os.path.dirname(os.path.abspath(log_dir)))
+    try:
+        writer = _open_writer(tmp, display_name)
+        for tag, steps in points.items():
+            for step in sorted(steps):
+                value, walltime = steps[step]
+                writer.add_scalar(tag=tag, value=value, step=step, walltime=walltime)
+        writer.close()
+        os.replace(os.path.join(tmp, VISUALDL_FILE), os.path.join(log_dir, VISUALDL_FILE))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for name in files:
+        if name != VISUALDL_FILE:
+            os.remove(os.path.join(log_dir, name))
 
 
 class _VisualDL(paddle.callbacks.VisualDL):
-    def __init__(self, log_dir: str, initial_epoch: int = 0):
+    def __init__(self, log_dir: str, initial_epoch: int = 0, display_name: Optional[str] = None):
         super().__init__(log_dir)
         self.initial_epoch = initial_epoch
+        self.display_name = display_name or _run_name(log_dir)
 
     def _is_write(self) -> bool:
         # Paddle's checks the local rank, which is 0 once per machine; files are written once per job.
@@ -490,13 +569,19 @@ class _VisualDL(paddle.callbacks.VisualDL):
     def on_train_begin(self, logs=None) -> None:
         super().on_train_begin(logs)
         self.train_step = self.initial_epoch * (self.params.get("steps") or 0)
+        if self._is_write():
+            _keep_finished_points(self.log_dir, self.display_name, self.initial_epoch, self.train_step)
+
+    def _updates(self, logs, mode) -> None:
+        if self._is_write() and not hasattr(self, "writer"):
+            self.writer = _open_writer(self.log_dir, self.display_name)
+        super()._updates(logs, mode)
 
     def on_epoch_begin(self, epoch=None, logs=None) -> None:
         super().on_epoch_begin(epoch, logs)
-        self.epoch = self.initial_epoch + epoch
+        # 1-based like history.csv; hapi's eval records take their step from self.epoch.
+        self.epoch = self.initial_epoch + epoch + 1
         if self._is_write():
             if not hasattr(self, "writer"):
-                import visualdl
-
-                self.writer = visualdl.LogWriter(self.log_dir)
+                self.writer = _open_writer(self.log_dir, self.display_name)
             self.writer.add_scalar(tag="train/lr", step=self.epoch, value=float(self.model._optimizer.get_lr()))
