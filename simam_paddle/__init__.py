@@ -46,6 +46,10 @@ from . import ablation as _ablation  # noqa: E402
 from .ablation import *  # noqa: E402,F401,F403
 from . import notebook as _notebook  # noqa: E402
 from .notebook import *  # noqa: E402,F401,F403
+from . import prediction as _prediction  # noqa: E402
+from .prediction import *  # noqa: E402,F401,F403
+from . import quiet as _quiet  # noqa: E402
+from .quiet import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 
@@ -69,4 +73,6 @@ __all__ = [
     *_report.__all__,
     *_ablation.__all__,
     *_notebook.__all__,
+    *_prediction.__all__,
+    *_quiet.__all__,
 ]
