@@ -67,7 +67,7 @@ def atomic_save(obj: Any, path: str) -> None:
 
     Examples:
         >>> atomic_save(paddle.nn.Linear(2, 3).state_dict(), "/tmp/linear.pdparams")
-        >>> paddle.load("/tmp/linear.pdparams")["weight"].shape
+        >>> list(paddle.load("/tmp/linear.pdparams")["weight"].shape)
         [2, 3]
     """
     _atomic_write(path, lambda tmp: paddle.save(obj, tmp))
@@ -123,8 +123,11 @@ def portable_optimizer_state(optimizer, network: paddle.nn.Layer) -> Dict[str, A
     do not. :func:`restore_optimizer_state` maps them back onto a newly built network.
 
     Examples:
+        >>> net = paddle.nn.Sequential(paddle.nn.Linear(2, 2))
+        >>> opt = paddle.optimizer.Momentum(0.1, parameters=net.parameters())
+        >>> net(paddle.rand([1, 2])).sum().backward(); opt.step()
         >>> sorted(portable_optimizer_state(opt, net))[:1]
-        ['0.bias_velocity_0']
+        ['@0.bias_velocity_0']
     """
     names = {p.name: "@" + structured for structured, p in network.named_parameters()}
     return _rename_keys(optimizer.state_dict(), names)
@@ -409,7 +412,7 @@ def read_history(path: str) -> List[Dict[str, Optional[float]]]:
         list[dict]: one dict per epoch; numbers as ``float`` (``epoch`` as ``int``), empty cells as None.
 
     Examples:
-        >>> rows = read_history("runs/demo")
+        >>> rows = read_history("runs/demo/towernet_simam")  # written by `python -m simam_paddle demo`
         >>> sorted(rows[0])
         ['acc', 'epoch', 'eval_acc', 'eval_loss', 'loss', 'lr', 'time']
     """

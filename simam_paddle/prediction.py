@@ -58,8 +58,8 @@ def find_images(paths: Union[PathLike, Iterable[PathLike]]) -> List[str]:
         FileNotFoundError: a path does not exist.
 
     Examples:
-        >>> find_images("data/digits/0")[:2]
-        ['data/digits/0/0000.png', 'data/digits/0/0005.png']
+        >>> find_images("runs/demo/data/digits/0")[:2]  # written by `python -m simam_paddle demo`
+        ['runs/demo/data/digits/0/0000.png', 'runs/demo/data/digits/0/0010.png']
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -99,9 +99,9 @@ def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]]
         list[Prediction]: one per image, in the order of :func:`find_images`.
 
     Examples:
-        >>> rows = predict_images("runs/demo/towernet_simam", "data/digits/3", top_k=2)
-        >>> rows[0].classes, len(rows[0].probs)
-        (['3', '8'], 2)
+        >>> rows = predict_images("runs/demo/towernet_simam", "runs/demo/data/digits_split/eval/3", top_k=2)
+        >>> len(rows), len(rows[0].classes), rows[0].probs[0] >= rows[0].probs[1]
+        (37, 2, True)
     """
     from .data import eval_transforms
     from .runs import load_run
@@ -140,7 +140,8 @@ def write_predictions_csv(rows: Sequence[Prediction], path: PathLike) -> None:
     """Write predictions as CSV: ``path``, ``class_1``, ``prob_1``, ... ``class_k``, ``prob_k``, ``error``.
 
     Examples:
-        >>> write_predictions_csv(predict_images("runs/demo/towernet_simam", "photos", top_k=1), "pred.csv")
+        >>> rows = predict_images("runs/demo/towernet_simam", "runs/demo/data/digits_split/eval/3", top_k=1)
+        >>> write_predictions_csv(rows, "pred.csv")
         >>> open("pred.csv").readline().strip()
         'path,class_1,prob_1,error'
     """

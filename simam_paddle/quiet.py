@@ -54,8 +54,10 @@ def training_warning_filters() -> Iterator[None]:
     """Hide BatchNorm's and hapi's warnings that every training run repeats (unless verbose).
 
     Examples:
+        >>> import paddle
         >>> with training_warning_filters():
-        ...     model.fit(train_data, epochs=1, verbose=0)
+        ...     list(paddle.nn.BatchNorm2D(3)(paddle.rand([2, 3, 4, 4])).shape)  # no UserWarning
+        [2, 3, 4, 4]
     """
     with warnings.catch_warnings():
         if not is_verbose():
@@ -77,8 +79,12 @@ def quiet_native_logs() -> Iterator[None]:
     own ``sys.stderr`` is flushed on the way in and out, so its text keeps its place.
 
     Examples:
-        >>> with quiet_native_logs():
-        ...     paddle.jit.save(network, "export/model", input_spec=[spec])
+        >>> import paddle
+        >>> spec = paddle.static.InputSpec([None, 3], "float32")
+        >>> with quiet_native_logs():  # no "I... New Executor is Running" lines
+        ...     paddle.jit.save(paddle.nn.Linear(3, 2), "/tmp/linear", input_spec=[spec])
+        ...     list(paddle.jit.load("/tmp/linear")(paddle.rand([1, 3])).shape)
+        [1, 2]
     """
     if is_verbose():
         yield

@@ -191,7 +191,8 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         dict: the run's configuration, as written to ``config.json``.
 
     Examples:
-        >>> config = train_run("data/digits_split", "runs/t", model="towernet", epochs=2, image_size=128)
+        >>> split = "runs/demo/data/digits_split"  # written by `python -m simam_paddle demo`
+        >>> config = train_run(split, "runs/t", model="towernet", epochs=2, image_size=128)
         >>> config["num_classes"]
         10
     """
@@ -271,7 +272,7 @@ def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> D
         dict: the run's configuration.
 
     Examples:
-        >>> config = complete_run("data/digits_split", "runs/t", epochs=2, image_size=128)  # doctest: +SKIP
+        >>> config = complete_run("runs/demo/data/digits_split", "runs/t", epochs=2, image_size=128)  # doctest: +SKIP
         >>> len(read_history("runs/t")) == config["epochs"]  # doctest: +SKIP
         True
     """
@@ -321,7 +322,7 @@ def load_run(run_dir: str, weights: str = "best") -> Tuple[paddle.nn.Layer, Dict
 
     Examples:
         >>> network, config = load_run("runs/demo/towernet_simam")
-        >>> network(paddle.zeros([1, 3, config["image_size"], config["image_size"]])).shape
+        >>> list(network(paddle.zeros([1, 3, config["image_size"], config["image_size"]])).shape)
         [1, 10]
     """
     files = {"best": "best_model.pdparams", "last": "last.pdparams"}

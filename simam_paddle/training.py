@@ -237,8 +237,8 @@ def load_checkpoint_state(run_dir: str) -> Dict[str, Any]:
     """Read ``last.json`` of a run folder: ``{"epoch": finished_epochs, "best": ..., "best_epoch": ...}``.
 
     Examples:
-        >>> load_checkpoint_state("runs/demo")["epoch"]
-        3
+        >>> load_checkpoint_state("runs/demo/towernet_simam")["epoch"]  # after `python -m simam_paddle demo`
+        4
     """
     path = os.path.join(run_dir, "last.json")
     if not os.path.isfile(path):
@@ -317,7 +317,8 @@ def describe_device() -> str:
     """Paddle's current device in words, with the CPU thread count: ``"cpu with 2 threads"``, ``"gpu:0"``.
 
     Examples:
-        >>> select_device("cpu", num_threads=2); describe_device()
+        >>> _ = select_device("cpu", num_threads=2)
+        >>> describe_device()
         'cpu with 2 threads'
     """
     device = paddle.device.get_device()
@@ -402,8 +403,9 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
 
     Examples:
         >>> ds = paddle.io.TensorDataset([paddle.rand([8, 4]), paddle.randint(0, 2, [8, 1])])
-        >>> model = train(paddle.nn.Linear(4, 2), ds, ds, output_dir="/tmp/run", epochs=1, verbose=0)
-        >>> len(read_history("/tmp/run"))
+        >>> import tempfile; run = tempfile.mkdtemp()
+        >>> model = train(paddle.nn.Linear(4, 2), ds, ds, output_dir=run, epochs=1, verbose=0)
+        >>> len(read_history(run))
         1
     """
     if not (isinstance(epochs, int) and epochs > 0):
@@ -494,7 +496,8 @@ def evaluate(model: paddle.Model, data, batch_size: int = 32, num_workers: int =
         ``labels`` (``[N]`` int64 array).
 
     Examples:
-        >>> result = evaluate(model, eval_dataset)
+        >>> data = paddle.io.TensorDataset([paddle.rand([40, 4]), paddle.randint(0, 10, [40, 1])])
+        >>> result = evaluate(paddle.Model(paddle.nn.Linear(4, 10)), data)
         >>> result["logits"].shape, result["labels"].shape
         ((40, 10), (40,))
     """
@@ -531,7 +534,9 @@ def predict(model: paddle.Model, data, batch_size: int = 32, num_workers: int = 
         numpy.ndarray: shape ``[len(data), num_classes]``.
 
     Examples:
-        >>> predict(model, eval_dataset).shape
+        >>> data = paddle.io.TensorDataset([paddle.rand([40, 4]), paddle.randint(0, 10, [40, 1])])
+        >>> model = paddle.Model(paddle.nn.Linear(4, 10)); model.prepare()
+        >>> predict(model, data).shape
         (40, 10)
     """
     loader = make_loader(_InputsOnly(data), batch_size, num_workers=num_workers)
