@@ -48,6 +48,7 @@ _EXPORTS = {
     "plot_curves": "plots",
     "plot_attention_maps": "plots",
     "attention_maps": "plots",
+    "predict_images": "experiments",
 }
 
 # Names this module exported before the package was split into subpackages -> their new home.

@@ -14,7 +14,10 @@ def require_paddle() -> None:
     """Raise ``ImportError`` with install instructions if Paddle is missing or older than 3.0."""
     if importlib.util.find_spec("paddle") is None:
         raise ImportError(_INSTALL_HINT)
-    import paddle
+    from ._quiet import paddle_import_filters
+
+    with paddle_import_filters():
+        import paddle
 
     major = paddle.__version__.split(".")[0]
     # Source builds report "0.0.0"; trust them.

@@ -104,10 +104,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = args.func(args)
+    except KeyboardInterrupt as err:
+        print(_interrupted_line(args, err), file=sys.stderr)
+        return getattr(err, "exit_code", 130)
     except (CLIError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def _interrupted_line(args, err: KeyboardInterrupt) -> str:
+    """The one line for Ctrl-C / SIGTERM: where it stopped and how to go on."""
+    epoch = getattr(err, "epoch", None)
+    if epoch is None:
+        return "interrupted"
+    where = f"interrupted in epoch {epoch}"
+    if args.command != "train":  # demo and ablation resume their unfinished runs themselves
+        return f"{where}; continue with the same command"
+    if not err.resumable:
+        return f"{where}, before any epoch finished; nothing to resume: remove {err.output_dir} and start again"
+    return f"{where}; continue with: python -m simam_paddle train --output {err.output_dir} --resume"
 
 
 def _add_split(subparsers) -> None:
@@ -267,6 +283,41 @@ def _run_export(args) -> int:
 
 
 _COMMANDS.append(_add_export)
+
+
+def _add_predict(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="classify image files or folders with a run's model",
+        description="Rebuild the model from RUN/config.json with its best weights and print, per image, the "
+        "--top-k most probable classes with their probabilities. Images go through the run's evaluation "
+        "transforms. Folders are searched recursively for images (hidden files skipped). An image that cannot "
+        "be read gets a line saying so and the others are still predicted; the exit status is then 1.",
+    )
+    parser.add_argument("run", metavar="RUN", help="run folder written by `train`")
+    parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+", help="image files or folders of images")
+    parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes per image (default: 5)")
+    parser.add_argument("--output", metavar="CSV", help="also write the predictions to this CSV file")
+    parser.add_argument("--weights", choices=["best", "last"], default="best", help="default: best")
+    parser.add_argument("--batch-size", type=int, help="default: the run's")
+    parser.set_defaults(func=_run_predict)
+
+
+def _run_predict(args) -> int:
+    from .experiments.prediction import predict_images, write_predictions_csv
+
+    rows = predict_images(args.run, args.images, top_k=args.top_k, weights=args.weights, batch_size=args.batch_size)
+    if not rows:
+        raise CLIError(f"no images found in {', '.join(args.images)}")
+    for row in rows:
+        print(row.format())
+    if args.output:
+        write_predictions_csv(rows, args.output)
+        print(f"wrote {args.output}")
+    return 1 if any(row.error for row in rows) else 0
+
+
+_COMMANDS.append(_add_predict)
 
 
 def _add_plot(subparsers) -> None:

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-import paddle
+
+from ._paddle import require_paddle
+
+require_paddle()
+
+import paddle  # noqa: E402
 
 from .data.images import is_hidden, is_image_name
 from .engine.callbacks import read_history

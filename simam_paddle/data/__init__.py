@@ -2,6 +2,10 @@
 
 Imports no other subpackage, so every layer of the package can use it.
 """
+from .._paddle import require_paddle
+
+require_paddle()  # a clear message for a missing or too old Paddle, and a quiet import
+
 from .images import IMAGE_EXTENSIONS, to_rgb
 from .dataset import (
     ImageFolderDataset,

@@ -2,6 +2,10 @@
 
 Imports :mod:`simam_paddle.models`, :mod:`simam_paddle.layers` and :mod:`simam_paddle.data`.
 """
+from .._paddle import require_paddle
+
+require_paddle()  # a clear message for a missing or too old Paddle, and a quiet import
+
 from .callbacks import (
     SaveBestModel,
     CheckpointSaver,

@@ -15,6 +15,7 @@ import json
 import math
 import numbers
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -29,6 +30,7 @@ __all__ = [
     "HistoryLogger",
     "EpochLR",
     "make_visualdl",
+    "VISUALDL_FILE",
     "HISTORY_COLUMNS",
     "read_history",
     "is_main_process",
@@ -65,7 +67,7 @@ def atomic_save(obj: Any, path: str) -> None:
 
     Examples:
         >>> atomic_save(paddle.nn.Linear(2, 3).state_dict(), "/tmp/linear.pdparams")
-        >>> paddle.load("/tmp/linear.pdparams")["weight"].shape
+        >>> list(paddle.load("/tmp/linear.pdparams")["weight"].shape)
         [2, 3]
     """
     _atomic_write(path, lambda tmp: paddle.save(obj, tmp))
@@ -121,8 +123,11 @@ def portable_optimizer_state(optimizer, network: paddle.nn.Layer) -> Dict[str, A
     do not. :func:`restore_optimizer_state` maps them back onto a newly built network.
 
     Examples:
+        >>> net = paddle.nn.Sequential(paddle.nn.Linear(2, 2))
+        >>> opt = paddle.optimizer.Momentum(0.1, parameters=net.parameters())
+        >>> net(paddle.rand([1, 2])).sum().backward(); opt.step()
         >>> sorted(portable_optimizer_state(opt, net))[:1]
-        ['0.bias_velocity_0']
+        ['@0.bias_velocity_0']
     """
     names = {p.name: "@" + structured for structured, p in network.named_parameters()}
     return _rename_keys(optimizer.state_dict(), names)
@@ -154,32 +159,51 @@ class SaveBestModel(Callback):
     only. The metric is read from the evaluation logs at the end of each evaluation, where hapi
     names them like the training ones (``acc``, ``loss``); one-element lists are unwrapped.
 
+    The AI Studio notebook's call ``SaveBestModel(target=0.5, path="work/best_model")`` works too:
+    ``path`` is a file prefix as in ``paddle.Model.save(path)`` (the weights go to
+    ``work/best_model.pdparams``), and ``target`` is the value a first model must beat before
+    anything is saved. Unlike the notebook's callback, which called ``model.save`` and so also
+    wrote the optimizer state, only the weights are written (resuming is :class:`CheckpointSaver`'s
+    job).
+
     Args:
-        save_dir (str): folder for ``best_model.pdparams``.
+        save_dir (str, optional): folder for ``best_model.pdparams``; give it or ``path``. Default: None.
         monitor (str, optional): key of the evaluation logs to watch. Default: "acc".
         mode (str, optional): "max" if larger is better, "min" if smaller is. Default: "max".
         filename (str, optional): file name inside ``save_dir``. Default: "best_model.pdparams".
         verbose (int, optional): 1 prints a line on each improvement. Default: 1.
+        target (float, optional): save only values better than this (larger for "max", smaller for
+            "min"); None saves the first value. Default: None.
+        path (str, optional): instead of ``save_dir``: the prefix of the file, without
+            ``.pdparams``, which is added. Default: None.
 
     Attributes:
-        best (float|None): best value seen so far; set it to resume a run.
+        path (str): the file written.
+        best (float|None): best value saved so far (None until a value beats ``target``); set it to
+            resume a run.
         best_epoch (int|None): 1-based epoch of ``best``.
 
     Examples:
         >>> cb = SaveBestModel("runs/demo", monitor="acc", mode="max")
-        >>> cb.best is None
-        True
+        >>> cb.path, cb.best is None
+        ('runs/demo/best_model.pdparams', True)
+        >>> SaveBestModel(target=0.5, path="work/best_model").path
+        'work/best_model.pdparams'
     """
 
-    def __init__(self, save_dir: str, monitor: str = "acc", mode: str = "max",
-                 filename: str = "best_model.pdparams", verbose: int = 1):
+    def __init__(self, save_dir: Optional[str] = None, monitor: str = "acc", mode: str = "max",
+                 filename: str = "best_model.pdparams", verbose: int = 1, *, target: Optional[float] = None,
+                 path: Optional[str] = None):
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self.save_dir = save_dir
+        self.path = _best_model_path(save_dir, filename, path)
+        if target is not None and not isinstance(target, numbers.Real):
+            raise TypeError(f"target must be a number (the value to beat), got {target!r}")
+        self.save_dir = save_dir if save_dir is not None else os.path.dirname(self.path)
         self.monitor = monitor
         self.mode = mode
-        self.path = os.path.join(save_dir, filename)
+        self.target = None if target is None else float(target)
         self.verbose = verbose
         self.best: Optional[float] = None
         self.best_epoch: Optional[int] = None
@@ -193,9 +217,10 @@ class SaveBestModel(Callback):
     def _improves(self, value: float) -> bool:
         if math.isnan(value):
             return False
-        if self.best is None:
+        bar = self.best if self.best is not None else self.target
+        if bar is None:
             return True
-        return value > self.best if self.mode == "max" else value < self.best
+        return value > bar if self.mode == "max" else value < bar
 
     def on_eval_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         value = _scalar((logs or {}).get(self.monitor))
@@ -213,6 +238,26 @@ class SaveBestModel(Callback):
             atomic_save(self.model.network.state_dict(), self.path)
             if self.verbose:
                 print(f"best {self.monitor} {value:.4f} at epoch {self._epoch}, saved {self.path}")
+
+
+def _best_model_path(save_dir, filename: str, path: Optional[str]) -> str:
+    """``SaveBestModel``'s file from ``save_dir`` + ``filename``, or from the notebook's ``path`` prefix."""
+    if save_dir is not None and not isinstance(save_dir, (str, os.PathLike)):
+        raise TypeError(f"save_dir must be a folder name, got {save_dir!r}; "
+                        "for the notebook's threshold write SaveBestModel(target=..., path=...)")
+    if path is None:
+        if save_dir is None:
+            raise TypeError("SaveBestModel needs save_dir (a folder) or path (a file prefix such as 'work/best_model')")
+        return os.path.join(save_dir, filename)
+    if save_dir is not None:
+        raise TypeError(f"give save_dir or path, not both (got save_dir={save_dir!r}, path={path!r})")
+    if filename != "best_model.pdparams":
+        raise TypeError("filename goes with save_dir; with path, the file is path + '.pdparams'")
+    path = os.fspath(path)
+    if path.endswith(".pdparams"):
+        raise ValueError(f"path is a prefix, as for paddle.Model.save: give {path[:-len('.pdparams')]!r}, "
+                         f"which writes {path!r}")
+    return path + ".pdparams"
 
 
 class _AfterEvalCallback(Callback):
@@ -367,7 +412,7 @@ def read_history(path: str) -> List[Dict[str, Optional[float]]]:
         list[dict]: one dict per epoch; numbers as ``float`` (``epoch`` as ``int``), empty cells as None.
 
     Examples:
-        >>> rows = read_history("runs/demo")
+        >>> rows = read_history("runs/demo/towernet_simam")  # written by `python -m simam_paddle demo`
         >>> sorted(rows[0])
         ['acc', 'epoch', 'eval_acc', 'eval_loss', 'loss', 'lr', 'time']
     """
@@ -413,35 +458,112 @@ class EpochLR(Callback):
             print(f"epoch {self.initial_epoch + epoch + 1}: lr {optimizer.get_lr():.6g}")
 
 
-def make_visualdl(log_dir: str, initial_epoch: int = 0) -> Optional[Callback]:
-    """A ``paddle.callbacks.VisualDL`` that also logs the learning rate, or None without visualdl.
+def make_visualdl(log_dir: str, initial_epoch: int = 0, display_name: Optional[str] = None) -> Optional[Callback]:
+    """A ``paddle.callbacks.VisualDL`` for resumable runs, or None without visualdl.
 
-    Paddle's callback writes ``train/loss``, ``train/acc`` per batch and ``eval/*`` per epoch (on
-    local rank 0); this one adds ``train/lr`` per epoch and keeps steps counting on resume.
-    View with ``visualdl --logdir <log_dir>``.
+    Writes ``train/loss``, ``train/acc`` per batch (step: batches since the run started) and
+    ``eval/*`` and ``train/lr`` per epoch (step: the 1-based epoch, as in ``history.csv``), on
+    rank 0, into one record file, ``<log_dir>/vdlrecords.run.log``. VisualDL shows only the newest
+    record file of a folder, so a resumed run appends to that file; before it does, points written
+    after the last checkpoint (a run stopped mid-epoch) are dropped, so every step appears once.
+    View with ``visualdl --logdir runs`` to compare runs side by side.
 
     Args:
-        log_dir (str): folder for the VisualDL logs.
+        log_dir (str): folder for the VisualDL records.
         initial_epoch (int, optional): epochs finished before this fit (resume). Default: 0.
+        display_name (str, optional): the run's name in VisualDL's list of runs; None uses the
+            run folder's name (the parent of ``log_dir`` when that is called ``visualdl``). Default: None.
 
     Returns:
         Callback|None: the callback, or None (with a warning) if ``visualdl`` is not installed.
 
     Examples:
-        >>> cb = make_visualdl("runs/demo/visualdl")
+        >>> make_visualdl("runs/towernet_none_seed0/visualdl").display_name
+        'towernet_none_seed0'
     """
     try:
         import visualdl  # noqa: F401
     except ImportError:
         warnings.warn("visualdl is not installed; no VisualDL logs (pip install visualdl).", stacklevel=2)
         return None
-    return _VisualDL(log_dir, initial_epoch)
+    return _VisualDL(log_dir, initial_epoch, display_name)
+
+
+VISUALDL_FILE = "vdlrecords.run.log"
+"""The one VisualDL record file of a run (VisualDL reads files whose names hold ``vdlrecords``)."""
+
+
+def _run_name(log_dir: str) -> str:
+    folder = os.path.normpath(os.path.abspath(log_dir))
+    if os.path.basename(folder) == "visualdl":
+        folder = os.path.dirname(folder)
+    return os.path.basename(folder)
+
+
+def _is_epoch_tag(tag: str) -> bool:
+    return tag == "train/lr" or tag.startswith("eval/")
+
+
+def _record_files(log_dir: str) -> List[str]:
+    """VisualDL record files of ``log_dir``, oldest first (time-stamped names, then the run's file)."""
+    if not os.path.isdir(log_dir):
+        return []
+    names = [n for n in os.listdir(log_dir) if "vdlrecords" in n and os.path.isfile(os.path.join(log_dir, n))]
+    return sorted(names, key=lambda n: (n == VISUALDL_FILE, n))
+
+
+def _open_writer(log_dir: str, display_name: str):
+    import contextlib
+    import io
+
+    import visualdl
+
+    # LogWriter prints a notice when it appends to an existing file.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return visualdl.LogWriter(log_dir, file_name=VISUALDL_FILE, display_name=display_name)
+
+
+def _keep_finished_points(log_dir: str, display_name: str, epochs: int, batches: int) -> None:
+    """Rewrite ``log_dir``'s records as one file holding only points of finished epochs.
+
+    Per-epoch tags keep steps up to ``epochs``, per-batch tags up to ``batches``; a later file's
+    point replaces an earlier one of the same tag and step. The new file is written in a temporary
+    folder next to ``log_dir`` and renamed into place, then the other record files are removed.
+    """
+    files = _record_files(log_dir)
+    if not files:
+        return
+    from visualdl import LogReader
+
+    points: Dict[str, Dict[int, Any]] = {}
+    for name in files:
+        reader = LogReader(file_path=os.path.join(log_dir, name))
+        for tag in reader.get_tags().get("scalar", []):
+            last = epochs if _is_epoch_tag(tag) else batches
+            for record in reader.get_data("scalar", tag):
+                if record.id <= last:
+                    points.setdefault(tag, {})[record.id] = (record.value, record.timestamp)
+    tmp = tempfile.mkdtemp(prefix=".visualdl-", dir=os.path.dirname(os.path.abspath(log_dir)))
+    try:
+        writer = _open_writer(tmp, display_name)
+        for tag, steps in points.items():
+            for step in sorted(steps):
+                value, walltime = steps[step]
+                writer.add_scalar(tag=tag, value=value, step=step, walltime=walltime)
+        writer.close()
+        os.replace(os.path.join(tmp, VISUALDL_FILE), os.path.join(log_dir, VISUALDL_FILE))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for name in files:
+        if name != VISUALDL_FILE:
+            os.remove(os.path.join(log_dir, name))
 
 
 class _VisualDL(paddle.callbacks.VisualDL):
-    def __init__(self, log_dir: str, initial_epoch: int = 0):
+    def __init__(self, log_dir: str, initial_epoch: int = 0, display_name: Optional[str] = None):
         super().__init__(log_dir)
         self.initial_epoch = initial_epoch
+        self.display_name = display_name or _run_name(log_dir)
 
     def _is_write(self) -> bool:
         # Paddle's checks the local rank, which is 0 once per machine; files are written once per job.
@@ -450,13 +572,19 @@ class _VisualDL(paddle.callbacks.VisualDL):
     def on_train_begin(self, logs=None) -> None:
         super().on_train_begin(logs)
         self.train_step = self.initial_epoch * (self.params.get("steps") or 0)
+        if self._is_write():
+            _keep_finished_points(self.log_dir, self.display_name, self.initial_epoch, self.train_step)
+
+    def _updates(self, logs, mode) -> None:
+        if self._is_write() and not hasattr(self, "writer"):
+            self.writer = _open_writer(self.log_dir, self.display_name)
+        super()._updates(logs, mode)
 
     def on_epoch_begin(self, epoch=None, logs=None) -> None:
         super().on_epoch_begin(epoch, logs)
-        self.epoch = self.initial_epoch + epoch
+        # 1-based like history.csv; hapi's eval records take their step from self.epoch.
+        self.epoch = self.initial_epoch + epoch + 1
         if self._is_write():
             if not hasattr(self, "writer"):
-                import visualdl
-
-                self.writer = visualdl.LogWriter(self.log_dir)
+                self.writer = _open_writer(self.log_dir, self.display_name)
             self.writer.add_scalar(tag="train/lr", step=self.epoch, value=float(self.model._optimizer.get_lr()))

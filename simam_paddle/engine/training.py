@@ -17,6 +17,8 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -33,6 +35,7 @@ from .callbacks import (
     read_history,
     restore_optimizer_state,
 )
+from .._quiet import training_warning_filters
 
 __all__ = [
     "CosineDecayToZero",
@@ -45,6 +48,8 @@ __all__ = [
     "evaluate",
     "predict",
     "load_checkpoint_state",
+    "TrainingInterrupted",
+    "describe_device",
 ]
 
 
@@ -232,8 +237,8 @@ def load_checkpoint_state(run_dir: str) -> Dict[str, Any]:
     """Read ``last.json`` of a run folder: ``{"epoch": finished_epochs, "best": ..., "best_epoch": ...}``.
 
     Examples:
-        >>> load_checkpoint_state("runs/demo")["epoch"]
-        3
+        >>> load_checkpoint_state("runs/demo/towernet_simam")["epoch"]  # after `python -m simam_paddle demo`
+        4
     """
     path = os.path.join(run_dir, "last.json")
     if not os.path.isfile(path):
@@ -253,6 +258,110 @@ def _trim_history(path: str, epochs_done: int) -> None:
         from .callbacks import atomic_write_text
 
         atomic_write_text("".join(kept), path)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (SIGINT) or SIGTERM; the run folder keeps every finished epoch.
+
+    A ``KeyboardInterrupt``, so code that stops on Ctrl-C still does. ``train(..., resume=True)``
+    continues the run when ``finished_epochs > 0``.
+
+    Attributes:
+        output_dir (str): the run folder.
+        epoch (int): the 1-based epoch that was running.
+        finished_epochs (int): epochs saved in the run folder's checkpoint.
+        signum (int): ``signal.SIGINT`` or ``signal.SIGTERM``.
+        exit_code (int): the shell's code for death by that signal, ``128 + signum`` (130, 143).
+
+    Examples:
+        >>> err = TrainingInterrupted("runs/demo", epoch=3, finished_epochs=2, signum=signal.SIGINT)
+        >>> err.exit_code, err.resumable
+        (130, True)
+    """
+
+    def __init__(self, output_dir: str, epoch: int, finished_epochs: int, signum: int):
+        self.output_dir, self.epoch, self.finished_epochs, self.signum = output_dir, epoch, finished_epochs, signum
+        self.exit_code = 128 + int(signum)
+        self.resumable = finished_epochs > 0
+        what = (f"resume with train(..., resume=True) after epoch {finished_epochs}" if self.resumable
+                else "no epoch finished, nothing to resume")
+        super().__init__(f"training of {output_dir} interrupted in epoch {epoch}; {what}")
+
+
+class _Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler that ``train`` installs."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+class _SigtermAsInterrupt:
+    """While active, SIGTERM raises like Ctrl-C (Paddle's own handler would print a FatalError
+    block and kill the process mid-write); the previous handler comes back afterwards."""
+
+    def __enter__(self):
+        # Only the main thread may set handlers (a notebook trains there; other threads skip this).
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
+            self.previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.active:
+            # None means a handler installed outside Python; the default is the closest we can restore.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self.previous is None else self.previous)
+
+
+def describe_device() -> str:
+    """Paddle's current device in words, with the CPU thread count: ``"cpu with 2 threads"``, ``"gpu:0"``.
+
+    Examples:
+        >>> _ = select_device("cpu", num_threads=2)
+        >>> describe_device()
+        'cpu with 2 threads'
+    """
+    device = paddle.device.get_device()
+    if device != "cpu":
+        return device
+    from ..layers.fused import _num_threads  # asks Paddle's OpenMP runtime, which set_num_threads configures
+
+    threads = _num_threads()
+    return f"cpu with {threads} thread{'s' if threads != 1 else ''}"
+
+
+class _ProgBar(paddle.callbacks.ProgBarLogger):
+    """hapi's progress display with absolute epochs: a resumed run shows ``Epoch 3/4``, not ``Epoch 1/2``."""
+
+    def __init__(self, log_freq: int, verbose: int, initial_epoch: int):
+        super().__init__(log_freq, verbose=verbose)
+        self.initial_epoch = initial_epoch
+
+    def on_train_begin(self, logs=None) -> None:
+        super().on_train_begin(logs)
+        self.epochs = self.initial_epoch + self.params["epochs"]
+
+    def on_epoch_begin(self, epoch=None, logs=None) -> None:
+        super().on_epoch_begin(self.initial_epoch + epoch, logs)
+
+
+class _CurrentEpoch(paddle.callbacks.Callback):
+    """Which 1-based epoch is running; first in the list, so it is right before anything else runs."""
+
+    def __init__(self, initial_epoch: int):
+        super().__init__()
+        self.initial_epoch = initial_epoch
+        self.epoch = initial_epoch + 1
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self.epoch = self.initial_epoch + epoch + 1
+
+
+def _saved_epochs(output_dir: str) -> int:
+    try:
+        return int(load_checkpoint_state(output_dir)["epoch"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return 0
 
 
 def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: str, epochs: int,
@@ -294,13 +403,16 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
 
     Examples:
         >>> ds = paddle.io.TensorDataset([paddle.rand([8, 4]), paddle.randint(0, 2, [8, 1])])
-        >>> model = train(paddle.nn.Linear(4, 2), ds, ds, output_dir="/tmp/run", epochs=1, verbose=0)
-        >>> len(read_history("/tmp/run"))
+        >>> import tempfile; run = tempfile.mkdtemp()
+        >>> model = train(paddle.nn.Linear(4, 2), ds, ds, output_dir=run, epochs=1, verbose=0)
+        >>> len(read_history(run))
         1
     """
     if not (isinstance(epochs, int) and epochs > 0):
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     select_device(device)
+    if verbose and is_main_process():
+        print(f"training on {describe_device()}")
     seed_everything(seed)
 
     train_loader = make_loader(train_data, batch_size, shuffle=True, num_workers=num_workers)
@@ -351,14 +463,19 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
         if verbose:
             print(f"{output_dir} already finished {initial_epoch} of {epochs} epochs; nothing to do")
         return model
-    with warnings.catch_warnings():
-        # hapi's train_batch re-wraps tensors with to_tensor, which warns once per run; not ours to fix.
-        warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
-        # Paddle 3's BatchNorm warns on every training forward that it tracks running statistics,
-        # which is what training is meant to do; it would print once per epoch.
-        warnings.filterwarnings("ignore", message="When training, we now always track", category=UserWarning)
-        model.fit(train_loader, eval_loader, epochs=remaining, callbacks=[*own, *callbacks], verbose=verbose,
-                  log_freq=len(train_loader) if verbose == 2 else max(1, len(train_loader) // 10))
+    log_freq = len(train_loader) if verbose == 2 else max(1, len(train_loader) // 10)
+    if verbose and not any(isinstance(cb, paddle.callbacks.ProgBarLogger) for cb in callbacks):
+        own.insert(0, _ProgBar(log_freq, verbose, initial_epoch))
+    current = _CurrentEpoch(initial_epoch)
+    own.insert(0, current)
+    try:
+        with training_warning_filters(), _SigtermAsInterrupt():
+            model.fit(train_loader, eval_loader, epochs=remaining, callbacks=[*own, *callbacks], verbose=verbose,
+                      log_freq=log_freq)
+    except KeyboardInterrupt as err:
+        signum = signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT
+        raise TrainingInterrupted(output_dir, current.epoch, _saved_epochs(output_dir),
+                                  signum) from None
     return model
 
 
@@ -379,7 +496,8 @@ def evaluate(model: paddle.Model, data, batch_size: int = 32, num_workers: int =
         ``labels`` (``[N]`` int64 array).
 
     Examples:
-        >>> result = evaluate(model, eval_dataset)
+        >>> data = paddle.io.TensorDataset([paddle.rand([40, 4]), paddle.randint(0, 10, [40, 1])])
+        >>> result = evaluate(paddle.Model(paddle.nn.Linear(4, 10)), data)
         >>> result["logits"].shape, result["labels"].shape
         ((40, 10), (40,))
     """
@@ -416,7 +534,9 @@ def predict(model: paddle.Model, data, batch_size: int = 32, num_workers: int = 
         numpy.ndarray: shape ``[len(data), num_classes]``.
 
     Examples:
-        >>> predict(model, eval_dataset).shape
+        >>> data = paddle.io.TensorDataset([paddle.rand([40, 4]), paddle.randint(0, 10, [40, 1])])
+        >>> model = paddle.Model(paddle.nn.Linear(4, 10)); model.prepare()
+        >>> predict(model, data).shape
         (40, 10)
     """
     loader = make_loader(_InputsOnly(data), batch_size, num_workers=num_workers)

@@ -2,6 +2,10 @@
 
 The top layer: it may import every other subpackage; none imports it.
 """
+from .._paddle import require_paddle
+
+require_paddle()  # a clear message for a missing or too old Paddle, and a quiet import
+
 from .runs import (
     TRAIN_DEFAULTS,
     ATTENTION_OPTIONS,
@@ -33,6 +37,7 @@ from .notebook import (
     prepare_split,
     PreparedData,
 )
+from .prediction import Prediction, find_images, predict_images, write_predictions_csv
 
 __all__ = [
     "TRAIN_DEFAULTS",
@@ -61,4 +66,8 @@ __all__ = [
     "find_caltech",
     "prepare_split",
     "PreparedData",
+    "Prediction",
+    "find_images",
+    "predict_images",
+    "write_predictions_csv",
 ]

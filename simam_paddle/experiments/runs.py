@@ -14,6 +14,7 @@ import numpy as np
 import paddle
 
 from ..engine.callbacks import atomic_write_text, is_main_process, read_history
+from .._quiet import quiet_native_logs
 
 __all__ = [
     "TRAIN_DEFAULTS", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets", "train_run",
@@ -194,7 +195,8 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         dict: the run's configuration, as written to ``config.json``.
 
     Examples:
-        >>> config = train_run("data/digits_split", "runs/t", model="towernet", epochs=2, image_size=128)
+        >>> split = "runs/demo/data/digits_split"  # written by `python -m simam_paddle demo`
+        >>> config = train_run(split, "runs/t", model="towernet", epochs=2, image_size=128)
         >>> config["num_classes"]
         10
     """
@@ -274,7 +276,7 @@ def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> D
         dict: the run's configuration.
 
     Examples:
-        >>> config = complete_run("data/digits_split", "runs/t", epochs=2, image_size=128)  # doctest: +SKIP
+        >>> config = complete_run("runs/demo/data/digits_split", "runs/t", epochs=2, image_size=128)  # doctest: +SKIP
         >>> len(read_history("runs/t")) == config["epochs"]  # doctest: +SKIP
         True
     """
@@ -328,7 +330,7 @@ def load_run(run_dir: str, weights: str = "best") -> Tuple[paddle.nn.Layer, Dict
 
     Examples:
         >>> network, config = load_run("runs/demo/towernet_simam")
-        >>> network(paddle.zeros([1, 3, config["image_size"], config["image_size"]])).shape
+        >>> list(network(paddle.zeros([1, 3, config["image_size"], config["image_size"]])).shape)
         [1, 10]
     """
     files = {"best": "best_model.pdparams", "last": "last.pdparams"}
@@ -427,13 +429,14 @@ def export_run(run_dir: str, output: str, weights: str = "best") -> Dict[str, An
     prefix = os.path.join(output, "model")
     os.makedirs(output, exist_ok=True)
     spec = paddle.static.InputSpec([None, 3, size, size], "float32", "image")
-    paddle.jit.save(network, prefix, input_spec=[spec])
     x = paddle.to_tensor(np.random.RandomState(0).randn(2, 3, size, size).astype("float32"))
-    with paddle.no_grad():
-        expected = network(x).numpy()
-        loaded = paddle.jit.load(prefix)
-        loaded.eval()
-        got = loaded(x).numpy()
+    with quiet_native_logs():  # Paddle's C++ log announces its executor when saving and loading
+        paddle.jit.save(network, prefix, input_spec=[spec])
+        with paddle.no_grad():
+            expected = network(x).numpy()
+            loaded = paddle.jit.load(prefix)
+            loaded.eval()
+            got = loaded(x).numpy()
     diff = float(np.abs(got - expected).max())
     tolerance = 1e-4 * max(1.0, float(np.abs(expected).max()))
     if got.shape != expected.shape or not diff <= tolerance:

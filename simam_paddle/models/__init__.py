@@ -2,6 +2,10 @@
 
 Imports :mod:`simam_paddle.layers` only.
 """
+from .._paddle import require_paddle
+
+require_paddle()  # a clear message for a missing or too old Paddle, and a quiet import
+
 from .blocks import BasicConv2d, Inception
 from .towernet import TowerNet
 from .cifar_resnet import CifarBasicBlock, CifarResNet, CIFAR_DEPTHS

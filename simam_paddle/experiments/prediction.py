@@ -1,0 +1,159 @@
+"""Classifying image files with a trained run: its network, its classes, its evaluation transforms.
+
+:func:`predict_images` is what ``python -m simam_paddle predict RUN IMAGE_OR_FOLDER`` prints: per
+image, the ``top_k`` most probable classes and their softmax probabilities. An image that cannot be
+read gets a row with its error instead, and the others are still predicted.
+"""
+import csv
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+import paddle
+from PIL import Image
+
+from ..data.images import is_hidden, is_image_name, to_rgb
+
+__all__ = ["Prediction", "find_images", "predict_images", "write_predictions_csv"]
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass
+class Prediction:
+    """One image's result.
+
+    Attributes:
+        path (str): the image file.
+        classes (list[str]): the ``top_k`` class names, most probable first (empty on error).
+        probs (list[float]): their softmax probabilities (empty on error).
+        error (str|None): why the image could not be predicted; None if it was.
+    """
+
+    path: str
+    classes: List[str] = field(default_factory=list)
+    probs: List[float] = field(default_factory=list)
+    error: Optional[str] = None
+
+    def format(self) -> str:
+        """One line: ``path: class 0.9312, class 0.0401`` or ``path: error: ...``.
+
+        Examples:
+            >>> Prediction("a.png", ["cat", "dog"], [0.9, 0.1]).format()
+            'a.png: cat 0.9000, dog 0.1000'
+        """
+        if self.error is not None:
+            return f"{self.path}: error: {self.error}"
+        return f"{self.path}: " + ", ".join(f"{name} {prob:.4f}" for name, prob in zip(self.classes, self.probs))
+
+
+def find_images(paths: Union[PathLike, Iterable[PathLike]]) -> List[str]:
+    """Image files named by ``paths``: a file as given, a folder's images recursively in sorted order.
+
+    In folders, hidden files and folders (``.DS_Store``, ``__MACOSX``) and files without an image
+    suffix are skipped; a file named directly is always taken (a bad one gets an error row later).
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+
+    Examples:
+        >>> find_images("runs/demo/data/digits/0")[:2]  # written by `python -m simam_paddle demo`
+        ['runs/demo/data/digits/0/0000.png', 'runs/demo/data/digits/0/0010.png']
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    found = []
+    for path in map(os.fspath, paths):
+        if os.path.isfile(path):
+            found.append(path)
+        elif os.path.isdir(path):
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not is_hidden(d))
+                found.extend(os.path.join(folder, f) for f in sorted(files) if is_image_name(f))
+        else:
+            raise FileNotFoundError(f"{path!r} does not exist; give image files or folders of images")
+    return found
+
+
+def _load(path: str, transform) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(transform(to_rgb(image)), dtype=np.float32)
+
+
+def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]], top_k: int = 5,
+                   weights: str = "best", batch_size: Optional[int] = None) -> List[Prediction]:
+    """Classify image files with a run's network (loaded by :func:`simam_paddle.load_run`).
+
+    Each image is converted to RGB and put through the run's evaluation transforms
+    (:func:`simam_paddle.eval_transforms` at its ``image_size``), as its evaluation data was.
+
+    Args:
+        run_dir (str): run folder written by ``train``.
+        paths (str|list): image files and folders (searched recursively, see :func:`find_images`).
+        top_k (int, optional): classes per image; at most the run's class count. Default: 5.
+        weights (str, optional): "best" or "last". Default: "best".
+        batch_size (int, optional): images per forward pass; None uses the run's. Default: None.
+
+    Returns:
+        list[Prediction]: one per image, in the order of :func:`find_images`.
+
+    Examples:
+        >>> rows = predict_images("runs/demo/towernet_simam", "runs/demo/data/digits_split/eval/3", top_k=2)
+        >>> len(rows), len(rows[0].classes), rows[0].probs[0] >= rows[0].probs[1]
+        (37, 2, True)
+    """
+    from ..data.dataset import eval_transforms
+    from .runs import load_run
+
+    if not (isinstance(top_k, int) and top_k > 0):
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    files = find_images(paths)
+    network, config = load_run(os.fspath(run_dir), weights)
+    classes = list(config["classes"])
+    k = min(top_k, len(classes))
+    transform = eval_transforms(config["image_size"])
+    size = batch_size or config["batch_size"]
+    rows = [Prediction(path) for path in files]
+    for start in range(0, len(rows), size):
+        batch, inputs = [], []
+        for row in rows[start:start + size]:
+            try:
+                inputs.append(_load(row.path, transform))
+                batch.append(row)
+            except (OSError, ValueError, SyntaxError) as err:  # Pillow's errors for unreadable files
+                row.error = f"cannot read image ({type(err).__name__}: {err})"
+        if not inputs:
+            continue
+        with paddle.no_grad():
+            logits = network(paddle.to_tensor(np.stack(inputs))).numpy().astype(np.float64)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        for row, p in zip(batch, probs):
+            order = np.argsort(-p, kind="stable")[:k]
+            row.classes = [classes[i] for i in order]
+            row.probs = [float(p[i]) for i in order]
+    return rows
+
+
+def write_predictions_csv(rows: Sequence[Prediction], path: PathLike) -> None:
+    """Write predictions as CSV: ``path``, ``class_1``, ``prob_1``, ... ``class_k``, ``prob_k``, ``error``.
+
+    Examples:
+        >>> rows = predict_images("runs/demo/towernet_simam", "runs/demo/data/digits_split/eval/3", top_k=1)
+        >>> write_predictions_csv(rows, "pred.csv")
+        >>> open("pred.csv").readline().strip()
+        'path,class_1,prob_1,error'
+    """
+    k = max((len(row.classes) for row in rows), default=0)
+    header = ["path"] + [f"{what}_{i}" for i in range(1, k + 1) for what in ("class", "prob")] + ["error"]
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for row in rows:
+            cells = [row.path]
+            for i in range(k):
+                cells += [row.classes[i], f"{row.probs[i]:.6f}"] if i < len(row.classes) else ["", ""]
+            writer.writerow(cells + [row.error or ""])

@@ -1,0 +1,108 @@
+"""predict_images and `predict`: top-k classes of image files, checked against the network's own logits."""
+import csv
+import os
+
+import numpy as np
+import paddle
+import pytest
+from PIL import Image
+
+from simam_paddle.cli import main
+from simam_paddle.data import NOTEBOOK_MEAN, NOTEBOOK_STD
+from simam_paddle.experiments.prediction import Prediction, find_images, predict_images
+from simam_paddle.experiments.runs import load_run, train_run
+
+COLOURS = {"blue": (0, 0, 250), "green": (0, 250, 0), "red": (250, 0, 0)}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A one-epoch run of the smallest zoo model on a tiny split of noisy flat-colour images."""
+    root = tmp_path_factory.mktemp("predict")
+    rng = np.random.RandomState(0)
+    for part in ("train", "eval"):
+        for name, colour in COLOURS.items():
+            folder = root / "split" / part / name
+            folder.mkdir(parents=True)
+            for i in range(2):
+                pixels = np.clip(np.array(colour) + rng.randint(-40, 40, (32, 32, 3)), 0, 255).astype("uint8")
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    train_run(str(root / "split"), str(root / "run"), model="cifar_resnet20", image_size=32, epochs=1,
+              batch_size=4, device="cpu", verbose=0)
+    return str(root / "run")
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    """Images of other sizes and modes, in a nested folder, with a hidden file, a text file and a bad image."""
+    (tmp_path / "photos" / "more").mkdir(parents=True)
+    (tmp_path / "photos" / ".hidden").mkdir()
+    Image.new("RGB", (40, 24), (230, 20, 30)).save(tmp_path / "photos" / "a.jpg")
+    Image.new("L", (32, 32), 90).save(tmp_path / "photos" / "more" / "b.png")
+    Image.new("RGBA", (50, 50), (0, 0, 200, 128)).save(tmp_path / "photos" / "more" / "c.png")
+    Image.new("RGB", (32, 32)).save(tmp_path / "photos" / ".hidden" / "d.png")
+    Image.new("RGB", (32, 32)).save(tmp_path / "photos" / "._e.png")
+    (tmp_path / "photos" / "notes.txt").write_text("not an image")
+    (tmp_path / "photos" / "more" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return tmp_path / "photos"
+
+
+def expected(run, path, k):
+    """Top-k names and softmax probabilities computed here: RGB on white, bilinear resize, normalise."""
+    network, config = load_run(run)
+    with Image.open(path) as image:
+        if image.mode == "RGBA":
+            background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(background, image)
+        image = image.convert("RGB").resize((32, 32), Image.BILINEAR)
+    x = (np.asarray(image, "float32") / 255 - np.array(NOTEBOOK_MEAN)) / np.array(NOTEBOOK_STD)
+    with paddle.no_grad():
+        logits = network(paddle.to_tensor(x.transpose(2, 0, 1)[None].astype("float32"))).numpy()[0]
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    order = np.argsort(-probs)[:k]
+    return [config["classes"][i] for i in order], probs[order]
+
+
+def test_find_images_walks_folders_and_skips_hidden(photos):
+    names = [os.path.relpath(p, photos) for p in find_images(photos)]
+    assert names == ["a.jpg", "more/b.png", "more/broken.png", "more/c.png"]
+    assert find_images(str(photos / "notes.txt")) == [str(photos / "notes.txt")]  # named files are taken
+    with pytest.raises(FileNotFoundError, match="missing"):
+        find_images(str(photos / "missing"))
+
+
+def test_predictions_match_the_networks_logits(run, photos):
+    rows = predict_images(run, str(photos), top_k=2, batch_size=2)
+    by_name = {os.path.basename(row.path): row for row in rows}
+    assert "broken.png" in by_name["broken.png"].path and "cannot read image" in by_name["broken.png"].error
+    for name in ("a.jpg", "b.png", "c.png"):
+        row = by_name[name]
+        classes, probs = expected(run, row.path, 2)
+        assert row.error is None and row.classes == classes
+        np.testing.assert_allclose(row.probs, probs, rtol=1e-4, atol=1e-6)
+    # top_k larger than the class count gives every class, probabilities summing to 1
+    (row,) = predict_images(run, str(photos / "a.jpg"), top_k=10)
+    assert sorted(row.classes) == sorted(COLOURS) and abs(sum(row.probs) - 1) < 1e-5
+
+
+def test_cli_prints_a_line_per_image_and_writes_csv(run, photos, tmp_path, capsys):
+    out_csv = str(tmp_path / "pred.csv")
+    code = main(["predict", run, str(photos), "--top-k", "2", "--output", out_csv])
+    assert code == 1  # one image could not be read
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and lines[-1] == f"wrote {out_csv}"
+    assert any(ln.startswith(str(photos / "more" / "broken.png") + ": error: cannot read image") for ln in lines)
+    classes, probs = expected(run, str(photos / "a.jpg"), 2)
+    assert f"{photos / 'a.jpg'}: {classes[0]} {probs[0]:.4f}, {classes[1]} {probs[1]:.4f}" in lines
+    with open(out_csv, newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [r["path"] for r in table] == find_images(photos)
+    assert list(table[0]) == ["path", "class_1", "prob_1", "class_2", "prob_2", "error"]
+    assert table[0]["class_1"] == classes[0] and abs(float(table[0]["prob_1"]) - probs[0]) < 1e-5
+
+
+def test_all_good_images_exit_zero_and_errors_are_one_line(run, photos, capsys):
+    assert main(["predict", run, str(photos / "a.jpg")]) == 0
+    assert main(["predict", run, str(photos / "nowhere")]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: ")
+    assert Prediction("x.png", error="bad").format() == "x.png: error: bad"

@@ -1,0 +1,106 @@
+"""Quiet by default: no Paddle chatter on import, export or training; SIMAM_PADDLE_VERBOSE=1 shows it."""
+import os
+import re
+import subprocess
+import sys
+import warnings
+
+import paddle
+import pytest
+
+from simam_paddle._quiet import VERBOSE_ENV, quiet_native_logs, training_warning_filters
+from simam_paddle.engine.training import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GLOG_LINE = re.compile(r"^[IW]\d{4} ", flags=re.M)
+
+
+def python(code, verbose=False, args=()):
+    env = {**os.environ, "SIMAM_PADDLE_FUSED": "0"}
+    env.pop(VERBOSE_ENV, None)
+    if verbose:
+        env[VERBOSE_ENV] = "1"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_import_prints_nothing():
+    done = python("import simam_paddle.layers")
+    assert done.returncode == 0 and done.stderr == "" and done.stdout == ""
+    assert "No ccache found" in python("import simam_paddle.layers", verbose=True).stderr
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A one-epoch run of the smallest zoo model on a tiny split of flat-colour images."""
+    import numpy as np
+    from PIL import Image
+
+    from simam_paddle.experiments.runs import train_run
+
+    root = tmp_path_factory.mktemp("quiet")
+    for part in ("train", "eval"):
+        for label, colour in enumerate([(250, 0, 0), (0, 0, 250)]):
+            folder = root / "split" / part / str(label)
+            folder.mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(np.full((32, 32, 3), colour, "uint8")).save(folder / f"{i}.png")
+    train_run(str(root / "split"), str(root / "run"), model="cifar_resnet20", image_size=32, epochs=1,
+              batch_size=4, device="cpu", verbose=0)
+    return str(root / "run")
+
+
+def cli(*args, verbose=False):
+    return python("import sys; from simam_paddle.cli import main; sys.exit(main(sys.argv[1:]))", verbose,
+                  args)
+
+
+def test_export_prints_no_glog_lines(run, tmp_path):
+    quiet = cli("export", run, "--output", str(tmp_path / "quiet"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == "" and quiet.stdout.startswith("exported "), quiet.stderr
+    verbose = cli("export", run, "--output", str(tmp_path / "verbose"), verbose=True)
+    assert verbose.returncode == 0 and GLOG_LINE.search(verbose.stderr), verbose.stderr  # Paddle does log
+
+
+def test_quiet_native_logs_keeps_other_stderr(capfd):
+    with quiet_native_logs():
+        os.write(2, b"I1123 19:15:43.334529  6992 pir_interpreter.cc:1606] New Executor is Running ...\n")
+        os.write(2, b"E1123 19:15:43.334529  6992 x.cc:1] a real error\nplain\n")
+    assert capfd.readouterr().err == "E1123 19:15:43.334529  6992 x.cc:1] a real error\nplain\n"
+
+
+def test_training_filters_hide_only_their_messages(monkeypatch):
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    bn = paddle.nn.BatchNorm2D(2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with training_warning_filters():
+            bn(paddle.rand([2, 2, 3, 3]))
+            warnings.warn("another warning")
+    assert [str(w.message) for w in caught] == ["another warning"]
+    monkeypatch.setenv(VERBOSE_ENV, "1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with training_warning_filters():
+            bn(paddle.rand([2, 2, 3, 3]))
+    assert any("always track global mean" in str(w.message) for w in caught)
+
+
+def test_training_names_its_device_once(tmp_path, capsys):
+    data = paddle.io.TensorDataset([paddle.rand([8, 4]), paddle.randint(0, 2, [8, 1])])
+    train(paddle.nn.Linear(4, 2), data, data, output_dir=str(tmp_path / "run"), epochs=2, batch_size=4,
+          verbose=2, device="cpu", visualdl=False)
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.startswith("training on ")]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert lines == [f"training on cpu with {cores} thread{'s' if cores != 1 else ''}"], out
+    assert out.index("training on") < out.index("Epoch 1/2")
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("yes", True), ("0", False), ("", False)])
+def test_verbose_switch(monkeypatch, value, expected):
+    from simam_paddle._quiet import is_verbose
+
+    monkeypatch.setenv(VERBOSE_ENV, value)
+    assert is_verbose() is expected
