@@ -179,13 +179,13 @@ def test_strided_views(op, rng):
 )
 def test_follows_paddle_thread_setting(op, rng, shape, data_format):
     # Large enough to run in parallel; channels last with batch 1 splits the channels into tiles.
-    before = fused._num_threads()
+    before = fused.num_threads()
     x = rng.standard_normal(shape).astype(np.float32)
     try:
         outputs = []
         for threads in (1, 2):
             paddle.base.core.set_num_threads(threads)
-            assert fused._num_threads() == threads
+            assert fused.num_threads() == threads
             xt = paddle.to_tensor(x, stop_gradient=False)
             y = simam(xt, data_format=data_format, impl="fused")
             y.sum().backward()

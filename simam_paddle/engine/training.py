@@ -324,9 +324,9 @@ def describe_device() -> str:
     device = paddle.device.get_device()
     if device != "cpu":
         return device
-    from ..layers.fused import _num_threads  # asks Paddle's OpenMP runtime, which set_num_threads configures
+    from ..layers.fused import num_threads  # asks Paddle's OpenMP runtime, which set_num_threads configures
 
-    threads = _num_threads()
+    threads = num_threads()
     return f"cpu with {threads} thread{'s' if threads != 1 else ''}"
 
 

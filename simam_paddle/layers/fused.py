@@ -51,7 +51,7 @@ from typing import Optional, Union
 
 import paddle
 
-__all__ = ["fused_available", "fused_unavailable_reason", "fused_cache_dir"]
+__all__ = ["fused_available", "fused_unavailable_reason", "fused_cache_dir", "num_threads"]
 
 _OP_NAME = "simam_fused"
 _LIB_NAME = "simam_paddle_ops"
@@ -89,7 +89,7 @@ def _iomp_path() -> Optional[Path]:
 _iomp = None
 
 
-def _num_threads() -> int:
+def num_threads() -> int:
     """The CPU thread count Paddle is configured with (see the module docstring)."""
     global _iomp
     if _iomp is None:
@@ -316,7 +316,7 @@ def _run(x: paddle.Tensor, e_lambda: float, channels_last: bool) -> paddle.Tenso
             f"got one on {x.place}; use impl='paddle'"
         )
     x32 = x.astype("float32") if x.dtype in _LOW_PRECISION else x
-    y = paddle._C_ops._run_custom_op(_OP_NAME, x32, float(e_lambda), channels_last, _num_threads())
+    y = paddle._C_ops._run_custom_op(_OP_NAME, x32, float(e_lambda), channels_last, num_threads())
     return y[0].astype(x.dtype) if x32 is not x else y[0]
 
 
