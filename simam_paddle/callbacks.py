@@ -36,9 +36,16 @@ __all__ = [
     "atomic_write_text",
     "portable_optimizer_state",
     "restore_optimizer_state",
+    "RunFileError",
+    "load_state",
 ]
 
 HISTORY_COLUMNS = ("epoch", "loss", "acc", "eval_loss", "eval_acc", "lr", "time")
+
+
+class RunFileError(ValueError):
+    """A run folder's file (``config.json``, ``last.json``, ``history.csv``, a checkpoint) is unreadable
+    or holds something a run never writes; the message names the file and what is wrong."""
 
 
 def is_main_process() -> bool:
@@ -69,6 +76,27 @@ def atomic_save(obj: Any, path: str) -> None:
         [2, 3]
     """
     _atomic_write(path, lambda tmp: paddle.save(obj, tmp))
+
+
+def load_state(path: str) -> Any:
+    """``paddle.load(path)`` of a run's checkpoint; a missing file is a ``FileNotFoundError`` and an
+    empty or unreadable one a :class:`RunFileError`, both naming ``path``.
+
+    Examples:
+        >>> sorted(load_state("/tmp/linear.pdparams"))
+        ['bias', 'weight']
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist")
+    if os.path.getsize(path) == 0:
+        raise RunFileError(f"{path} is empty (0 bytes; written by a full disk or a copy that failed?); "
+                           "restore it or retrain")
+    try:
+        return paddle.load(path)
+    except (EOFError, ValueError, RuntimeError, TypeError, KeyError, IndexError, AttributeError,
+            ImportError, MemoryError) as err:  # what unpickling a damaged file raises
+        raise RunFileError(f"{path} is not a readable Paddle checkpoint ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0] if str(err) else 'truncated?'}); restore it or retrain") from None
 
 
 def atomic_write_text(text: str, path: str) -> None:
@@ -377,9 +405,18 @@ def read_history(path: str) -> List[Dict[str, Optional[float]]]:
         raise FileNotFoundError(f"no training history at {path}; a run folder made by `train` has history.csv")
     rows = []
     with open(path, newline="", encoding="utf-8") as f:
-        for raw in csv.DictReader(f):
-            row = {k: (float(v) if v not in ("", None) else None) for k, v in raw.items()}
-            row["epoch"] = int(row["epoch"])
+        reader = csv.DictReader(f)
+        if reader.fieldnames is not None and "epoch" not in reader.fieldnames:
+            raise RunFileError(f"{path} has no epoch column (header {reader.fieldnames}); "
+                               f"a history.csv written by `train` starts with {','.join(HISTORY_COLUMNS)}")
+        for raw in reader:
+            try:
+                row = {k: (float(v) if v not in ("", None) else None) for k, v in raw.items()}
+                row["epoch"] = int(row["epoch"])
+            except (TypeError, ValueError):
+                line = ",".join(str(v) for v in raw.values() if v is not None)
+                raise RunFileError(f"{path}, line {reader.line_num}: {line[:60]!r} is not a row of numbers "
+                                   "with an epoch; remove that line") from None
             rows.append(row)
     return rows
 

@@ -2,8 +2,10 @@
 
 Each command is one ``_add_<command>(subparsers)`` function that registers its parser and sets
 ``func``; the handler imports what it needs lazily, so ``--help`` is fast. A handler raises
-``CLIError`` (or ``ValueError``/``FileNotFoundError``) for bad input: ``main`` prints one line,
-``error: ...``, and returns 2 instead of a traceback.
+``CLIError`` (or ``ValueError``, of which a broken run file's ``RunFileError`` is one) for bad input,
+and any ``OSError`` (a missing, unreadable or unwritable file or folder, a run folder in use) is the
+user's to fix too: ``main`` prints one line, ``error: ...``, and returns 2 instead of a traceback.
+Anything else is a bug and keeps its traceback.
 """
 import argparse
 import sys
@@ -104,10 +106,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = args.func(args)
-    except (CLIError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (CLIError, ValueError, OSError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def _one_line(err: Exception) -> str:
+    """The error's message, naming the file of an ``OSError`` that does not name it itself."""
+    if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in str(err):
+        return f"{err}: {err.filename}"
+    return str(err)
 
 
 def _add_split(subparsers) -> None:
