@@ -9,6 +9,7 @@ import contextlib
 import json
 import math
 import os
+import tempfile
 import time
 from typing import Any, Dict, Iterator, Optional, Tuple
 
@@ -576,6 +577,11 @@ def export_run(run_dir: str, output: str, weights: str = "best") -> Dict[str, An
     size = config["image_size"]
     prefix = os.path.join(output, "model")
     os.makedirs(output, exist_ok=True)
+    try:  # Paddle reports an unwritable folder as a RuntimeError from C++; find out first
+        with tempfile.TemporaryFile(dir=output):
+            pass
+    except OSError as err:
+        raise PermissionError(err.errno, f"cannot write the exported model into {output!r} ({err.strerror})") from None
     spec = paddle.static.InputSpec([None, 3, size, size], "float32", "image")
     paddle.jit.save(network, prefix, input_spec=[spec])
     x = paddle.to_tensor(np.random.RandomState(0).randn(2, 3, size, size).astype("float32"))
