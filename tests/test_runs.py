@@ -230,3 +230,36 @@ def test_settings_in_config_are_checked_like_given_ones(finished, tmp_path):
         json.dump(config, f)
     with pytest.raises(RunFileError, match="config.json.*lr"):
         load_config(run)
+
+
+@pytest.mark.slow
+def test_two_processes_under_the_launcher_write_one_run(finished, tmp_path):
+    # Data parallelism on CPU: two trainer processes, one run folder written by rank 0 alone.
+    split, _ = finished
+    entry = tmp_path / "entry.py"
+    entry.write_text("import sys\nfrom simam_paddle.cli import main\nsys.exit(main())\n")
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = str(tmp_path / "run")
+
+    def launch(*args):
+        proc = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                               "--log_dir", str(tmp_path / "log"), str(entry), "train", "--output", run,
+                               "--epochs", "2", "--device", "cpu", *FAST_ARGS, *args],
+                              cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+        logs = "".join(p.read_text() for p in sorted((tmp_path / "log").glob("workerlog.*")))
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:] + logs[-3000:]
+        return logs
+
+    logs = launch("--data", split)
+    assert logs.count("Successfully connected") == 2  # two trainers joined one job
+    assert [r["epoch"] for r in read_history(run)] == [1, 2]
+    assert sorted(os.listdir(run)) == [".lock", "best_model.pdparams", "config.json", "history.csv",
+                                       "last.json", "last.pdopt", "last.pdparams", "visualdl"]
+    assert len(os.listdir(os.path.join(run, "visualdl"))) == 1  # one log writer, rank 0's
+    # Interrupted after epoch 1 (as last.json then says): resuming under the launcher redoes epoch 2 once.
+    with open(os.path.join(run, "last.json")) as f:
+        state = json.load(f)
+    with open(os.path.join(run, "last.json"), "w") as f:
+        json.dump({**state, "epoch": 1}, f)
+    launch("--resume")
+    assert [r["epoch"] for r in read_history(run)] == [1, 2]
