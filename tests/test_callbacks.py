@@ -14,6 +14,7 @@ from simam_paddle.callbacks import (
     RunFileError,
     SaveBestModel,
     atomic_save,
+    atomic_write_text,
     load_state,
     make_visualdl,
     portable_optimizer_state,
@@ -193,6 +194,12 @@ def test_atomic_save_round_trip_and_read_history_errors(tmp_path):
     path.write_text("when,loss\n1,0.5\n")
     with pytest.raises(RunFileError, match="history.csv has no epoch column"):
         read_history(str(tmp_path))
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    atomic_write_text("x", str(tmp_path / "atomic.txt"))
+    (tmp_path / "plain.txt").write_text("x")
+    assert os.stat(tmp_path / "atomic.txt").st_mode == os.stat(tmp_path / "plain.txt").st_mode
 
 
 def test_load_state_names_an_empty_or_damaged_file(tmp_path):
