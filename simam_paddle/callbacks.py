@@ -94,9 +94,10 @@ def load_state(path: str) -> Any:
     try:
         return paddle.load(path)
     except (EOFError, ValueError, RuntimeError, TypeError, KeyError, IndexError, AttributeError,
-            ImportError, MemoryError) as err:  # what unpickling a damaged file raises
-        raise RunFileError(f"{path} is not a readable Paddle checkpoint ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else 'truncated?'}); restore it or retrain") from None
+            ImportError) as err:  # what unpickling a damaged file raises
+        detail = str(err).splitlines()[0] if str(err) else "truncated?"
+        raise RunFileError(f"{path} is not a readable Paddle checkpoint ({type(err).__name__}: {detail}); "
+                           "restore it or retrain") from None
 
 
 def atomic_write_text(text: str, path: str) -> None:

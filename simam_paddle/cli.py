@@ -162,7 +162,9 @@ def _add_train(subparsers) -> None:
         description="Train with the notebook's recipe (Momentum 0.9, L2 weight decay, cosine learning rate from "
         "--lr to 0 over all epochs, cross-entropy) on SPLIT/train, evaluating on SPLIT/eval after every epoch. "
         "RUN gets config.json, history.csv, best_model.pdparams (best eval accuracy), last.* (to resume) and "
-        "visualdl/. Runs on the GPU if Paddle has one, else on every CPU core. For several GPUs, start the same "
+        "visualdl/. While a run trains, RUN is locked: a second `train` on it fails at once. `train` starts a RUN "
+        "that finished no epoch (no last.json) over. Runs on the GPU if Paddle has one, else on every CPU core. "
+        "For several GPUs, start the same "
         "command under `python -m paddle.distributed.launch --gpus 0,1 simam-paddle train ...` (the console "
         "script of `pip install -e .`).",
     )

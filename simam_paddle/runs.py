@@ -202,8 +202,9 @@ def _check_input_size(network: paddle.nn.Layer, config: Dict[str, Any]) -> None:
             network.train()
 
 
-# Keys every config.json written by `train` holds (newer settings may be missing from older runs).
-_REQUIRED_CONFIG = ("model", "num_classes", "classes", "image_size", "batch_size", "epochs", "data")
+# Keys every config.json written by `train` holds (newer settings may be missing from older runs);
+# rebuilding, evaluating or resuming the run also needs "classes" (see _require_classes).
+_REQUIRED_CONFIG = ("model", "num_classes", "image_size", "batch_size", "epochs", "data")
 
 
 def load_config(run_dir: str) -> Dict[str, Any]:
@@ -230,14 +231,21 @@ def load_config(run_dir: str) -> Dict[str, Any]:
     problems = [f"{key} {problem}" for key, problem in _setting_problems(config)]
     if not _positive_int(config["num_classes"]):
         problems.append(f"num_classes must be a positive integer, got {config['num_classes']!r}")
-    elif not (isinstance(config["classes"], list) and len(config["classes"]) == config["num_classes"]
-              and all(isinstance(c, str) for c in config["classes"])):
+    elif "classes" in config and not (isinstance(config["classes"], list)
+                                      and len(config["classes"]) == config["num_classes"]
+                                      and all(isinstance(c, str) for c in config["classes"])):
         problems.append(f"classes must be a list of {config['num_classes']} names, got {config['classes']!r}")
     if not isinstance(config["data"], str):
         problems.append(f"data must be a folder name, got {config['data']!r}")
     if problems:
         raise RunFileError(f"{path}: {'; '.join(problems)}")
     return config
+
+
+def _require_classes(config: Dict[str, Any], run_dir: str) -> None:
+    if "classes" not in config:
+        raise RunFileError(f"{os.path.join(run_dir, 'config.json')} is missing classes; "
+                           "a run's config.json is written by `train`")
 
 
 class RunInUseError(OSError):
@@ -333,6 +341,7 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
     _check_settings(given)
     if resume:
         config = load_config(output)
+        _require_classes(config, output)
         _check_same_run(config, output, data, given)
         config.update({k: given[k] for k in _RESUMABLE_CHANGES if k in given})
         _check_settings(config)
@@ -485,6 +494,7 @@ def load_run(run_dir: str, weights: str = "best") -> Tuple[paddle.nn.Layer, Dict
     if weights not in files:
         raise ValueError(f"weights must be one of {sorted(files)}, got {weights!r}")
     config = load_config(run_dir)
+    _require_classes(config, run_dir)
     path = os.path.join(run_dir, files[weights])
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir!r} has no {files[weights]} (did an epoch finish?)")
