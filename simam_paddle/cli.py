@@ -2,8 +2,10 @@
 
 Each command is one ``_add_<command>(subparsers)`` function that registers its parser and sets
 ``func``; the handler imports what it needs lazily, so ``--help`` is fast. A handler raises
-``CLIError`` (or ``ValueError``/``FileNotFoundError``) for bad input: ``main`` prints one line,
-``error: ...``, and returns 2 instead of a traceback.
+``CLIError`` (or ``ValueError``, of which a broken run file's ``RunFileError`` is one) for bad input,
+and any ``OSError`` (a missing, unreadable or unwritable file or folder, a run folder in use) is the
+user's to fix too: ``main`` prints one line, ``error: ...``, and returns 2 instead of a traceback.
+Anything else is a bug and keeps its traceback.
 """
 import argparse
 import sys
@@ -107,8 +109,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt as err:
         print(_interrupted_line(args, err), file=sys.stderr)
         return getattr(err, "exit_code", 130)
-    except (CLIError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (CLIError, ValueError, OSError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     return int(result or 0)
 
@@ -122,8 +124,15 @@ def _interrupted_line(args, err: KeyboardInterrupt) -> str:
     if args.command != "train":  # demo and ablation resume their unfinished runs themselves
         return f"{where}; continue with the same command"
     if not err.resumable:
-        return f"{where}, before any epoch finished; nothing to resume: remove {err.output_dir} and start again"
+        return f"{where}, before any epoch finished; nothing to resume: run the same train command again to start over"
     return f"{where}; continue with: python -m simam_paddle train --output {err.output_dir} --resume"
+
+
+def _one_line(err: Exception) -> str:
+    """The error's message, naming the file of an ``OSError`` that does not name it itself."""
+    if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in str(err):
+        return f"{err}: {err.filename}"
+    return str(err)
 
 
 def _add_split(subparsers) -> None:
@@ -169,7 +178,9 @@ def _add_train(subparsers) -> None:
         description="Train with the notebook's recipe (Momentum 0.9, L2 weight decay, cosine learning rate from "
         "--lr to 0 over all epochs, cross-entropy) on SPLIT/train, evaluating on SPLIT/eval after every epoch. "
         "RUN gets config.json, history.csv, best_model.pdparams (best eval accuracy), last.* (to resume) and "
-        "visualdl/. Runs on the GPU if Paddle has one, else on every CPU core. For several GPUs, start the same "
+        "visualdl/. While a run trains, RUN is locked: a second `train` on it fails at once. `train` starts a RUN "
+        "that finished no epoch (no last.json) over. Runs on the GPU if Paddle has one, else on every CPU core. "
+        "For several GPUs, start the same "
         "command under `python -m paddle.distributed.launch --gpus 0,1 simam-paddle train ...` (the console "
         "script of `pip install -e .`).",
     )

@@ -11,8 +11,11 @@ from simam_paddle.engine.callbacks import (
     HISTORY_COLUMNS,
     CheckpointSaver,
     HistoryLogger,
+    RunFileError,
     SaveBestModel,
     atomic_save,
+    atomic_write_text,
+    load_state,
     make_visualdl,
     portable_optimizer_state,
     read_history,
@@ -184,6 +187,31 @@ def test_atomic_save_round_trip_and_read_history_errors(tmp_path):
     assert paddle.load(str(tmp_path / "sub" / "x.pdparams"))["a"].shape == [2]
     with pytest.raises(FileNotFoundError, match="history.csv"):
         read_history(str(tmp_path))
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n1,0.5\n2,oops\n")
+    with pytest.raises(RunFileError, match=r"history.csv, line 3: '2,oops'"):
+        read_history(str(tmp_path))
+    path.write_text("when,loss\n1,0.5\n")
+    with pytest.raises(RunFileError, match="history.csv has no epoch column"):
+        read_history(str(tmp_path))
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    atomic_write_text("x", str(tmp_path / "atomic.txt"))
+    (tmp_path / "plain.txt").write_text("x")
+    assert os.stat(tmp_path / "atomic.txt").st_mode == os.stat(tmp_path / "plain.txt").st_mode
+
+
+def test_load_state_names_an_empty_or_damaged_file(tmp_path):
+    path = tmp_path / "w.pdparams"
+    path.write_bytes(b"")
+    with pytest.raises(RunFileError, match=r"w.pdparams is empty"):
+        load_state(str(path))
+    path.write_bytes(b"garbage" * 10)
+    with pytest.raises(RunFileError, match=r"w.pdparams is not a readable Paddle checkpoint"):
+        load_state(str(path))
+    with pytest.raises(FileNotFoundError, match="nope.pdparams"):
+        load_state(str(tmp_path / "nope.pdparams"))
 
 
 def test_visualdl_is_optional(tmp_path, monkeypatch):

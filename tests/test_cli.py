@@ -194,3 +194,73 @@ def test_demo_end_to_end_with_tiny_settings(tmp_path, monkeypatch, capsys):
     mtime = os.path.getmtime(out / "towernet_simam" / "history.csv")
     assert main(["demo", "--quick", "--output", str(out), "--quiet"]) == 0
     assert os.path.getmtime(out / "towernet_simam" / "history.csv") == mtime
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A folder this process cannot write into (as root, chmod does not stop writes: use /sys/kernel)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+        yield str(folder)
+        folder.chmod(0o755)
+        return
+    folder = "/sys/kernel"
+    try:
+        open(os.path.join(folder, "probe.json"), "w").close()
+    except OSError:
+        yield folder
+        return
+    pytest.skip("no read-only folder to test with")
+
+
+def test_unwritable_folders_are_one_line_errors(trained, read_only, capsys):
+    split, run = trained
+    for argv in (["train", "--data", split, "--output", os.path.join(read_only, "run"), "--epochs", "1", *FAST],
+                 ["train", "--data", split, "--output", read_only, "--epochs", "1", *FAST],
+                 ["evaluate", run, "--output", read_only],
+                 ["export", run, "--output", os.path.join(read_only, "export")],
+                 ["export", run, "--output", read_only],
+                 ["plot", run, "--output", os.path.join(read_only, "curves.png")],
+                 ["make-data", "digits", os.path.join(read_only, "digits")]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        assert read_only in error_line(capsys), argv
+
+
+def test_broken_run_files_are_one_line_errors(trained, tmp_path, capsys):
+    _, run = trained
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    open(broken / "best_model.pdparams", "wb").close()
+    for argv in (["evaluate", str(broken)], ["export", str(broken), "--output", str(tmp_path / "e")]):
+        assert main(argv) == 2
+        line = error_line(capsys)
+        assert str(broken / "best_model.pdparams") in line and "empty" in line
+    config = json.load(open(os.path.join(run, "config.json")))
+    for name, content in (("missing", {k: v for k, v in config.items() if k != "classes"}),
+                          ("wrong type", {**config, "num_classes": "three"})):
+        (broken / "config.json").write_text(json.dumps(content))
+        for argv in (["evaluate", str(broken)], ["train", "--output", str(broken), "--resume"]):
+            assert main(argv) == 2, name
+            assert str(broken / "config.json") in error_line(capsys), name
+
+
+def test_bad_numbers_are_refused_before_anything_is_written(trained, tmp_path, capsys):
+    split, run = trained
+    new = tmp_path / "new"
+    for flag, value in (("--num-workers", "-1"), ("--lr", "nan"), ("--momentum", "1"), ("--weight-decay", "-1")):
+        assert main(["train", "--data", split, "--output", str(new), "--epochs", "1", *FAST, flag, value]) == 2
+        assert flag in error_line(capsys)
+        assert not new.exists()
+    for value in ("-1", "0"):
+        assert main(["evaluate", run, "--batch-size", value]) == 2
+        assert "batch size" in error_line(capsys)
+
+
+def test_a_zip_given_to_train_says_how_to_split_it(tmp_path, capsys):
+    archive = tmp_path / "x.zip"
+    archive.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    assert main(["train", "--data", str(archive), "--output", str(tmp_path / "run"), *FAST]) == 2
+    assert f"python -m simam_paddle split {archive}" in error_line(capsys)

@@ -322,3 +322,37 @@ def test_concurrent_first_builds_build_once(op, tmp_path):
         assert out["state"]["loaded"] and out["warnings"] == [], out
         np.testing.assert_allclose(out["y"], reference(x_check()), rtol=2e-6)
     assert len(log.read_text().split()) == 1
+
+
+@pytest.mark.slow
+def test_a_damaged_cached_library_is_rebuilt_once(op, tmp_path):
+    # A library cut short after it was built (a full disk, a killed copy) used to crash every later
+    # process in dlopen (SIGBUS); its checksum no longer matches, so the next process rebuilds it.
+    # The stand-in "compiler" copies the real library and logs each run, as in the test above.
+    log = tmp_path / "builds.log"
+    cache = tmp_path / "cache"
+    damaged = fused.fused_cache_dir(cache) / op.name
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(op.read_bytes()[:4096])
+    checksum = op.with_name(op.name + ".sha256")
+    shutil.copy(checksum, damaged.with_name(checksum.name))
+    code = f"""
+        import os, shutil
+        from simam_paddle import fused
+
+        def copy_build(target, verbose):
+            with open({str(log)!r}, "a") as f:
+                f.write(f"{{os.getpid()}}\\n")
+            shutil.copy({str(op)!r}, target)
+
+        fused._build = copy_build
+    """
+    env = {"SIMAM_PADDLE_CACHE": str(cache), "SIMAM_PADDLE_FUSED": "1"}
+    for attempt in range(2):  # the second process loads the rebuilt library as it is
+        proc = run_python(textwrap.dedent(code) + textwrap.dedent(CHECK_FUSED), env)
+        out = last_json(proc)
+        assert out["state"]["loaded"] and out["warnings"] == [], out
+        np.testing.assert_allclose(out["y"], reference(x_check()), rtol=2e-6)
+        assert (f"{damaged} is damaged" in proc.stderr) == (attempt == 0), proc.stderr
+    assert len(log.read_text().split()) == 1
+    assert damaged.read_bytes() == op.read_bytes()

@@ -5,7 +5,7 @@ import numpy as np
 import paddle
 import pytest
 
-from simam_paddle.engine.callbacks import read_history
+from simam_paddle.engine.callbacks import RunFileError, read_history
 from simam_paddle.engine.training import (
     CosineDecayToZero,
     default_weight_decay,
@@ -206,6 +206,26 @@ def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tmp_path):
         run(tmp_path, "x", epochs=1)
     with pytest.raises(FileNotFoundError, match="last.json"):
         run(tmp_path, "empty", epochs=1, resume=True)
+
+
+def test_resume_refuses_weights_that_do_not_fit_and_names_broken_state(tmp_path):
+    out, _ = run(tmp_path, "x", epochs=1)
+    good = open(os.path.join(out, "last.json")).read()
+    weights = paddle.load(os.path.join(out, "last.pdparams"))
+    paddle.save(paddle.nn.Linear(3, 3).state_dict(), os.path.join(out, "last.pdparams"))
+    with pytest.raises(ValueError, match=r"last.pdparams does not fit the network: .*e.g. 0.bias"):
+        run(tmp_path, "x", epochs=2, resume=True)
+    with open(os.path.join(out, "last.json"), "w") as f:
+        f.write('{"epoch": 1.5}')
+    with pytest.raises(RunFileError, match=r"last.json: epoch .*1.5"):
+        run(tmp_path, "x", epochs=2, resume=True)
+    with open(os.path.join(out, "last.json"), "w") as f:
+        f.write(good)
+    paddle.save(weights, os.path.join(out, "last.pdparams"))
+    with open(os.path.join(out, "history.csv"), "a") as f:
+        f.write("junk\n")
+    with pytest.raises(RunFileError, match=r"history.csv, line 3: 'junk'"):
+        run(tmp_path, "x", epochs=2, resume=True)
 
 
 def test_select_device():

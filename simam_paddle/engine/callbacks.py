@@ -33,14 +33,22 @@ __all__ = [
     "VISUALDL_FILE",
     "HISTORY_COLUMNS",
     "read_history",
+    "check_state_fits",
     "is_main_process",
     "atomic_save",
     "atomic_write_text",
     "portable_optimizer_state",
     "restore_optimizer_state",
+    "RunFileError",
+    "load_state",
 ]
 
 HISTORY_COLUMNS = ("epoch", "loss", "acc", "eval_loss", "eval_acc", "lr", "time")
+
+
+class RunFileError(ValueError):
+    """A run folder's file (``config.json``, ``last.json``, ``history.csv``, a checkpoint) is unreadable
+    or holds something a run never writes; the message names the file and what is wrong."""
 
 
 def is_main_process() -> bool:
@@ -73,6 +81,28 @@ def atomic_save(obj: Any, path: str) -> None:
     _atomic_write(path, lambda tmp: paddle.save(obj, tmp))
 
 
+def load_state(path: str) -> Any:
+    """``paddle.load(path)`` of a run's checkpoint; a missing file is a ``FileNotFoundError`` and an
+    empty or unreadable one a :class:`RunFileError`, both naming ``path``.
+
+    Examples:
+        >>> sorted(load_state("/tmp/linear.pdparams"))
+        ['bias', 'weight']
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist")
+    if os.path.getsize(path) == 0:
+        raise RunFileError(f"{path} is empty (0 bytes; written by a full disk or a copy that failed?); "
+                           "restore it or retrain")
+    try:
+        return paddle.load(path)
+    except (EOFError, ValueError, RuntimeError, TypeError, KeyError, IndexError, AttributeError,
+            ImportError) as err:  # what unpickling a damaged file raises
+        detail = str(err).splitlines()[0] if str(err) else "truncated?"
+        raise RunFileError(f"{path} is not a readable Paddle checkpoint ({type(err).__name__}: {detail}); "
+                           "restore it or retrain") from None
+
+
 def atomic_write_text(text: str, path: str) -> None:
     """Write ``text`` to ``path`` atomically (temporary file + rename), like :func:`atomic_save`."""
 
@@ -90,6 +120,10 @@ def _atomic_write(path: str, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
+        # mkstemp makes the file private (0600); give it the permissions open() would have.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -402,6 +436,42 @@ class HistoryLogger(_AfterEvalCallback):
             os.fsync(f.fileno())
 
 
+def check_state_fits(state: Dict[str, Any], network: paddle.nn.Layer, path: str, what: str = "the network") -> None:
+    """Raise ``ValueError`` naming the first missing, unexpected and mis-shaped key if ``state`` does not fit ``network``.
+
+    Paddle's ``set_state_dict`` only warns, so a checkpoint of another model would silently leave random weights.
+
+    Args:
+        state (dict): a state dict, e.g. from :func:`load_state`.
+        network (paddle.nn.Layer): the network it is meant for.
+        path (str): where the state came from, for the message.
+        what (str, optional): how the message names the network. Default: "the network".
+
+    Examples:
+        >>> import paddle
+        >>> net = paddle.nn.Linear(2, 3)
+        >>> check_state_fits(paddle.nn.Linear(2, 3).state_dict(), net, "a.pdparams")
+        >>> check_state_fits(paddle.nn.Linear(2, 4).state_dict(), net, "b.pdparams")
+        Traceback (most recent call last):
+        ...
+        ValueError: b.pdparams does not fit the network: 2 of other shape (e.g. bias: [4] vs [3]). Is it from another run?
+    """
+    expected = {k: list(v.shape) for k, v in network.state_dict().items()}
+    got = {k: list(v.shape) for k, v in state.items()}
+    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    wrong = [k for k in set(expected) & set(got) if expected[k] != got[k]]
+    if missing or extra or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} weights missing (e.g. {missing[0]})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
+        if wrong:
+            k = sorted(wrong)[0]
+            parts.append(f"{len(wrong)} of other shape (e.g. {k}: {got[k]} vs {expected[k]})")
+        raise ValueError(f"{path} does not fit {what}: {'; '.join(parts)}. Is it from another run?")
+
+
 def read_history(path: str) -> List[Dict[str, Optional[float]]]:
     """Read a ``history.csv`` written by :class:`HistoryLogger` (or the run folder holding it).
 
@@ -422,9 +492,18 @@ def read_history(path: str) -> List[Dict[str, Optional[float]]]:
         raise FileNotFoundError(f"no training history at {path}; a run folder made by `train` has history.csv")
     rows = []
     with open(path, newline="", encoding="utf-8") as f:
-        for raw in csv.DictReader(f):
-            row = {k: (float(v) if v not in ("", None) else None) for k, v in raw.items()}
-            row["epoch"] = int(row["epoch"])
+        reader = csv.DictReader(f)
+        if reader.fieldnames is not None and "epoch" not in reader.fieldnames:
+            raise RunFileError(f"{path} has no epoch column (header {reader.fieldnames}); "
+                               f"a history.csv written by `train` starts with {','.join(HISTORY_COLUMNS)}")
+        for raw in reader:
+            try:
+                row = {k: (float(v) if v not in ("", None) else None) for k, v in raw.items()}
+                row["epoch"] = int(row["epoch"])
+            except (TypeError, ValueError):
+                line = ",".join(str(v) for v in raw.values() if v is not None)
+                raise RunFileError(f"{path}, line {reader.line_num}: {line[:60]!r} is not a row of numbers "
+                                   "with an epoch; remove that line") from None
             rows.append(row)
     return rows
 

@@ -29,8 +29,11 @@ from .callbacks import (
     CheckpointSaver,
     EpochLR,
     HistoryLogger,
+    RunFileError,
     SaveBestModel,
+    check_state_fits,
     is_main_process,
+    load_state,
     make_visualdl,
     read_history,
     restore_optimizer_state,
@@ -43,6 +46,7 @@ __all__ = [
     "default_weight_decay",
     "seed_everything",
     "select_device",
+    "resolve_device",
     "make_loader",
     "train",
     "evaluate",
@@ -183,6 +187,21 @@ def select_device(device: str = "auto", num_threads: Optional[int] = None) -> st
         >>> select_device("cpu")
         'cpu'
     """
+    device = resolve_device(device)
+    paddle.set_device(device)
+    if device == "cpu":
+        paddle.base.core.set_num_threads(int(num_threads or _available_cores()))
+    return paddle.device.get_device()
+
+
+def resolve_device(device: str = "auto") -> str:
+    """The device :func:`select_device` would set (``"auto"`` resolved); a ``ValueError`` if this
+    machine lacks it. Sets nothing.
+
+    Examples:
+        >>> resolve_device("cpu")
+        'cpu'
+    """
     has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     if device == "auto":
         device = "gpu" if has_gpu else "cpu"
@@ -192,10 +211,7 @@ def select_device(device: str = "auto", num_threads: Optional[int] = None) -> st
             f"{'sees no GPU' if paddle.is_compiled_with_cuda() else 'is a CPU build'}; use 'cpu' or 'auto'")
     if device != "cpu" and not device.startswith("gpu"):
         raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu' or 'gpu'")
-    paddle.set_device(device)
-    if device == "cpu":
-        paddle.base.core.set_num_threads(int(num_threads or _available_cores()))
-    return paddle.device.get_device()
+    return device
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool = False, num_workers: int = 0,
@@ -242,9 +258,19 @@ def load_checkpoint_state(run_dir: str) -> Dict[str, Any]:
     """
     path = os.path.join(run_dir, "last.json")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"nothing to resume in {run_dir}: no last.json (no epoch finished yet?)")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        raise FileNotFoundError(f"nothing to resume in {run_dir}: no epoch finished (no last.json); "
+                                "train again without resume to start it over")
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFileError(f"{path} is not valid JSON ({err}); it is written after every epoch, "
+                           "restore it or start the run over") from None
+    epoch = state.get("epoch") if isinstance(state, dict) else None
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0):
+        raise RunFileError(f"{path}: epoch must be the number of finished epochs (an integer >= 0), "
+                           f"got {epoch!r}")
+    return state
 
 
 def _trim_history(path: str, epochs_done: int) -> None:
@@ -253,7 +279,14 @@ def _trim_history(path: str, epochs_done: int) -> None:
         return
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines(keepends=True)
-    kept = lines[:1] + [ln for ln in lines[1:] if ln.strip() and int(ln.split(",", 1)[0]) <= epochs_done]
+    kept = lines[:1]
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            if line.strip() and int(line.split(",", 1)[0]) <= epochs_done:
+                kept.append(line)
+        except ValueError:
+            raise RunFileError(f"{path}, line {number}: {line.strip()[:60]!r} is not a row of epoch numbers; "
+                               "remove that line") from None
     if kept != lines:
         from .callbacks import atomic_write_text
 
@@ -410,6 +443,8 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
     """
     if not (isinstance(epochs, int) and epochs > 0):
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if not (isinstance(num_workers, int) and num_workers >= 0):
+        raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
     select_device(device)
     if verbose and is_main_process():
         print(f"training on {describe_device()}")
@@ -428,8 +463,12 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
     if resume:
         state = load_checkpoint_state(output_dir)
         initial_epoch = int(state["epoch"])
-        network.set_state_dict(paddle.load(os.path.join(output_dir, "last.pdparams")))
-        restore_optimizer_state(optimizer, network, paddle.load(os.path.join(output_dir, "last.pdopt")))
+        weights_path = os.path.join(output_dir, "last.pdparams")
+        weights = load_state(weights_path)
+        # Paddle only warns about weights that do not fit; the run would go on from random ones.
+        check_state_fits(weights, network, weights_path)
+        network.set_state_dict(weights)
+        restore_optimizer_state(optimizer, network, load_state(os.path.join(output_dir, "last.pdopt")))
         best.best, best.best_epoch = state.get("best"), state.get("best_epoch")
         if is_main_process():
             _trim_history(history_path, initial_epoch)

@@ -18,6 +18,8 @@ from .runs import (
     load_run,
     evaluate_run,
     export_run,
+    lock_run_folder,
+    RunInUseError,
 )
 from .ablation import run_ablation
 from .report import (
@@ -51,6 +53,8 @@ __all__ = [
     "load_run",
     "evaluate_run",
     "export_run",
+    "lock_run_folder",
+    "RunInUseError",
     "run_ablation",
     "summarize_runs",
     "aggregate_runs",

@@ -5,20 +5,23 @@ num_classes, classes, image_size, ...), so ``evaluate_run``/``export_run``/``loa
 network from it alone. A split folder (``SPLIT``) holds ``train/`` and ``eval/``, each with one
 sub-folder per class (as ``split_dataset`` writes it).
 """
+import contextlib
 import json
+import math
 import os
+import tempfile
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import paddle
 
-from ..engine.callbacks import atomic_write_text, is_main_process, read_history
+from ..engine.callbacks import RunFileError, atomic_write_text, check_state_fits, is_main_process, load_state, read_history
 from .._quiet import quiet_native_logs
 
 __all__ = [
     "TRAIN_DEFAULTS", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets", "train_run",
-    "complete_run", "load_config", "load_run", "evaluate_run", "export_run",
+    "complete_run", "load_config", "load_run", "evaluate_run", "export_run", "lock_run_folder", "RunInUseError",
 ]
 
 # The notebook's settings; weight_decay None means default_weight_decay(model).
@@ -44,7 +47,59 @@ TRAIN_DEFAULTS: Dict[str, Any] = {
 _RESUMABLE_CHANGES = ("num_workers", "cache", "device")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive_int(value: Any) -> bool:
+    return _is_int(value) and value > 0
+
+
+# What each setting must be: a test and the words for the error. Settings without a rule are not checked.
+_SETTING_RULES = {
+    "model": (lambda v: isinstance(v, str), "a model name"),
+    "attention": (lambda v: v is None or isinstance(v, str), "an attention name"),
+    "e_lambda": (lambda v: v is None or (_is_number(v) and math.isfinite(v) and v > 0), "a finite number > 0"),
+    "reduction": (lambda v: v is None or _positive_int(v), "a positive integer"),
+    "epochs": (_positive_int, "a positive integer"),
+    "image_size": (_positive_int, "a positive integer"),
+    "batch_size": (_positive_int, "a positive integer"),
+    "lr": (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
+    "momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "weight_decay": (lambda v: v is None or (_is_number(v) and math.isfinite(v) and v >= 0), "a finite number >= 0"),
+    "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "num_workers": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "cache": (lambda v: isinstance(v, bool), "true or false"),
+    "device": (lambda v: isinstance(v, str), "a device name"),
+    "train_per_class": (lambda v: v is None or _positive_int(v), "a positive integer"),
+    "eval_per_class": (lambda v: v is None or _positive_int(v), "a positive integer"),
+}
+
+
+def _setting_problems(settings: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
+    for key, (valid, words) in _SETTING_RULES.items():
+        if key in settings and not valid(settings[key]):
+            yield key, f"must be {words}, got {settings[key]!r}"
+
+
+def _check_settings(settings: Dict[str, Any]) -> None:
+    """Refuse a setting out of range (as its command-line flag), and a device this machine lacks."""
+    for key, problem in _setting_problems(settings):
+        raise ValueError(f"--{key.replace('_', '-')} {problem}")
+    if settings.get("device") is not None:
+        from ..engine.training import resolve_device
+
+        resolve_device(settings["device"])
+
+
 def _split_dirs(data: str) -> Tuple[str, str]:
+    if os.path.isfile(data):
+        raise ValueError(f"--data {data!r} is a file; `train` needs a split folder holding train/ and eval/, "
+                         f"make one with `python -m simam_paddle split {data} SPLIT` and pass --data SPLIT")
     if not os.path.isdir(data):
         raise FileNotFoundError(f"data folder {data!r} does not exist; give a split folder holding train/ and eval/")
     found = sorted(os.listdir(data))
@@ -151,8 +206,13 @@ def _check_input_size(network: paddle.nn.Layer, config: Dict[str, Any]) -> None:
             network.train()
 
 
+# Keys every config.json written by `train` holds (newer settings may be missing from older runs);
+# rebuilding, evaluating or resuming the run also needs "classes" (see _require_classes).
+_REQUIRED_CONFIG = ("model", "num_classes", "image_size", "batch_size", "epochs", "data")
+
+
 def load_config(run_dir: str) -> Dict[str, Any]:
-    """Read ``config.json`` of a run folder.
+    """Read ``config.json`` of a run folder; a broken one is a :class:`RunFileError` naming it.
 
     Examples:
         >>> load_config("runs/demo/towernet_simam")["model"]
@@ -162,8 +222,84 @@ def load_config(run_dir: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         what = "does not exist" if not os.path.isdir(run_dir) else "has no config.json"
         raise FileNotFoundError(f"run folder {run_dir!r} {what}; give a folder written by `train --output`")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFileError(f"{path} is not valid JSON ({err}); a run's config.json is written by `train`") from None
+    if not isinstance(config, dict):
+        raise RunFileError(f"{path} holds a JSON {type(config).__name__}, not an object of run settings")
+    missing = [key for key in _REQUIRED_CONFIG if key not in config]
+    if missing:
+        raise RunFileError(f"{path} is missing {', '.join(missing)}; a run's config.json is written by `train`")
+    problems = [f"{key} {problem}" for key, problem in _setting_problems(config)]
+    if not _positive_int(config["num_classes"]):
+        problems.append(f"num_classes must be a positive integer, got {config['num_classes']!r}")
+    elif "classes" in config and not (isinstance(config["classes"], list)
+                                      and len(config["classes"]) == config["num_classes"]
+                                      and all(isinstance(c, str) for c in config["classes"])):
+        problems.append(f"classes must be a list of {config['num_classes']} names, got {config['classes']!r}")
+    if not isinstance(config["data"], str):
+        problems.append(f"data must be a folder name, got {config['data']!r}")
+    if problems:
+        raise RunFileError(f"{path}: {'; '.join(problems)}")
+    return config
+
+
+def _require_classes(config: Dict[str, Any], run_dir: str) -> None:
+    if "classes" not in config:
+        raise RunFileError(f"{os.path.join(run_dir, 'config.json')} is missing classes; "
+                           "a run's config.json is written by `train`")
+
+
+class RunInUseError(OSError):
+    """Another process is training into the run folder."""
+
+
+@contextlib.contextmanager
+def lock_run_folder(run_dir: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<run_dir>/.lock`` (creating the folder) for as long as the block runs.
+
+    A second process that asks for the same folder gets :class:`RunInUseError` at once. The lock is
+    the OS's (``fcntl.flock``): it goes when the process ends, however it ends, so a killed run leaves
+    no stale lock. Only rank 0 locks (the other ranks of a launch write nothing). On Windows, which
+    has no ``flock``, nothing is locked. A folder this call created and nothing else wrote to is
+    removed again on exit.
+
+    Examples:
+        >>> with lock_run_folder("runs/t"):
+        ...     pass
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: running two trainings on one folder is not guarded against there
+        fcntl = None
+    if fcntl is None or not is_main_process():
+        yield
+        return
+    created = not os.path.isdir(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, ".lock")
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise RunInUseError(f"run folder {run_dir!r} is in use by another process"
+                                f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to end "
+                                "or choose another --output") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            if created and os.listdir(run_dir) == [".lock"]:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+                    os.rmdir(run_dir)
 
 
 def _check_same_run(config: Dict[str, Any], output: str, data: Optional[str], given: Dict[str, Any]) -> None:
@@ -200,30 +336,59 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         >>> config["num_classes"]
         10
     """
-    from ..engine.training import default_weight_decay, seed_everything, train
+    from ..engine.training import default_weight_decay
 
     unknown = sorted(set(settings) - set(TRAIN_DEFAULTS))
     if unknown:
         raise ValueError(f"unknown training settings {unknown}; known: {sorted(TRAIN_DEFAULTS)}")
     given = {k: v for k, v in settings.items() if v is not None}
+    # Every setting is checked before anything is written, so a bad one never leaves a run folder behind.
+    _check_settings(given)
     if resume:
         config = load_config(output)
+        _require_classes(config, output)
         _check_same_run(config, output, data, given)
         config.update({k: given[k] for k in _RESUMABLE_CHANGES if k in given})
+        _check_settings(config)
     else:
         if data is None:
             raise ValueError("--data is required (a split folder holding train/ and eval/)")
-        # Only rank 0 checks: the others could already see the config.json rank 0 writes below.
-        if is_main_process() and os.path.exists(os.path.join(output, "config.json")):
-            raise FileExistsError(
-                f"{output!r} already holds a run; add --resume to continue it or choose another --output")
         config = {**TRAIN_DEFAULTS, **given, "data": os.path.abspath(data)}
         if config["weight_decay"] is None:
             config["weight_decay"] = default_weight_decay(config["model"])
-        for key in ("epochs", "image_size", "batch_size"):
-            if not (isinstance(config[key], int) and config[key] > 0):
-                raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]!r}")
+        _check_settings(config)
         _check_model_name(config["model"])
+        attention_options(config)
+        _split_dirs(config["data"])
+    with lock_run_folder(output):
+        if is_main_process():  # the others could already see the files rank 0 writes below
+            _check_folder_state(output, resume, verbose)
+        return _train_locked(config, output, resume, verbose)
+
+
+def _check_folder_state(output: str, resume: bool, verbose: int) -> None:
+    """Under the run's lock: refuse a new run over a run with finished epochs, or a resume of a run
+    without one; a run that finished no epoch (a crash or a bad setting in its first) starts over."""
+    finished = os.path.isfile(os.path.join(output, "last.json"))
+    if resume:
+        if not finished:
+            raise FileNotFoundError(f"nothing to resume in {output!r}: no epoch finished (no last.json); "
+                                    "run `train` again without --resume to start it over")
+        return
+    if not os.path.exists(os.path.join(output, "config.json")):
+        return
+    if finished or _finished_epochs(output):
+        raise FileExistsError(f"{output!r} already holds a run with finished epochs; add --resume to continue it "
+                              "or choose another --output")
+    if verbose:
+        print(f"{output} holds a run that finished no epoch (no last.json); starting it over")
+    for name in ("history.csv", "best_model.pdparams", "last.pdparams", "last.pdopt"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(output, name))
+
+
+def _train_locked(config: Dict[str, Any], output: str, resume: bool, verbose: int) -> Dict[str, Any]:
+    from ..engine.training import seed_everything, train
 
     train_data, eval_data = run_datasets(config)
     if list(train_data.classes) != list(eval_data.classes):
@@ -281,7 +446,7 @@ def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> D
         True
     """
     if not os.path.isfile(os.path.join(output, "config.json")):
-        if os.path.isdir(output) and os.listdir(output):
+        if os.path.isdir(output) and set(os.listdir(output)) - {".lock"}:
             raise FileExistsError(f"{output!r} holds files but no run (no config.json); "
                                   "remove it or choose another output folder")
         return train_run(data, output, verbose=verbose, **settings)
@@ -294,28 +459,8 @@ def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> D
         return config
     _check_same_run(config, output, data, given)
     if not os.path.isfile(os.path.join(output, "last.json")):
-        raise FileExistsError(f"{output!r} was started but finished no epoch, so it cannot be resumed; "
-                              "remove it and run again")
+        return train_run(data, output, verbose=verbose, **settings)  # finished no epoch: starts it over
     return train_run(None, output, resume=True, verbose=verbose, **settings)
-
-
-def _check_state_fits(state: Dict[str, Any], network: paddle.nn.Layer, path: str, config: Dict[str, Any]) -> None:
-    """Paddle only warns when a state dict does not fit; a checkpoint of another model must fail."""
-    expected = {k: list(v.shape) for k, v in network.state_dict().items()}
-    got = {k: list(v.shape) for k, v in state.items()}
-    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
-    wrong = [k for k in set(expected) & set(got) if expected[k] != got[k]]
-    if missing or extra or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} weights missing (e.g. {missing[0]})")
-        if extra:
-            parts.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
-        if wrong:
-            k = sorted(wrong)[0]
-            parts.append(f"{len(wrong)} of other shape (e.g. {k}: {got[k]} vs {expected[k]})")
-        raise ValueError(f"{path} does not fit model {config['model']!r} (attention {config.get('attention')!r}, "
-                         f"{config['num_classes']} classes): {'; '.join(parts)}. Is it from another run?")
 
 
 def load_run(run_dir: str, weights: str = "best") -> Tuple[paddle.nn.Layer, Dict[str, Any]]:
@@ -337,12 +482,14 @@ def load_run(run_dir: str, weights: str = "best") -> Tuple[paddle.nn.Layer, Dict
     if weights not in files:
         raise ValueError(f"weights must be one of {sorted(files)}, got {weights!r}")
     config = load_config(run_dir)
+    _require_classes(config, run_dir)
     path = os.path.join(run_dir, files[weights])
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir!r} has no {files[weights]} (did an epoch finish?)")
     network = build_network(config)
-    state = paddle.load(path)
-    _check_state_fits(state, network, path, config)
+    state = load_state(path)
+    check_state_fits(state, network, path, what=f"model {config['model']!r} (attention {config.get('attention')!r}, "
+                                              f"{config['num_classes']} classes)")
     network.set_state_dict(state)
     network.eval()
     return network, config
@@ -373,6 +520,8 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
     from ..plots import plot_confusion_matrix
     from ..engine.training import evaluate
 
+    if batch_size is not None and not _positive_int(batch_size):
+        raise ValueError(f"the batch size must be a positive integer, got {batch_size!r}")
     network, config = load_run(run_dir)
     root = None
     if data is not None:
@@ -428,6 +577,11 @@ def export_run(run_dir: str, output: str, weights: str = "best") -> Dict[str, An
     size = config["image_size"]
     prefix = os.path.join(output, "model")
     os.makedirs(output, exist_ok=True)
+    try:  # Paddle reports an unwritable folder as a RuntimeError from C++; find out first
+        with tempfile.TemporaryFile(dir=output):
+            pass
+    except OSError as err:
+        raise PermissionError(err.errno, f"cannot write the exported model into {output!r} ({err.strerror})") from None
     spec = paddle.static.InputSpec([None, 3, size, size], "float32", "image")
     x = paddle.to_tensor(np.random.RandomState(0).randn(2, 3, size, size).astype("float32"))
     with quiet_native_logs():  # Paddle's C++ log announces its executor when saving and loading

@@ -20,7 +20,9 @@ Build and cache:
     for AVX2+FMA, picked at run time from the CPU, so the cached library runs on any machine of
     the same platform. Concurrent first
     builds are serialised by a file lock, and each build goes to a temporary folder that is
-    renamed into place, so a reader never sees a half-written library.
+    renamed into place, so a reader never sees a half-written library. A SHA-256 of the library
+    is stored next to it and checked before every load: a library damaged later (a full disk, a
+    cut-short copy) would crash ``dlopen`` rather than fail, so one that does not match is rebuilt.
 
 Threads:
     Paddle configures its CPU threads through the Intel OpenMP runtime it ships
@@ -234,6 +236,31 @@ def _file_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _checksum_path(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _intact(target: Path) -> bool:
+    """Whether ``target`` exists and matches the checksum stored when it was built."""
+    stored = _checksum_path(target)
+    return target.is_file() and stored.is_file() and stored.read_text().strip() == _checksum(target)
+
+
+def _build_and_record(target: Path, verbose: bool) -> None:
+    """Build ``target`` and store its checksum (the caller holds the cache's lock)."""
+    if target.is_file():
+        sys.stderr.write(f"simam_paddle: the cached fused operator {target} is damaged or was built without "
+                         "a checksum; rebuilding it\n")
+    _build(target, verbose)
+    partial = _checksum_path(target).with_suffix(".part")
+    partial.write_text(_checksum(target) + "\n")
+    os.replace(partial, _checksum_path(target))
+
+
 def _load(cache_dir=None, verbose: bool = False) -> None:
     """Build (once per cache) and register the operator (once per process).
 
@@ -243,20 +270,22 @@ def _load(cache_dir=None, verbose: bool = False) -> None:
         return
     if _state["error"] is not None:
         raise FusedBuildError(_state["error"])
+    folder = None
     try:
         folder = fused_cache_dir(cache_dir)
         target = folder / f"{_LIB_NAME}.so"
-        if not target.is_file():
+        if not _intact(target):
             folder.mkdir(parents=True, exist_ok=True)
             with _file_lock(folder / ".lock"):
-                if not target.is_file():  # another process may have built it while we waited
-                    _build(target, verbose)
+                if not _intact(target):  # another process may have built it while we waited
+                    _build_and_record(target, verbose)
         from paddle.utils.cpp_extension.extension_utils import load_op_meta_info_and_register_op
 
         load_op_meta_info_and_register_op(str(target))
     except Exception as exc:  # noqa: BLE001 - any failure here only means "no fused op"
         _state["error"] = str(exc) if isinstance(exc, FusedBuildError) else (
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            + (f" (cache {folder}; deleting it makes the next process rebuild it)" if folder else "")
         )
         raise FusedBuildError(_state["error"]) from exc
     _state.update(loaded=True, path=str(target), cuda=_with_cuda())

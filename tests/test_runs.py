@@ -1,0 +1,265 @@
+"""Run folders: locking, settings checked before anything is written, restartable and broken runs."""
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import paddle
+import pytest
+from PIL import Image
+
+from simam_paddle.engine.callbacks import RunFileError, read_history
+from simam_paddle.experiments.runs import complete_run, evaluate_run, load_config, load_run, train_run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# cifar_resnet20 at 32 px is the zoo's cheapest model; two classes of four images keep an epoch short.
+FAST = dict(model="cifar_resnet20", image_size=32, batch_size=4, epochs=1, verbose=0)
+FAST_ARGS = ["--model", "cifar_resnet20", "--image-size", "32", "--batch-size", "4", "--quiet"]
+
+
+def make_split(root, classes=("a", "b"), train=4, eval_=2):
+    rng = np.random.RandomState(0)
+    for part, count in (("train", train), ("eval", eval_)):
+        for c in classes:
+            os.makedirs(root / part / c)
+            for i in range(count):
+                Image.fromarray((rng.rand(32, 32, 3) * 255).astype("uint8")).save(root / part / c / f"{i}.png")
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A split and a one-epoch run in it, copied by the tests that break its files."""
+    root = tmp_path_factory.mktemp("runs")
+    split = make_split(root / "split")
+    train_run(split, str(root / "run"), **FAST)
+    return split, str(root / "run")
+
+
+def copy_run(finished, tmp_path):
+    run = str(tmp_path / "run")
+    shutil.copytree(finished[1], run)
+    return run
+
+
+def cli(*args):
+    """``python -m simam_paddle`` in a new process, run from the repository root (this checkout)."""
+    return subprocess.Popen([sys.executable, "-m", "simam_paddle", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def one_error_line(stderr):
+    lines = [ln for ln in stderr.splitlines()
+             if ln.strip() and "Warning" not in ln and "warnings.warn" not in ln]
+    assert "Traceback" not in stderr and len(lines) == 1 and lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_a_second_train_on_a_busy_run_folder_fails_at_once_and_a_killed_run_does_not_block(finished, tmp_path):
+    split, _ = finished
+    run = str(tmp_path / "run")
+    first = cli("train", "--data", split, "--output", run, "--epochs", "400", *FAST_ARGS)
+    try:
+        deadline = time.time() + 120
+        while not (os.path.isfile(os.path.join(run, "last.json")) and first.poll() is None):
+            assert first.poll() is None, first.communicate()
+            assert time.time() < deadline, "the first run finished no epoch in 2 minutes"
+            time.sleep(0.2)
+        for args in (["--data", split], ["--resume"]):
+            second = cli("train", "--output", run, "--epochs", "400", *args, *FAST_ARGS)
+            _, stderr = second.communicate(timeout=120)
+            assert second.returncode != 0
+            line = one_error_line(stderr)
+            assert run in line and "in use" in line, line
+        assert first.poll() is None, "the first run ended before the second was refused"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+    epochs = [r["epoch"] for r in read_history(run)]
+    assert epochs == list(range(1, len(epochs) + 1))
+    # The killed run's lock died with it: the folder is usable again (here: it says to resume).
+    again = cli("train", "--data", split, "--output", run, "--epochs", "400", *FAST_ARGS)
+    _, stderr = again.communicate(timeout=120)
+    assert again.returncode != 0 and "--resume" in one_error_line(stderr)
+
+
+def test_the_lock_is_held_for_the_run_and_released_after(finished, tmp_path):
+    from simam_paddle.experiments.runs import lock_run_folder
+
+    run = str(tmp_path / "run")
+    with lock_run_folder(run):
+        with pytest.raises(OSError, match="in use"):
+            with lock_run_folder(run):
+                pass
+    with lock_run_folder(run):  # released on exit
+        pass
+
+
+def test_resume_refuses_weights_that_do_not_fit_the_network(finished, tmp_path):
+    run = copy_run(finished, tmp_path)
+    paddle.save(paddle.nn.Linear(3, 3).state_dict(), os.path.join(run, "last.pdparams"))
+    with pytest.raises(ValueError, match=r"last.pdparams does not fit .*e.g. "):
+        train_run(None, run, resume=True, verbose=0)
+
+
+@pytest.mark.parametrize("setting,value,expected", [
+    ("lr", float("nan"), "--lr"),
+    ("lr", 0.0, "--lr"),
+    ("momentum", 1.0, "--momentum"),
+    ("weight_decay", -1e-4, "--weight-decay"),
+    ("weight_decay", float("inf"), "--weight-decay"),
+    ("num_workers", -1, "--num-workers"),
+    ("epochs", 0, "--epochs"),
+    ("batch_size", 2.5, "--batch-size"),
+    ("train_per_class", 0, "--train-per-class"),
+    ("e_lambda", -1.0, "--e-lambda"),
+    ("device", "gpu", "gpu"),
+])
+def test_bad_settings_are_refused_before_anything_is_written(finished, tmp_path, setting, value, expected):
+    if setting == "device" and paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+        pytest.skip("this machine has a GPU")
+    settings = {**FAST, setting: value}
+    if setting == "e_lambda":
+        settings["attention"] = "simam"
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match=expected):
+        train_run(finished[0], str(run), **settings)
+    assert not run.exists()
+
+
+def test_resume_checks_the_settings_it_may_change(finished, tmp_path):
+    run = copy_run(finished, tmp_path)
+    before = open(os.path.join(run, "config.json")).read()
+    with pytest.raises(ValueError, match="--num-workers"):
+        train_run(None, run, resume=True, num_workers=-1, verbose=0)
+    assert open(os.path.join(run, "config.json")).read() == before
+
+
+def stuck(finished, tmp_path):
+    """A run folder as a crash in the first epoch leaves it: config.json (and maybe a best model), no epoch."""
+    run = copy_run(finished, tmp_path)
+    for name in ("last.json", "last.pdparams", "last.pdopt", "history.csv"):
+        os.remove(os.path.join(run, name))
+    return run
+
+
+def test_a_run_that_finished_no_epoch_starts_over(finished, tmp_path, capsys):
+    run = stuck(finished, tmp_path)
+    with pytest.raises(FileNotFoundError, match="no epoch finished.*without --resume"):
+        train_run(None, run, resume=True, verbose=0)
+    train_run(finished[0], run, **{**FAST, "verbose": 1})
+    assert "starting it over" in capsys.readouterr().out
+    assert [r["epoch"] for r in read_history(run)] == [1]
+    # complete_run (demo, ablation) starts it over as well instead of refusing
+    for name in ("last.json", "history.csv"):
+        os.remove(os.path.join(run, name))
+    complete_run(finished[0], run, **FAST)
+    assert [r["epoch"] for r in read_history(run)] == [1]
+
+
+def test_a_run_with_finished_epochs_says_how_to_resume(finished, tmp_path):
+    with pytest.raises(FileExistsError, match="add --resume"):
+        train_run(finished[0], finished[1], **FAST)
+
+
+@pytest.mark.parametrize("name,content,expected", [
+    ("config.json", "{not json", "config.json.*not valid JSON"),
+    ("config.json", "[1, 2]", "config.json.*object"),
+    ("config.json", json.dumps({"model": "cifar_resnet20"}), "config.json.*missing.*num_classes"),
+    ("config.json", None, "config.json.*image_size.*'big'"),
+    ("last.json", "", "last.json.*not valid JSON"),
+    ("last.json", json.dumps({"epoch": "two"}), "last.json.*epoch.*'two'"),
+    ("history.csv", "epoch,loss,acc,eval_loss,eval_acc,lr,time\n1,0.5,0.5,0.5,0.5,0.01,1\njunk\n",
+     "history.csv.*line 3"),
+])
+def test_broken_run_files_are_named(finished, tmp_path, name, content, expected):
+    run = copy_run(finished, tmp_path)
+    path = os.path.join(run, name)
+    if content is None:  # a value of the wrong type
+        config = json.load(open(path))
+        config["image_size"] = "big"
+        content = json.dumps(config)
+    with open(path, "w") as f:
+        f.write(content)
+    with pytest.raises(RunFileError, match=expected) as info:
+        if name == "history.csv":
+            read_history(run)
+        else:
+            train_run(None, run, resume=True, verbose=0)
+    assert path in str(info.value)
+
+
+def test_an_empty_or_truncated_checkpoint_is_named(finished, tmp_path):
+    run = copy_run(finished, tmp_path)
+    path = os.path.join(run, "best_model.pdparams")
+    open(path, "wb").close()
+    with pytest.raises(RunFileError, match="best_model.pdparams.*empty"):
+        load_run(run)
+    with open(path, "wb") as f:
+        f.write(b"\x80\x04junk")
+    with pytest.raises(RunFileError, match="best_model.pdparams"):
+        evaluate_run(run)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 1.5])
+def test_evaluate_refuses_a_non_positive_batch_size(finished, batch_size):
+    with pytest.raises(ValueError, match="batch size"):
+        evaluate_run(finished[1], batch_size=batch_size)
+
+
+def test_a_zip_is_not_a_split_folder(tmp_path):
+    archive = tmp_path / "x.zip"
+    archive.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    with pytest.raises(ValueError, match=r"split folder.*python -m simam_paddle split .*x.zip"):
+        train_run(str(archive), str(tmp_path / "run"), **FAST)
+    assert not (tmp_path / "run").exists()
+
+
+def test_settings_in_config_are_checked_like_given_ones(finished, tmp_path):
+    run = copy_run(finished, tmp_path)
+    path = os.path.join(run, "config.json")
+    config = json.load(open(path))
+    config["lr"] = math.nan
+    with open(path, "w") as f:
+        json.dump(config, f)
+    with pytest.raises(RunFileError, match="config.json.*lr"):
+        load_config(run)
+
+
+@pytest.mark.slow
+def test_two_processes_under_the_launcher_write_one_run(finished, tmp_path):
+    # Data parallelism on CPU: two trainer processes, one run folder written by rank 0 alone.
+    split, _ = finished
+    entry = tmp_path / "entry.py"
+    entry.write_text("import sys\nfrom simam_paddle.cli import main\nsys.exit(main())\n")
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = str(tmp_path / "run")
+
+    def launch(*args):
+        proc = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                               "--log_dir", str(tmp_path / "log"), str(entry), "train", "--output", run,
+                               "--epochs", "2", "--device", "cpu", *FAST_ARGS, *args],
+                              cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+        logs = "".join(p.read_text() for p in sorted((tmp_path / "log").glob("workerlog.*")))
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:] + logs[-3000:]
+        return logs
+
+    logs = launch("--data", split)
+    assert logs.count("Successfully connected") == 2  # two trainers joined one job
+    assert [r["epoch"] for r in read_history(run)] == [1, 2]
+    assert sorted(os.listdir(run)) == [".lock", "best_model.pdparams", "config.json", "history.csv",
+                                       "last.json", "last.pdopt", "last.pdparams", "visualdl"]
+    assert len(os.listdir(os.path.join(run, "visualdl"))) == 1  # one log writer, rank 0's
+    # Interrupted after epoch 1 (as last.json then says): resuming under the launcher redoes epoch 2 once.
+    with open(os.path.join(run, "last.json")) as f:
+        state = json.load(f)
+    with open(os.path.join(run, "last.json"), "w") as f:
+        json.dump({**state, "epoch": 1}, f)
+    launch("--resume")
+    assert [r["epoch"] for r in read_history(run)] == [1, 2]
