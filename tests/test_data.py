@@ -1,4 +1,9 @@
+import io
 import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import paddle
@@ -90,6 +95,15 @@ def test_every_mode_becomes_rgb_as_numpy_expects(mode_tree):
         assert image.dtype == np.float32 and image.shape == (3, H, W)
         assert target.dtype == np.int64 and target.shape == (1,) and target[0] == label
         np.testing.assert_allclose(image.transpose(1, 2, 0) * 255, expected, atol=tol + 1e-3, err_msg=path)
+
+
+def test_to_rgb_composites_premultiplied_la_on_white():
+    la = Image.merge("LA", [Image.fromarray(GRAY), Image.fromarray(ALPHA)])
+    premultiplied = la.convert("La")
+    assert premultiplied.mode == "La"
+    expected = _white_composite(np.repeat(GRAY[..., None], 3, axis=2).astype(np.float64), ALPHA)
+    # Premultiplying rounds grey to whole levels at low alpha, so allow a few levels.
+    np.testing.assert_allclose(np.asarray(to_rgb(premultiplied), dtype=np.float64), expected, atol=3)
 
 
 def test_to_rgb_keeps_rgb_untouched():
@@ -291,3 +305,55 @@ def test_exported_from_the_data_subpackage():
     for name in ("ImageFolderDataset", "train_transforms", "eval_transforms", "compute_mean_std",
                  "check_num_classes", "split_dataset", "to_rgb"):
         assert name in simam_paddle.data.__all__
+
+
+def _truncated_tree(root, fmt):
+    rng = np.random.default_rng(2)
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / cls / f"{i}.{fmt}")
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG" if fmt == "jpg" else "PNG")
+    bad = root / "a" / f"1.{fmt}"
+    bad.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    return bad
+
+
+@pytest.mark.parametrize("image_size", [None, 8])
+def test_damaged_image_error_names_the_file(tmp_path, image_size):
+    bad = _truncated_tree(tmp_path, "jpg")
+    ds = ImageFolderDataset(tmp_path, image_size=image_size)
+    index = [p for p, _ in ds.samples].index(str(bad))
+    with pytest.raises(ValueError, match="Re-run split_dataset") as err:
+        ds[index]
+    assert str(bad) in str(err.value) and "mode" not in str(err.value)
+
+
+_LOADER_SCRIPT = textwrap.dedent("""
+    import sys
+    import paddle
+    from simam_paddle import ImageFolderDataset, eval_transforms
+    ds = ImageFolderDataset(sys.argv[1], eval_transforms(8), image_size=8)
+    try:
+        for _ in paddle.io.DataLoader(ds, batch_size=2, num_workers=int(sys.argv[2])):
+            pass
+    except Exception as err:
+        print("main thread raised", type(err).__name__, flush=True)
+        sys.exit(3)
+    print("finished without an error", flush=True)
+""")
+
+
+@pytest.mark.parametrize("fmt, num_workers", [("jpg", 0), ("png", 0), ("jpg", 2)])
+def test_damaged_image_in_a_dataloader_fails_naming_the_file_instead_of_hanging(tmp_path, fmt, num_workers):
+    bad = _truncated_tree(tmp_path / "split", fmt)
+    root = Path(__file__).resolve().parents[1]
+    try:
+        done = subprocess.run([sys.executable, "-c", _LOADER_SCRIPT, str(tmp_path / "split"), str(num_workers)],
+                              cwd=root, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("iterating a DataLoader over a damaged image hung")
+    output = done.stdout + done.stderr
+    assert done.returncode == 3 and "main thread raised" in done.stdout, output[-3000:]
+    assert f"cannot read image {bad}" in output, output[-3000:]

@@ -1,4 +1,5 @@
 import csv
+import os
 import sys
 
 import numpy as np
@@ -120,6 +121,22 @@ def test_digits_fill_an_empty_folder_and_refuse_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError):
         make_digits_dataset(tmp_path / "file")
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_digits_files_and_folders_get_the_usual_permissions(tmp_path, existing):
+    dst = tmp_path / "digits"
+    if existing:
+        dst.mkdir(mode=0o700)
+    old = os.umask(0o027)
+    try:
+        make_digits_dataset(dst, image_size=8)
+    finally:
+        os.umask(old)
+    modes = {p.stat().st_mode & 0o777 for p in dst.rglob("*") if p.is_file()}
+    folders = {p.stat().st_mode & 0o777 for p in dst.rglob("*") if p.is_dir()}
+    assert modes == {0o640} and folders == {0o750}
+    assert dst.stat().st_mode & 0o777 == (0o700 if existing else 0o750)
 
 
 def test_digits_bad_arguments(tmp_path):

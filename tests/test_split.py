@@ -249,13 +249,14 @@ def test_interrupted_run_leaves_no_unlisted_file_and_rerun_recovers(source, tmp_
     real_write = split_module._write_atomic
     calls = []
 
-    def crash_after_three(path, data):
+    def crash_after_three(root, rel, data):
         if len(calls) == 3:
             # What a kill mid-write leaves: a partial temp file next to the target.
-            path.with_name(f".{path.name}.split-partial").write_bytes(data[:10])
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).with_name(".0123456789ab.split-partial").write_bytes(data[:10])
             raise KeyboardInterrupt
-        calls.append(path)
-        real_write(path, data)
+        calls.append(rel)
+        real_write(root, rel, data)
 
     monkeypatch.setattr(split_module, "_write_atomic", crash_after_three)
     with pytest.raises(KeyboardInterrupt):
@@ -340,3 +341,203 @@ def test_progress_bar_only_when_asked_or_large(source, tmp_path, capsys):
     split_dataset(src, tmp_path / "loud", progress=True)
     err = capsys.readouterr().err
     assert "decode" in err and "copy" in err
+
+
+# ---------------------------------------------------------------- reliability (issue 14)
+
+
+def _image_tree(root, names, seed=0):
+    for i, rel in enumerate(names):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_image_bytes(seed + i))
+
+
+def _zip_of(path, files):
+    with zipfile.ZipFile(path, "w") as zf:
+        for rel, data in files.items():
+            zf.writestr(rel, data)
+    return path
+
+
+@pytest.mark.parametrize("link", ["train", "eval/cat"])
+def test_linked_folder_inside_destination_is_refused(tmp_path, link):
+    src, dst, outside = tmp_path / "src", tmp_path / "dst", tmp_path / "outside"
+    _image_tree(src, [f"cat/{i}.jpg" for i in range(6)])
+    outside.mkdir()
+    (dst / link).parent.mkdir(parents=True, exist_ok=True)
+    (dst / link).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(FileExistsError, match="link") as err:
+        split_dataset(src, dst)
+    assert link in str(err.value) and "\n" not in str(err.value)
+    assert not list(outside.iterdir())
+    assert not (dst / split_module.MANIFEST_NAME).exists()
+
+
+def test_writing_never_follows_a_link_made_after_the_check(tmp_path):
+    dst, outside = tmp_path / "dst", tmp_path / "outside"
+    outside.mkdir()
+    dst.mkdir()
+    (dst / "train").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(FileExistsError, match="link"):
+        split_module._write_atomic(dst, "train/cat/1.jpg", b"data")
+    assert not list(outside.iterdir())
+
+
+def test_file_link_in_source_is_skipped(tmp_path):
+    src, outside = tmp_path / "src", tmp_path / "outside"
+    _image_tree(src, [f"cat/{i}.jpg" for i in range(3)])
+    _image_tree(outside, ["secret.jpg"], seed=50)
+    (src / "cat" / "link.jpg").symlink_to(outside / "secret.jpg")
+    report = split_dataset(src, tmp_path / "dst")
+    reasons = {s.source: s.reason for s in report.skipped}
+    assert "link" in reasons["cat/link.jpg"]
+    assert _sha((outside / "secret.jpg").read_bytes()) not in _images_in(tmp_path / "dst").values()
+    assert report.num_train + report.num_eval == 3
+
+
+def test_images_below_a_class_folder_are_skipped_not_made_a_class(tmp_path):
+    files = {"cat/1.jpg": _image_bytes(1), "cat/2.jpg": _image_bytes(2), "cat/extra/3.jpg": _image_bytes(3)}
+    report = split_dataset(_zip_of(tmp_path / "cat.zip", files), tmp_path / "dst")
+    assert report.counts == {"cat": {"train": 1, "eval": 1}}
+    assert "sub-folder" in {s.source: s.reason for s in report.skipped}["cat/extra/3.jpg"]
+    assert any("cat/extra/3.jpg" in w for w in report.warnings)
+
+
+def test_top_folder_with_a_stray_file_beside_it_is_looked_through(tmp_path):
+    files = {f"Images/{c}/{i}.jpg": _image_bytes(10 * k + i) for k, c in enumerate(["cat", "dog"]) for i in range(3)}
+    files["LICENSE.txt"] = b"CC-BY"
+    files["Images/README.md"] = b"about"
+    report = split_dataset(_zip_of(tmp_path / "Images.zip", files), tmp_path / "dst")
+    assert report.counts == {"cat": {"train": 2, "eval": 1}, "dog": {"train": 2, "eval": 1}}
+    assert {s.source for s in report.skipped} == {"LICENSE.txt", "Images/README.md"}
+    assert any("LICENSE.txt" in w and "class folder" in w for w in report.warnings)
+
+
+def test_single_class_under_a_top_folder_keeps_its_name(tmp_path):
+    files = {f"Images/cat/{i}.jpg": _image_bytes(i) for i in range(3)}
+    report = split_dataset(_zip_of(tmp_path / "Images.zip", files), tmp_path / "dst")
+    assert list(report.counts) == ["cat"]
+
+
+def test_nothing_usable_raises_with_the_skipped_list(tmp_path):
+    files = {"LICENSE.txt": b"CC-BY", "a.jpg": _image_bytes(1)}
+    with pytest.raises(ValueError, match="no class folder") as err:
+        split_dataset(_zip_of(tmp_path / "flat.zip", files), tmp_path / "dst")
+    assert "LICENSE.txt" in str(err.value) and "a.jpg" in str(err.value)
+    files = {"cat/1.jpg": _truncated_jpeg(), "cat/2.jpg": b"text"}
+    with pytest.raises(ValueError, match="no usable image") as err:
+        split_dataset(_zip_of(tmp_path / "broken.zip", files), tmp_path / "dst")
+    assert "cat/1.jpg" in str(err.value) and "cat/2.jpg" in str(err.value)
+    assert not (tmp_path / "dst").exists()
+
+
+def test_empty_class_folder_is_counted_as_zeros_with_a_warning(tmp_path):
+    src = tmp_path / "src"
+    _image_tree(src, [f"cat/{i}.jpg" for i in range(3)])
+    (src / "empty").mkdir()
+    report = split_dataset(src, tmp_path / "dst")
+    assert report.counts == {"cat": {"train": 2, "eval": 1}, "empty": {"train": 0, "eval": 0}}
+    assert any("'empty'" in w for w in report.warnings)
+
+
+def test_longest_legal_file_name_is_split(tmp_path):
+    src = tmp_path / "src"
+    long_name = "a" * 246 + ".jpg"  # 250 bytes; most file systems allow 255
+    _image_tree(src, [f"cat/{long_name}", "cat/b.jpg"])
+    split_dataset(src, tmp_path / "dst")
+    assert (tmp_path / "dst" / "eval" / "cat" / long_name).is_file()
+    assert not [p for p in (tmp_path / "dst").rglob("*") if p.name.endswith(".split-partial")]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    src = tmp_path / "src"
+    _image_tree(src, [f"cat/{i}.jpg" for i in range(3)])
+    old = os.umask(0o027)
+    try:
+        split_dataset(src, tmp_path / "dst")
+    finally:
+        os.umask(old)
+    modes = {rel: stat.S_IMODE(mode) for rel, (_, _, mode) in _tree(tmp_path / "dst").items()}
+    assert set(modes.values()) == {0o640}, modes
+
+
+def test_names_equal_after_unicode_normalisation_are_told_apart(tmp_path):
+    import unicodedata
+
+    src = tmp_path / "src"
+    nfc, nfd = unicodedata.normalize("NFC", "caf\u00e9.jpg"), unicodedata.normalize("NFD", "caf\u00e9.jpg")
+    _image_tree(src, [f"cat/{nfc}", f"cat/{nfd}"])
+    if len(list((src / "cat").iterdir())) != 2:
+        pytest.skip("this file system merges NFC and NFD names")
+    split_dataset(src, tmp_path / "dst")
+    names = [p.name for p in (tmp_path / "dst").rglob("*.jpg")]
+    folded = {unicodedata.normalize("NFC", n).casefold() for n in names}
+    assert len(names) == len(folded) == 2
+    (src / "cat").rename(src / unicodedata.normalize("NFC", "\u00e9t\u00e9"))
+    _image_tree(src, [unicodedata.normalize("NFD", "\u00e9t\u00e9") + "/1.jpg"])
+    with pytest.raises(ValueError, match="differ only in case or Unicode"):
+        split_dataset(src, tmp_path / "dst2")
+
+
+def test_huge_image_gets_one_line_of_our_own(tmp_path, monkeypatch):
+    import warnings
+
+    src = tmp_path / "src"
+    _image_tree(src, ["cat/0.jpg", "cat/1.jpg"])
+    (src / "cat" / "big.png").write_bytes(_image_bytes(7, fmt="PNG", size=(40, 30)))  # 1200 px
+    (src / "cat" / "bomb.png").write_bytes(_image_bytes(8, fmt="PNG", size=(50, 50)))  # 2500 px
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = split_dataset(src, tmp_path / "dst")
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert any("cat/big.png" in w and "1200 pixels" in w for w in report.warnings)
+    assert report.counts["cat"]["train"] + report.counts["cat"]["eval"] == 3
+    reason = {s.source: s.reason for s in report.skipped}["cat/bomb.png"]
+    assert "2500 pixels" in reason and "DecompressionBomb" not in reason
+
+
+def test_manifest_path_taken_by_a_folder_is_a_one_line_error(tmp_path, capsys):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _image_tree(src, [f"cat/{i}.jpg" for i in range(3)])
+    (dst / split_module.MANIFEST_NAME).mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="split_manifest.csv"):
+        split_dataset(src, dst)
+    assert main(["split", str(src), str(dst)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(dst / split_module.MANIFEST_NAME) in err[0]
+
+
+def _refuse_writes_under(monkeypatch, root):
+    """What a read-only DST does (tests may run as root, which chmod does not stop)."""
+    real_open, real_mkdir = os.open, os.mkdir
+    root = str(root)
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    def fake_open(path, flags, *args, **kwargs):
+        if str(path).startswith(root) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            denied(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def fake_mkdir(path, *args, **kwargs):
+        if str(path).startswith(root):
+            denied(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    monkeypatch.setattr(os, "mkdir", fake_mkdir)
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_read_only_destination_is_a_one_line_error(tmp_path, monkeypatch, exists):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _image_tree(src, [f"cat/{i}.jpg" for i in range(3)])
+    if exists:
+        dst.mkdir()
+    _refuse_writes_under(monkeypatch, dst)
+    with pytest.raises(PermissionError, match="cannot write") as err:
+        split_dataset(src, dst)
+    assert str(dst) in str(err.value) and "\n" not in str(err.value)

@@ -13,6 +13,9 @@ copy, so pass ``persistent_workers=True`` to keep it across epochs, or call
 parent's images.
 """
 import os
+import sys
+import threading
+import traceback
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -135,12 +138,18 @@ class ImageFolderDataset(paddle.io.Dataset):
         if cached is not None:
             return cached
         path = self.samples[index][0]
-        with Image.open(path) as image:
-            image = to_rgb(image)
-            if self.image_size is not None:
-                height, width = self.image_size
-                image = image.resize((width, height), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
+        try:
+            with Image.open(path) as image:
+                image.load()
+                image = to_rgb(image)
+                if self.image_size is not None:
+                    height, width = self.image_size
+                    image = image.resize((width, height), Image.BILINEAR)
+                array = np.asarray(image, dtype=np.uint8)
+        except Exception as err:  # Pillow raises many types for damaged files; all mean "this file"
+            raise ValueError(f"cannot read image {path} ({type(err).__name__}: {err}); the file is damaged or not "
+                             "an image. Re-run split_dataset on the original data (it skips files that do not "
+                             "decode) or remove the file.") from err
         array.flags.writeable = False
         if self.cache and self._cached_bytes + array.nbytes <= self.cache_bytes:
             self._cache[index] = array
@@ -163,6 +172,13 @@ class ImageFolderDataset(paddle.io.Dataset):
         return len(self._cache)
 
     def __getitem__(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
+        try:
+            return self._item(index)
+        except Exception:
+            _end_paddle_reader_thread()
+            raise
+
+    def _item(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         array = self.load(index)
         if self.transform is None:
             image = array.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
@@ -177,6 +193,30 @@ class ImageFolderDataset(paddle.io.Dataset):
                 out = out.numpy()
             image = np.asarray(out, dtype=np.float32)
         return image, np.array([self.samples[index][1]], dtype=np.int64)
+
+
+def _end_paddle_reader_thread() -> None:
+    """Inside ``DataLoader(num_workers=0)``'s reader thread, print the error and stop the loader instead of hanging.
+
+    Paddle 3.x reads single-process batches in a thread whose loop (``_thread_loop``) lets an
+    exception from the dataset end the thread without closing its queue, so the main thread
+    waits forever. Found through the calling frames, the loader's own ``_exit_thread_unexpectedly``
+    kills the queue: the main thread then raises Paddle's "Blocking queue is killed because the
+    data reader raises an exception", below this traceback, which names the file. Elsewhere
+    (the main thread, worker processes, whose errors Paddle forwards) this does nothing.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return
+    frame = sys._getframe(1)
+    while frame is not None:
+        loader = frame.f_locals.get("self") if frame.f_code.co_name == "_thread_loop" else None
+        if loader is not None and hasattr(loader, "_exit_thread_unexpectedly"):
+            # Printed before the queue dies, so it is on screen before the main thread stops.
+            traceback.print_exc()
+            sys.stderr.flush()
+            loader._exit_thread_unexpectedly()
+            raise SystemExit(1)  # ends the thread quietly: the traceback is already printed
+        frame = frame.f_back
 
 
 class _Resize(T.Resize):

@@ -19,8 +19,9 @@ import csv
 import functools
 import io
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -363,8 +364,10 @@ def _write_tree(
         _verify_tree(dst, names, files)
         return False
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
+    tmp = _make_temp_folder(dst.parent)
     try:
+        if dst.is_dir():
+            os.chmod(tmp, stat.S_IMODE(dst.stat().st_mode))  # the empty folder it replaces keeps its mode
         for name, data in files():
             path = tmp / name
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -376,6 +379,17 @@ def _write_tree(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return True
+
+
+def _make_temp_folder(parent: Path) -> Path:
+    """A new folder in ``parent`` with the mode a plain ``mkdir`` gives (``mkdtemp`` would make it owner-only)."""
+    while True:
+        tmp = parent / f".digits-tmp-{secrets.token_hex(6)}"
+        try:
+            os.mkdir(tmp)
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def _verify_tree(dst: Path, names: Sequence[str], files: Callable[[], Iterable[Tuple[str, bytes]]]) -> None:

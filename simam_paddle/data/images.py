@@ -47,8 +47,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
     - ``RGB`` is returned as is; ``L``, ``1``, ``P`` without transparency, ``CMYK``, ``YCbCr``,
       ``RGBX`` go through Pillow's ``convert("RGB")``.
-    - Images with transparency (``LA``, ``RGBA``, ``PA``, ``RGBa``, ``P`` with a transparent
-      colour) are composited on white: objects cut out of a photo keep a neutral background, the
+    - Images with transparency (``LA``, ``La``, ``RGBA``, ``PA``, ``RGBa``, ``P`` with a
+      transparent colour) are composited on white: objects cut out of a photo keep a neutral background, the
       way Caltech101 photographs them, instead of whatever colour hid under alpha 0.
     - 16-bit grey (``I;16``, ``I;16B``, ...) and 32-bit integer ``I`` (how Pillow < 10 opened
       16-bit PNGs) are read as 0..65535 and scaled to 0..255 as ``round(v * 255 / 65535)``.
@@ -78,7 +78,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return Image.fromarray(np.rint(values * 255).astype(np.uint8)).convert("RGB")
     has_alpha = mode in ("LA", "RGBA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
     if has_alpha:
-        rgba = image.convert("RGBA")
+        # Pillow has no La -> RGBA conversion; La -> LA un-premultiplies first.
+        rgba = (image.convert("LA") if mode == "La" else image).convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     try:
