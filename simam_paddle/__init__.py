@@ -24,6 +24,8 @@ from . import blocks as _blocks  # noqa: E402
 from .blocks import *  # noqa: E402,F401,F403
 from . import towernet as _towernet  # noqa: E402
 from .towernet import *  # noqa: E402,F401,F403
+from . import official_init as _official_init  # noqa: E402
+from .official_init import *  # noqa: E402,F401,F403
 from . import zoo as _zoo  # noqa: E402
 from .zoo import *  # noqa: E402,F401,F403
 from . import digits as _digits  # noqa: E402
@@ -46,6 +48,10 @@ from . import ablation as _ablation  # noqa: E402
 from .ablation import *  # noqa: E402,F401,F403
 from . import notebook as _notebook  # noqa: E402
 from .notebook import *  # noqa: E402,F401,F403
+from . import torch_checkpoint as _torch_checkpoint  # noqa: E402
+from .torch_checkpoint import *  # noqa: E402,F401,F403
+from . import official as _official  # noqa: E402
+from .official import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 
@@ -58,6 +64,7 @@ __all__ = [
     *_attention.__all__,
     *_blocks.__all__,
     *_towernet.__all__,
+    *_official_init.__all__,
     *_zoo.__all__,
     *_digits.__all__,
     *_callbacks.__all__,
@@ -69,4 +76,6 @@ __all__ = [
     *_report.__all__,
     *_ablation.__all__,
     *_notebook.__all__,
+    *_torch_checkpoint.__all__,
+    *_official.__all__,
 ]
