@@ -52,6 +52,8 @@ from . import torch_checkpoint as _torch_checkpoint  # noqa: E402
 from .torch_checkpoint import *  # noqa: E402,F401,F403
 from . import official as _official  # noqa: E402
 from .official import *  # noqa: E402,F401,F403
+from . import finetune as _finetune  # noqa: E402
+from .finetune import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 
@@ -78,4 +80,5 @@ __all__ = [
     *_notebook.__all__,
     *_torch_checkpoint.__all__,
     *_official.__all__,
+    *_finetune.__all__,
 ]

@@ -219,10 +219,10 @@ def convert_official_state_dict(state_dict: Dict[str, np.ndarray], network: nn.L
             raise ValueError(f"{where}: unexpected key {key}" + (f" (as {new})" if new != key else "") + hint)
         if new in mapped:
             raise ValueError(f"{where}: {key} and {origin[new]} both map to {new}")
-        value = _transform(value, how)
+        original, value = value, _transform(value, how)
         if list(value.shape) != list(expected[new].shape):
-            raise ValueError(f"{where}: {key} has shape {list(value.shape)}, {new} needs "
-                             f"{list(expected[new].shape)}" + hint)
+            raise ValueError(f"{where}: {key} has shape {list(original.shape)}, {new} needs "
+                             f"{list(expected[new].shape)}" + (f" ({how.replace('_', ' ')})" if how else "") + hint)
         mapped[new], origin[new] = value.astype(expected[new].numpy().dtype, copy=False), key
         if was_wrapped:
             wrapped.add(new.split(".conv2.")[0] if family != "mobilenet_v2" else new.rsplit(".", 2)[0])

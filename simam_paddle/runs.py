@@ -35,12 +35,16 @@ TRAIN_DEFAULTS: Dict[str, Any] = {
     "device": "auto",
     "train_per_class": None,
     "eval_per_class": None,
+    "init_from": None,  # a run folder whose best weights to start from (fine-tuning); None: random init
 }
 # Settings that may change when resuming (they do not change what is being trained).
 _RESUMABLE_CHANGES = ("num_workers", "cache", "device")
 
 
-def _split_dirs(data: str) -> Tuple[str, str]:
+def _split_dirs(data: Optional[str]) -> Tuple[str, str]:
+    if data is None:
+        raise FileNotFoundError("this run has no data of its own (converted from a checkpoint?); "
+                                "give --data with a split folder or a class folder")
     if not os.path.isdir(data):
         raise FileNotFoundError(f"data folder {data!r} does not exist; give a split folder holding train/ and eval/")
     found = sorted(os.listdir(data))
@@ -207,6 +211,10 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
     else:
         if data is None:
             raise ValueError("--data is required (a split folder holding train/ and eval/)")
+        if given.get("init_from"):
+            from .finetune import init_from_settings
+
+            given = init_from_settings(given)
         # Only rank 0 checks: the others could already see the config.json rank 0 writes below.
         if is_main_process() and os.path.exists(os.path.join(output, "config.json")):
             raise FileExistsError(
@@ -235,6 +243,10 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
     seed_everything(config["seed"])
     network = _build_network(config)
     _check_input_size(network, config)
+    if not resume and config.get("init_from"):
+        from .finetune import init_from_run
+
+        init_from_run(network, config["init_from"], verbose=bool(verbose) and is_main_process())
     if not resume:
         config.update(paddle_version=paddle.__version__, started=time.strftime("%Y-%m-%d %H:%M:%S"))
     if is_main_process():
