@@ -177,6 +177,11 @@ def _transform(value: np.ndarray, how: str) -> np.ndarray:
     return value
 
 
+def _numpy_dtype(tensor: paddle.Tensor) -> np.dtype:
+    floats = {paddle.float32: "float32", paddle.float64: "float64", paddle.float16: "float16"}
+    return np.dtype(floats[tensor.dtype]) if tensor.dtype in floats else tensor.numpy().dtype
+
+
 def convert_official_state_dict(state_dict: Dict[str, np.ndarray], network: nn.Layer, attention: str,
                                 source: str = "the checkpoint") -> Dict[str, np.ndarray]:
     """Rename an official SimAM state dict to ``network``'s keys, checking that it fits exactly.
@@ -223,7 +228,7 @@ def convert_official_state_dict(state_dict: Dict[str, np.ndarray], network: nn.L
         if list(value.shape) != list(expected[new].shape):
             raise ValueError(f"{where}: {key} has shape {list(original.shape)}, {new} needs "
                              f"{list(expected[new].shape)}" + (f" ({how.replace('_', ' ')})" if how else "") + hint)
-        mapped[new], origin[new] = value.astype(expected[new].numpy().dtype, copy=False), key
+        mapped[new], origin[new] = value.astype(_numpy_dtype(expected[new]), copy=False), key
         if was_wrapped:
             wrapped.add(new.split(".conv2.")[0] if family != "mobilenet_v2" else new.rsplit(".", 2)[0])
     missing = [k for k in expected if k not in mapped]
