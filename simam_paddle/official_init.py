@@ -72,8 +72,8 @@ def official_init(model: nn.Layer, family: str) -> nn.Layer:
         paddle.nn.Layer: ``model`` itself.
 
     Examples:
-        >>> from simam_paddle import CifarResNet, official_init
-        >>> net = official_init(CifarResNet(20), "cifar")
+        >>> from simam_paddle import build_model, official_init
+        >>> net = official_init(build_model("cifar_resnet20", 10), "cifar")
         >>> float(net.conv1.weight.abs().max()) <= 1 / 27 ** 0.5
         True
     """
