@@ -30,16 +30,13 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from .official_init import OFFICIAL_MODEL_FAMILIES
 from .torch_checkpoint import load_torch_checkpoint
 
 __all__ = ["OFFICIAL_MODELS", "official_attention_options", "convert_official_state_dict",
            "load_official_checkpoint", "convert_official_checkpoint"]
 
-OFFICIAL_MODELS: Dict[str, str] = {
-    **{f"cifar_resnet{depth}": "cifar" for depth in (20, 32, 56, 110)},
-    **{name: "imagenet_resnet" for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d")},
-    "mobilenet_v2": "mobilenet_v2",
-}
+OFFICIAL_MODELS: Dict[str, str] = OFFICIAL_MODEL_FAMILIES
 """Zoo models that official checkpoints load into -> their family (``cifar``, ``imagenet_resnet``, ``mobilenet_v2``)."""
 
 _ATTENTIONS = ("none", "simam", "se", "cbam")

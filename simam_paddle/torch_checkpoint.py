@@ -19,7 +19,7 @@ import os
 import pickle
 import struct
 import zipfile
-from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
+from typing import Any, BinaryIO, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -126,7 +126,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def _decode(raw: bytes, dtype: str, byteorder: str) -> np.ndarray:
     if dtype == "bfloat16":
-        halves = np.frombuffer(raw, dtype=np.dtype("uint16").newbyteorder("<" if byteorder == "little" else ">"))
+        order = "<" if byteorder == "little" else ">"
+        halves = np.frombuffer(raw, dtype=np.dtype("uint16").newbyteorder(order))
         return (halves.astype(np.uint32) << 16).view(np.float32)
     if dtype == "bool":
         return np.frombuffer(raw, dtype=np.bool_)
@@ -169,7 +170,8 @@ def _unpickle(file: BinaryIO, path: str, legacy: bool) -> Tuple[Any, Dict[str, _
         obj = unpickler.load()
     except _Refused as err:
         raise ValueError(str(err)) from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, KeyError, TypeError, ValueError) as err:
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, KeyError, TypeError,
+            ValueError) as err:
         raise _not_a_checkpoint(path, f"unreadable pickle: {type(err).__name__}: {err}") from None
     return obj, unpickler.storages
 

@@ -21,7 +21,7 @@ from paddle.vision.models.resnet import BasicBlock, BottleneckBlock
 
 from .attention import create_attention
 from .cifar_resnet import CifarBasicBlock, CifarResNet
-from .official_init import official_init
+from .official_init import OFFICIAL_MODEL_FAMILIES, official_init
 from .towernet import TowerNet
 
 __all__ = ["build_model", "available_models", "insert_attention"]
@@ -114,12 +114,6 @@ _MODELS: Dict[str, Callable[..., nn.Layer]] = {
 }
 
 
-# Model -> family of the official SimAM code's initialisation (see simam_paddle.official_init).
-_OFFICIAL_FAMILY: Dict[str, str] = {
-    **{f"cifar_resnet{depth}": "cifar" for depth in (20, 32, 56, 110)},
-    **{name: "imagenet_resnet" for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d")},
-    "mobilenet_v2": "mobilenet_v2",
-}
 _INITS = ("paddle", "official")
 
 
@@ -177,9 +171,10 @@ def build_model(name: str, num_classes: int, attention: Optional[str] = None,
         )
     if init not in _INITS:
         raise ValueError(f"init {init!r} is not one of {list(_INITS)}.")
-    if init == "official" and name not in _OFFICIAL_FAMILY:
+    if init == "official" and name not in OFFICIAL_MODEL_FAMILIES:
         raise ValueError(f"init='official' needs a model of the official SimAM code, one of "
-                         f"{sorted(_OFFICIAL_FAMILY)}; {name!r} has no official initialisation, use init='paddle'.")
+                         f"{sorted(OFFICIAL_MODEL_FAMILIES)}; {name!r} has no official initialisation, "
+                         "use init='paddle'.")
     attention_kwargs = dict(attention_kwargs or {})
     no_attention = isinstance(attention, str) and attention.lower() == "none"
     if attention_kwargs and (attention is None and name != "towernet" or no_attention):
@@ -200,5 +195,5 @@ def build_model(name: str, num_classes: int, attention: Optional[str] = None,
     if attention is not None and not no_attention:
         insert_attention(model, attention, **attention_kwargs)
     if init == "official":
-        official_init(model, _OFFICIAL_FAMILY[name])
+        official_init(model, OFFICIAL_MODEL_FAMILIES[name])
     return model

@@ -540,7 +540,8 @@ def test_train_init_from_a_converted_run_gets_a_new_head(tmp_path, capsys):
     assert (config["model"], config["attention"], config["e_lambda"], config["image_size"]) == \
         ("cifar_resnet20", "simam", 0.1, 32)
     assert config["init_from"] == os.path.abspath(source) and config["num_classes"] == 3
-    new, old = paddle.load(os.path.join(run, "best_model.pdparams")), paddle.load(os.path.join(source, "best_model.pdparams"))
+    new = paddle.load(os.path.join(run, "best_model.pdparams"))
+    old = paddle.load(os.path.join(source, "best_model.pdparams"))
     np.testing.assert_allclose(new["layer3.2.conv2.weight"].numpy(), old["layer3.2.conv2.weight"].numpy(), rtol=1e-5)
     assert list(new["linear.weight"].shape) == [64, 3]
 
