@@ -36,6 +36,7 @@ _EXPORTS = {
     "available_models": "models",
     "insert_attention": "models",
     "TowerNet": "models",
+    "load_official_checkpoint": "models",
     "ImageFolderDataset": "data",
     "train_transforms": "data",
     "eval_transforms": "data",

@@ -215,6 +215,8 @@ def _add_training_options(parser) -> None:
     parser.add_argument("--train-per-class", type=int, metavar="N",
                         help="use only the first N training images per class")
     parser.add_argument("--eval-per-class", type=int, metavar="N", help="use only the first N eval images per class")
+    parser.add_argument("--init-from", metavar="RUN", help="start from RUN's best weights (e.g. a convert-official "
+                        "run; its model, attention and image size unless given); a new classifier if classes differ")
 
 
 def _run_train(args) -> int:
@@ -444,3 +446,42 @@ def _run_report(args) -> int:
 
 _COMMANDS.append(_add_report)
 
+def _add_convert_official(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "convert-official",
+        help="turn a checkpoint of the official SimAM code (PyTorch) into a run folder",
+        description="Read CHECKPOINT (torch.save of the official main_cifar.py / main_imagenet.py, or the released "
+        "ImageNet weights; PyTorch is not needed) and write RUN/config.json and RUN/best_model.pdparams, so "
+        "`evaluate RUN --data ...`, `export RUN` and `train --init-from RUN` take it.",
+    )
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="the .pth / .pth.tar file")
+    parser.add_argument("--model", required=True, help="cifar_resnet20/32/56/110 (official resnet20...), resnet18/34/"
+                        "50/101, resnext50_32x4d or mobilenet_v2")
+    parser.add_argument("--attention", required=True, choices=["none", "simam", "se", "cbam"],
+                        help="the official --attention_type the checkpoint was trained with")
+    parser.add_argument("--attention-param", type=float, metavar="X", help="the official --attention_param: "
+                        "SimAM's lambda (default 0.1, as the released weights) or SE/CBAM's reduction (default 4)")
+    parser.add_argument("--output", metavar="RUN", required=True, help="run folder to create")
+    parser.add_argument("--classes", nargs="+", metavar="NAME", help="class names in logit order, or one text file "
+                        "with one name a line (default: 0, 1, ...)")
+    parser.set_defaults(func=_run_convert_official)
+
+
+def _run_convert_official(args) -> int:
+    import os
+
+    from .experiments.official_runs import convert_official_checkpoint
+
+    classes = args.classes
+    if classes and len(classes) == 1 and os.path.isfile(classes[0]):
+        with open(classes[0], encoding="utf-8") as f:
+            classes = [line.strip() for line in f if line.strip()]
+    config = convert_official_checkpoint(args.checkpoint, args.output, args.model, args.attention,
+                                         args.attention_param, classes=classes)
+    options = ", ".join(f"{k} {config[k]}" for k in ("e_lambda", "reduction") if config.get(k) is not None)
+    print(f"{config['model']} (attention {config['attention']}{', ' + options if options else ''}), "
+          f"{config['num_classes']} classes, image size {config['image_size']}: wrote {args.output}")
+    return 0
+
+
+_COMMANDS.append(_add_convert_official)

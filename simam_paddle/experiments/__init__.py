@@ -40,6 +40,8 @@ from .notebook import (
     PreparedData,
 )
 from .prediction import Prediction, find_images, predict_images, write_predictions_csv
+from .finetune import init_from_settings, init_from_run
+from .official_runs import convert_official_checkpoint
 
 __all__ = [
     "TRAIN_DEFAULTS",
@@ -74,4 +76,7 @@ __all__ = [
     "find_images",
     "predict_images",
     "write_predictions_csv",
+    "init_from_settings",
+    "init_from_run",
+    "convert_official_checkpoint",
 ]

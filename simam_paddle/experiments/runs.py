@@ -42,6 +42,7 @@ TRAIN_DEFAULTS: Dict[str, Any] = {
     "device": "auto",
     "train_per_class": None,
     "eval_per_class": None,
+    "init_from": None,  # a run folder whose best weights to start from (fine-tuning); None: random init
 }
 # Settings that may change when resuming (they do not change what is being trained).
 _RESUMABLE_CHANGES = ("num_workers", "cache", "device")
@@ -96,7 +97,10 @@ def _check_settings(settings: Dict[str, Any]) -> None:
         resolve_device(settings["device"])
 
 
-def _split_dirs(data: str) -> Tuple[str, str]:
+def _split_dirs(data: Optional[str]) -> Tuple[str, str]:
+    if data is None:
+        raise FileNotFoundError("this run has no data of its own (converted from a checkpoint?); "
+                                "give --data with a split folder or a class folder")
     if os.path.isfile(data):
         raise ValueError(f"--data {data!r} is a file; `train` needs a split folder holding train/ and eval/, "
                          f"make one with `python -m simam_paddle split {data} SPLIT` and pass --data SPLIT")
@@ -239,8 +243,9 @@ def load_config(run_dir: str) -> Dict[str, Any]:
                                       and len(config["classes"]) == config["num_classes"]
                                       and all(isinstance(c, str) for c in config["classes"])):
         problems.append(f"classes must be a list of {config['num_classes']} names, got {config['classes']!r}")
-    if not isinstance(config["data"], str):
-        problems.append(f"data must be a folder name, got {config['data']!r}")
+    if not (isinstance(config["data"], str) or config["data"] is None and config.get("converted_from")):
+        problems.append(f"data must be a folder name (None only in a run converted from a checkpoint), "
+                        f"got {config['data']!r}")
     if problems:
         raise RunFileError(f"{path}: {'; '.join(problems)}")
     return config
@@ -353,6 +358,10 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
     else:
         if data is None:
             raise ValueError("--data is required (a split folder holding train/ and eval/)")
+        if given.get("init_from"):
+            from .finetune import init_from_settings
+
+            given = init_from_settings(given)
         config = {**TRAIN_DEFAULTS, **given, "data": os.path.abspath(data)}
         if config["weight_decay"] is None:
             config["weight_decay"] = default_weight_decay(config["model"])
@@ -406,6 +415,10 @@ def _train_locked(config: Dict[str, Any], output: str, resume: bool, verbose: in
     seed_everything(config["seed"])
     network = build_network(config)
     _check_input_size(network, config)
+    if not resume and config.get("init_from"):
+        from .finetune import init_from_run
+
+        init_from_run(network, config["init_from"], verbose=bool(verbose) and is_main_process())
     if not resume:
         config.update(paddle_version=paddle.__version__, started=time.strftime("%Y-%m-%d %H:%M:%S"))
     if is_main_process():

@@ -10,6 +10,15 @@ from .blocks import BasicConv2d, Inception
 from .towernet import TowerNet
 from .cifar_resnet import CifarBasicBlock, CifarResNet, CIFAR_DEPTHS
 from .zoo import build_model, available_models, insert_attention
+from .official_init import OFFICIAL_INIT_FAMILIES, OFFICIAL_MODEL_FAMILIES, official_init
+from .torch_checkpoint import load_torch_checkpoint
+from .official import (
+    OFFICIAL_MODELS,
+    OFFICIAL_IMAGE_SIZE,
+    official_attention_options,
+    convert_official_state_dict,
+    load_official_checkpoint,
+)
 
 __all__ = [
     "BasicConv2d",
@@ -21,4 +30,13 @@ __all__ = [
     "build_model",
     "available_models",
     "insert_attention",
+    "OFFICIAL_INIT_FAMILIES",
+    "OFFICIAL_MODEL_FAMILIES",
+    "official_init",
+    "load_torch_checkpoint",
+    "OFFICIAL_MODELS",
+    "OFFICIAL_IMAGE_SIZE",
+    "official_attention_options",
+    "convert_official_state_dict",
+    "load_official_checkpoint",
 ]

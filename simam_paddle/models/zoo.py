@@ -21,6 +21,7 @@ from paddle.vision.models.resnet import BasicBlock, BottleneckBlock
 
 from ..layers.attention import create_attention
 from .cifar_resnet import CifarBasicBlock, CifarResNet
+from .official_init import OFFICIAL_MODEL_FAMILIES, official_init
 from .towernet import TowerNet
 
 __all__ = ["build_model", "available_models", "insert_attention"]
@@ -113,6 +114,9 @@ _MODELS: Dict[str, Callable[..., nn.Layer]] = {
 }
 
 
+_INITS = ("paddle", "official")
+
+
 def available_models() -> List[str]:
     """Sorted names that :func:`build_model` accepts.
 
@@ -125,7 +129,7 @@ def available_models() -> List[str]:
 
 
 def build_model(name: str, num_classes: int, attention: Optional[str] = None,
-                attention_kwargs: Optional[Dict[str, Any]] = None, **kwargs) -> nn.Layer:
+                attention_kwargs: Optional[Dict[str, Any]] = None, init: str = "paddle", **kwargs) -> nn.Layer:
     """Build a model by name, randomly initialised (never downloads weights).
 
     Args:
@@ -138,6 +142,12 @@ def build_model(name: str, num_classes: int, attention: Optional[str] = None,
             accepts only ``None`` or ``"none"``. Default: None.
         attention_kwargs (dict, optional): Options for the attention layer, e.g. ``{"e_lambda": 1e-4}``
             for SimAM or ``{"reduction": 16}`` for SE. Default: None.
+        init (str, optional): ``"paddle"``: the layers' Paddle defaults (the Paddle builders' own init), so
+            runs trained before this option existed rebuild with the same weights for a seed.
+            ``"official"``: as the official SimAM code initialises the model, for reproducing its training
+            from scratch (see :func:`simam_paddle.official_init`; MobileNetV2 then has no Dropout, as
+            there). Only the models the official code has (CIFAR ResNets, ResNets, ResNeXt-50,
+            MobileNetV2) accept it. Default: "paddle".
         **kwargs: Passed to the model's constructor, e.g. ``in_channels`` for TowerNet or ``scale`` for
             MobileNetV2. ``pretrained`` is refused; load weights with ``set_state_dict`` instead.
 
@@ -159,6 +169,12 @@ def build_model(name: str, num_classes: int, attention: Optional[str] = None,
             "build_model never downloads weights (pretrained is not accepted); build the model, then "
             "load a checkpoint with model.set_state_dict(paddle.load(path))."
         )
+    if init not in _INITS:
+        raise ValueError(f"init {init!r} is not one of {list(_INITS)}.")
+    if init == "official" and name not in OFFICIAL_MODEL_FAMILIES:
+        raise ValueError(f"init='official' needs a model of the official SimAM code, one of "
+                         f"{sorted(OFFICIAL_MODEL_FAMILIES)}; {name!r} has no official initialisation, "
+                         "use init='paddle'.")
     attention_kwargs = dict(attention_kwargs or {})
     no_attention = isinstance(attention, str) and attention.lower() == "none"
     if attention_kwargs and (attention is None and name != "towernet" or no_attention):
@@ -178,4 +194,6 @@ def build_model(name: str, num_classes: int, attention: Optional[str] = None,
         model = _MODELS[name](pretrained=False, num_classes=num_classes, **kwargs)
     if attention is not None and not no_attention:
         insert_attention(model, attention, **attention_kwargs)
+    if init == "official":
+        official_init(model, OFFICIAL_MODEL_FAMILIES[name])
     return model
