@@ -482,8 +482,8 @@ def read_history(path: str) -> List[Dict[str, Optional[float]]]:
         list[dict]: one dict per epoch; numbers as ``float`` (``epoch`` as ``int``), empty cells as None.
 
     Examples:
-        >>> rows = read_history("runs/demo/towernet_simam")  # written by `python -m simam_paddle demo`
-        >>> sorted(rows[0])
+        >>> rows = read_history("runs/demo/towernet_simam")  # written by `python -m simam_paddle demo`  # doctest: +SKIP
+        >>> sorted(rows[0])  # doctest: +SKIP
         ['acc', 'epoch', 'eval_acc', 'eval_loss', 'loss', 'lr', 'time']
     """
     if os.path.isdir(path):

@@ -253,7 +253,7 @@ def load_checkpoint_state(run_dir: str) -> Dict[str, Any]:
     """Read ``last.json`` of a run folder: ``{"epoch": finished_epochs, "best": ..., "best_epoch": ...}``.
 
     Examples:
-        >>> load_checkpoint_state("runs/demo/towernet_simam")["epoch"]  # after `python -m simam_paddle demo`
+        >>> load_checkpoint_state("runs/demo/towernet_simam")["epoch"]  # after `python -m simam_paddle demo`  # doctest: +SKIP
         4
     """
     path = os.path.join(run_dir, "last.json")

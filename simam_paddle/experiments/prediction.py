@@ -58,7 +58,7 @@ def find_images(paths: Union[PathLike, Iterable[PathLike]]) -> List[str]:
         FileNotFoundError: a path does not exist.
 
     Examples:
-        >>> find_images("runs/demo/data/digits/0")[:2]  # written by `python -m simam_paddle demo`
+        >>> find_images("runs/demo/data/digits/0")[:2]  # written by `python -m simam_paddle demo`  # doctest: +SKIP
         ['runs/demo/data/digits/0/0000.png', 'runs/demo/data/digits/0/0010.png']
     """
     if isinstance(paths, (str, os.PathLike)):
@@ -99,8 +99,8 @@ def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]]
         list[Prediction]: one per image, in the order of :func:`find_images`.
 
     Examples:
-        >>> rows = predict_images("runs/demo/towernet_simam", "runs/demo/data/digits_split/eval/3", top_k=2)
-        >>> len(rows), len(rows[0].classes), rows[0].probs[0] >= rows[0].probs[1]
+        >>> rows = predict_images("runs/demo/towernet_simam", "runs/demo/data/digits_split/eval/3", top_k=2)  # doctest: +SKIP
+        >>> len(rows), len(rows[0].classes), rows[0].probs[0] >= rows[0].probs[1]  # doctest: +SKIP
         (37, 2, True)
     """
     from ..data.dataset import eval_transforms
@@ -140,9 +140,9 @@ def write_predictions_csv(rows: Sequence[Prediction], path: PathLike) -> None:
     """Write predictions as CSV: ``path``, ``class_1``, ``prob_1``, ... ``class_k``, ``prob_k``, ``error``.
 
     Examples:
-        >>> rows = predict_images("runs/demo/towernet_simam", "runs/demo/data/digits_split/eval/3", top_k=1)
-        >>> write_predictions_csv(rows, "pred.csv")
-        >>> open("pred.csv").readline().strip()
+        >>> rows = predict_images("runs/demo/towernet_simam", "runs/demo/data/digits_split/eval/3", top_k=1)  # doctest: +SKIP
+        >>> write_predictions_csv(rows, "pred.csv")  # doctest: +SKIP
+        >>> open("pred.csv").readline().strip()  # doctest: +SKIP
         'path,class_1,prob_1,error'
     """
     k = max((len(row.classes) for row in rows), default=0)

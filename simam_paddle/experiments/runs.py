@@ -219,7 +219,7 @@ def load_config(run_dir: str) -> Dict[str, Any]:
     """Read ``config.json`` of a run folder; a broken one is a :class:`RunFileError` naming it.
 
     Examples:
-        >>> load_config("runs/demo/towernet_simam")["model"]
+        >>> load_config("runs/demo/towernet_simam")["model"]  # doctest: +SKIP
         'towernet'
     """
     path = os.path.join(run_dir, "config.json")
@@ -336,9 +336,9 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         dict: the run's configuration, as written to ``config.json``.
 
     Examples:
-        >>> split = "runs/demo/data/digits_split"  # written by `python -m simam_paddle demo`
-        >>> config = train_run(split, "runs/t", model="towernet", epochs=2, image_size=128)
-        >>> config["num_classes"]
+        >>> split = "runs/demo/data/digits_split"  # written by `python -m simam_paddle demo`  # doctest: +SKIP
+        >>> config = train_run(split, "runs/t", model="towernet", epochs=2, image_size=128)  # doctest: +SKIP
+        >>> config["num_classes"]  # doctest: +SKIP
         10
     """
     from ..engine.training import default_weight_decay
@@ -487,8 +487,8 @@ def load_run(run_dir: str, weights: str = "best") -> Tuple[paddle.nn.Layer, Dict
         tuple: ``(network, config)``.
 
     Examples:
-        >>> network, config = load_run("runs/demo/towernet_simam")
-        >>> list(network(paddle.zeros([1, 3, config["image_size"], config["image_size"]])).shape)
+        >>> network, config = load_run("runs/demo/towernet_simam")  # doctest: +SKIP
+        >>> list(network(paddle.zeros([1, 3, config["image_size"], config["image_size"]])).shape)  # doctest: +SKIP
         [1, 10]
     """
     files = {"best": "best_model.pdparams", "last": "last.pdparams"}
@@ -524,8 +524,8 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
         ``classes``, ``best_eval_acc`` (from the history, None if absent) and ``files``.
 
     Examples:
-        >>> result = evaluate_run("runs/demo/towernet_simam")
-        >>> result["acc"] == result["best_eval_acc"]
+        >>> result = evaluate_run("runs/demo/towernet_simam")  # doctest: +SKIP
+        >>> result["acc"] == result["best_eval_acc"]  # doctest: +SKIP
         True
     """
     from ..data.dataset import check_num_classes
@@ -583,7 +583,7 @@ def export_run(run_dir: str, output: str, weights: str = "best") -> Dict[str, An
         dict: ``prefix`` (path prefix of the saved files), ``files``, ``max_abs_diff``.
 
     Examples:
-        >>> export_run("runs/demo/towernet_simam", "export/towernet")["max_abs_diff"] < 1e-4
+        >>> export_run("runs/demo/towernet_simam", "export/towernet")["max_abs_diff"] < 1e-4  # doctest: +SKIP
         True
     """
     network, config = load_run(run_dir, weights)
