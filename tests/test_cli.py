@@ -172,7 +172,7 @@ def test_demo_error(tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_end_to_end_with_tiny_settings(tmp_path, monkeypatch, capsys):
     pytest.importorskip("sklearn")
-    from simam_paddle import demo
+    from simam_paddle.experiments import demo
 
     monkeypatch.setitem(demo.DEMO_SETTINGS, "quick", dict(epochs=1, image_size=128, batch_size=8, lr=0.01,
                                                            train_per_class=1, eval_per_class=1))

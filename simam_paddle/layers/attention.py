@@ -182,7 +182,8 @@ def register_attention(name: str) -> Callable[[Callable[..., nn.Layer]], Callabl
 
     Examples:
         >>> import paddle
-        >>> from simam_paddle import register_attention, create_attention
+        >>> from simam_paddle import create_attention
+        >>> from simam_paddle.layers import register_attention
         >>> @register_attention("scale2")
         ... class Scale2(paddle.nn.Layer):
         ...     def __init__(self, channels):

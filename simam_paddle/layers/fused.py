@@ -156,7 +156,7 @@ def fused_cache_dir(cache_dir: Optional[Union[str, os.PathLike]] = None) -> Path
         Path: ``<root>/<paddle version, python, platform, compiler, source hash>``.
 
     Examples:
-        >>> from simam_paddle import fused_cache_dir
+        >>> from simam_paddle.layers import fused_cache_dir
         >>> fused_cache_dir("/tmp/simam_cache").parent.name
         'simam_cache'
     """
@@ -306,7 +306,7 @@ def fused_available(
             says why not.
 
     Examples:
-        >>> from simam_paddle import fused_available
+        >>> from simam_paddle.layers import fused_available
         >>> isinstance(fused_available(), bool)
         True
     """
@@ -324,7 +324,7 @@ def fused_unavailable_reason() -> Optional[str]:
         str|None: The error, for example a missing compiler; None if it loaded or was not tried.
 
     Examples:
-        >>> from simam_paddle import fused_unavailable_reason
+        >>> from simam_paddle.layers import fused_unavailable_reason
         >>> fused_unavailable_reason() is None or isinstance(fused_unavailable_reason(), str)
         True
     """

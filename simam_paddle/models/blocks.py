@@ -53,7 +53,7 @@ class Inception(nn.Layer):
 
     Examples:
         >>> import paddle
-        >>> from simam_paddle import Inception
+        >>> from simam_paddle.models import Inception
         >>> list(Inception(256, 64, (64, 128), (16, 32), 32)(paddle.randn([1, 256, 8, 8])).shape)
         [1, 256, 8, 8]
     """
