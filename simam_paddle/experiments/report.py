@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 import paddle
 
-from ..engine.callbacks import atomic_write_text, read_history
+from .._io import atomic_write_text
+from ..engine.history import read_history
 from ..plots import plot_mean_curves
 
 __all__ = [
