@@ -5,8 +5,14 @@ import paddle
 import pytest
 from PIL import Image
 
-from simam_paddle.engine.callbacks import HISTORY_COLUMNS
-from simam_paddle.plots import attention_maps, plot_attention_maps, plot_curves, plot_sample_grid
+from simam_paddle.engine.history import HISTORY_COLUMNS
+from simam_paddle.plots import (
+    attention_maps,
+    plot_attention_maps,
+    plot_confusion_matrix,
+    plot_curves,
+    plot_sample_grid,
+)
 from simam_paddle.layers.simam import SimAM
 
 
@@ -153,3 +159,11 @@ def test_grid_ignores_hidden_files_and_folders(tmp_path):
     (tmp_path / "data" / ".ipynb_checkpoints").mkdir()
     fig = plot_sample_grid(tmp_path / "data", per_class=3)
     assert [ax.get_title() for ax in fig.axes if ax.images] == ["a", "a", "b", "b"]
+
+
+def test_confusion_matrix_png_shows_rows_normalised(tmp_path):
+    cm = np.array([[3, 1], [0, 2]])
+    fig = plot_confusion_matrix(cm, ["cat", "dog"], output=str(tmp_path / "cm.png"))
+    assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(image, [[0.75, 0.25], [0.0, 1.0]])

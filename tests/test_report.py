@@ -163,7 +163,7 @@ def test_mean_curves_plot_the_mean_over_seeds(ablation):
 
 @pytest.mark.slow
 def test_ablation_command_trains_every_run_once_and_writes_the_summary(tmp_path, capsys):
-    from simam_paddle.engine.callbacks import read_history
+    from simam_paddle.engine.history import read_history
     from simam_paddle.cli import main
 
     rng = np.random.RandomState(0)

@@ -38,7 +38,7 @@ _HEADERS = {
     "name": "run", "best_eval_acc": "best eval acc (%)", "best_epoch": "best epoch",
     "time_per_epoch": "s/epoch", "params": "parameters", "n": "seeds",
     "best_eval_acc_mean": "best eval acc (%), mean ± std", "best_epoch_mean": "best epoch (mean)",
-    "final_eval_acc": "final eval acc (%)",
+    "final_eval_acc": "final eval acc (%)", "total_time": "training time (s)",
 }
 
 
