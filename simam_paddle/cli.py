@@ -220,7 +220,7 @@ def _add_training_options(parser) -> None:
 
 
 def _run_train(args) -> int:
-    from .engine.callbacks import read_history
+    from .engine.history import read_history
     from .experiments.runs import TRAIN_DEFAULTS, train_run
 
     settings = {key: getattr(args, key) for key in TRAIN_DEFAULTS}

@@ -25,7 +25,7 @@ require_paddle()
 import paddle  # noqa: E402
 
 from .data.images import is_hidden, is_image_name
-from .engine.callbacks import read_history
+from .engine.history import read_history
 from .layers.simam import SimAM, simam_weights
 
 __all__ = ["plot_sample_grid", "plot_curves", "plot_mean_curves", "plot_confusion_matrix", "attention_maps", "plot_attention_maps"]

@@ -4,7 +4,7 @@ import paddle.nn as nn
 import pytest
 
 from simam_paddle import CBAM, SEModule, SimAM, available_attentions, create_attention
-from simam_paddle.layers import register_attention
+from simam_paddle.layers import register_attention, unregister_attention
 from simam_paddle.layers import attention as attention_module
 
 
@@ -217,6 +217,26 @@ def test_register_attention_adds_a_layer_and_refuses_duplicates():
         with pytest.raises(ValueError, match="already registered"):
             register_attention("double")(Double)
     finally:
-        attention_module._REGISTRY.pop("double", None)
+        unregister_attention("double")
+    assert "double" not in available_attentions()
     with pytest.raises(ValueError, match="lower-case"):
         register_attention("Bad")
+
+
+def test_unregister_attention_keeps_the_built_in_ones_and_names_unknown_ones():
+    with pytest.raises(ValueError, match="built in"):
+        unregister_attention("simam")
+    with pytest.raises(ValueError, match="not registered.*simam"):
+        unregister_attention("nothing")
+    assert {"cbam", "none", "se", "simam"} <= set(available_attentions())
+
+
+def test_register_attention_example_leaves_the_registry_as_it_was():
+    import doctest
+
+    before = dict(attention_module._REGISTRY)
+    finder = doctest.DocTestFinder()
+    (test,) = finder.find(attention_module.register_attention, globs=vars(attention_module).copy())
+    result = doctest.DocTestRunner().run(test, out=lambda text: None)
+    assert result.failed == 0 and result.attempted >= 4
+    assert attention_module._REGISTRY == before

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 
-from simam_paddle.engine.callbacks import read_history  # noqa: E402
+from simam_paddle.engine.history import read_history  # noqa: E402
 from simam_paddle.cli import main  # noqa: E402
 from simam_paddle.experiments.runs import evaluate_run, load_run  # noqa: E402
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 import simam_paddle.data
 from simam_paddle import ImageFolderDataset, eval_transforms, train_transforms
-from simam_paddle.data import NOTEBOOK_MEAN, NOTEBOOK_STD, check_num_classes, compute_mean_std, to_rgb
+from simam_paddle.data import NOTEBOOK_MEAN, NOTEBOOK_STD, check_num_classes, compute_mean_std
 
 H, W = 5, 7
 RNG = np.random.default_rng(0)
@@ -95,20 +95,6 @@ def test_every_mode_becomes_rgb_as_numpy_expects(mode_tree):
         assert image.dtype == np.float32 and image.shape == (3, H, W)
         assert target.dtype == np.int64 and target.shape == (1,) and target[0] == label
         np.testing.assert_allclose(image.transpose(1, 2, 0) * 255, expected, atol=tol + 1e-3, err_msg=path)
-
-
-def test_to_rgb_composites_premultiplied_la_on_white():
-    la = Image.merge("LA", [Image.fromarray(GRAY), Image.fromarray(ALPHA)])
-    premultiplied = la.convert("La")
-    assert premultiplied.mode == "La"
-    expected = _white_composite(np.repeat(GRAY[..., None], 3, axis=2).astype(np.float64), ALPHA)
-    # Premultiplying rounds grey to whole levels at low alpha, so allow a few levels.
-    np.testing.assert_allclose(np.asarray(to_rgb(premultiplied), dtype=np.float64), expected, atol=3)
-
-
-def test_to_rgb_keeps_rgb_untouched():
-    image = Image.fromarray(RGB)
-    assert to_rgb(image) is image
 
 
 @pytest.fixture

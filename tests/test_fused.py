@@ -18,21 +18,9 @@ import pytest
 from simam_paddle import SimAM, simam
 from simam_paddle.layers import fused
 
+from reference import simam_reference as reference
+
 ROOT = Path(__file__).resolve().parents[1]
-CHANNELS_LAST = {"NLC", "NHWC", "NDHWC"}
-
-
-def reference(x, e_lambda=1e-4, data_format="NCHW"):
-    """SimAM in float64 numpy, from the formula (v := 0 on a single position)."""
-    x = np.asarray(x, dtype=np.float64)
-    xc = np.moveaxis(x, -1, 1) if data_format in CHANNELS_LAST else x
-    flat = xc.reshape(xc.shape[0], xc.shape[1], -1)
-    n = flat.shape[-1]
-    mu = flat.mean(-1, keepdims=True)
-    d = (flat - mu) ** 2
-    v = d.sum(-1, keepdims=True) / (n - 1) if n > 1 else np.zeros_like(mu)
-    out = (flat / (1.0 + np.exp(-(d / (4 * (v + e_lambda)) + 0.5)))).reshape(xc.shape)
-    return np.moveaxis(out, 1, -1) if data_format in CHANNELS_LAST else out
 
 
 def numeric_grad(x, g, data_format, eps=1e-6):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from simam_paddle.engine.callbacks import read_history
+from simam_paddle.engine.history import read_history
 from simam_paddle.data.digits import make_digits_dataset
 from simam_paddle.data.split import split_dataset
 

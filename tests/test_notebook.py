@@ -88,6 +88,8 @@ def test_prepare_split_falls_back_to_digits_and_repeats(tmp_path):
     for name, counts in data.report.counts.items():
         total = len(os.listdir(tmp_path / "digits" / name))
         assert counts["eval"] == -(-total // 5)
-    again = prepare_split(tmp_path, progress=False)
+    _write_images(tmp_path / "Images", ["cat"], per_class=2)  # caltech=False (the demo's) ignores it
+    again = prepare_split(tmp_path, progress=False, caltech=False)
+    assert again.kind == "digits"
     assert again.report.written == 0 and again.report.unchanged == 1797
 

@@ -5,9 +5,17 @@ import paddle
 import pytest
 from PIL import Image
 
-from simam_paddle.engine.callbacks import HISTORY_COLUMNS
-from simam_paddle.plots import attention_maps, plot_attention_maps, plot_curves, plot_sample_grid
+from simam_paddle.engine.history import HISTORY_COLUMNS
+from simam_paddle.plots import (
+    attention_maps,
+    plot_attention_maps,
+    plot_confusion_matrix,
+    plot_curves,
+    plot_sample_grid,
+)
 from simam_paddle.layers.simam import SimAM
+
+from reference import simam_reference
 
 
 def make_tree(root, counts, mode="L", size=(10, 8)):
@@ -109,13 +117,6 @@ def test_plot_curves_draws_every_run_on_shared_axes(tmp_path):
         plot_curves([str(tmp_path / "missing")])
 
 
-def numpy_simam_weights(x, e_lambda=1e-4):
-    n = x.shape[2] * x.shape[3] - 1
-    d = (x - x.mean(axis=(2, 3), keepdims=True)) ** 2
-    v = d.sum(axis=(2, 3), keepdims=True) / n
-    return 1 / (1 + np.exp(-(d / (4 * (v + e_lambda)) + 0.5)))
-
-
 def test_attention_maps_are_the_channel_mean_simam_weights():
     paddle.seed(0)
     net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3, padding=1), SimAM(),
@@ -125,8 +126,8 @@ def test_attention_maps_are_the_channel_mean_simam_weights():
     assert list(maps) == ["1", "3"]
     x1 = net[0](paddle.to_tensor(image[None])).numpy()
     x3 = net[2](net[1](net[0](paddle.to_tensor(image[None])))).numpy()
-    np.testing.assert_allclose(maps["1"], numpy_simam_weights(x1)[0].mean(0), rtol=1e-5)
-    np.testing.assert_allclose(maps["3"], numpy_simam_weights(x3, 0.1)[0].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(maps["1"], simam_reference(x1, weights=True)[0].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(maps["3"], simam_reference(x3, 0.1, weights=True)[0].mean(0), rtol=1e-5)
     assert maps["3"].shape == (5, 6)
     # hooks are removed afterwards
     assert all(not layer._forward_post_hooks for layer in net.sublayers())
@@ -153,3 +154,11 @@ def test_grid_ignores_hidden_files_and_folders(tmp_path):
     (tmp_path / "data" / ".ipynb_checkpoints").mkdir()
     fig = plot_sample_grid(tmp_path / "data", per_class=3)
     assert [ax.get_title() for ax in fig.axes if ax.images] == ["a", "a", "b", "b"]
+
+
+def test_confusion_matrix_png_shows_rows_normalised(tmp_path):
+    cm = np.array([[3, 1], [0, 2]])
+    fig = plot_confusion_matrix(cm, ["cat", "dog"], output=str(tmp_path / "cm.png"))
+    assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(image, [[0.75, 0.25], [0.0, 1.0]])

@@ -161,44 +161,6 @@ def test_mean_curves_plot_the_mean_over_seeds(ablation):
         assert image.size == (1000, 400)
 
 
-@pytest.mark.slow
-def test_ablation_command_trains_every_run_once_and_writes_the_summary(tmp_path, capsys):
-    from simam_paddle.engine.callbacks import read_history
-    from simam_paddle.cli import main
-
-    rng = np.random.RandomState(0)
-    for part, count in (("train", 2), ("eval", 1)):
-        for c, value in (("dark", 40), ("light", 220)):
-            os.makedirs(tmp_path / "split" / part / c)
-            for i in range(count):
-                pixels = np.clip(value + rng.randn(16, 16, 3) * 10, 0, 255).astype("uint8")
-                Image.fromarray(pixels).save(tmp_path / "split" / part / c / f"{i}.png")
-    out = tmp_path / "ablation"
-    args = ["ablation", "--data", str(tmp_path / "split"), "--output", str(out), "--attentions", "none", "simam",
-            "--seeds", "0", "1", "--epochs", "1", "--image-size", "128", "--batch-size", "4", "--quiet"]
-    assert main(args) == 0
-    names = sorted(d for d in os.listdir(out) if os.path.isdir(out / d))
-    assert names == ["towernet_none_seed0", "towernet_none_seed1", "towernet_simam_seed0", "towernet_simam_seed1"]
-    configs = {n: json.loads((out / n / "config.json").read_text()) for n in names}
-    assert {(c["attention"], c["seed"], c["epochs"], c["image_size"]) for c in configs.values()} == {
-        (a, s, 1, 128) for a in ("none", "simam") for s in (0, 1)}
-    summary = (out / "summary.md").read_text()
-    for name in names:
-        best = read_history(out / name)[0]["eval_acc"]
-        assert f"| {name} |" in summary and f"{100 * best:.2f}" in summary
-    assert (out / "curves.png").stat().st_size > 0
-
-    # Re-running trains nothing (the histories stay one epoch long); other settings are refused.
-    stamps = {n: os.path.getmtime(out / n / "history.csv") for n in names}
-    assert main(args) == 0
-    assert stamps == {n: os.path.getmtime(out / n / "history.csv") for n in names}
-    capsys.readouterr()
-    assert main([*args[:-1], "--lr", "0.5"]) == 2
-    assert "lr: run has 0.01, given 0.5" in capsys.readouterr().err
-    assert main([*args[:5], "--attentions", "simam", "bogus"]) == 2
-    assert "unknown attention ['bogus']" in capsys.readouterr().err
-
-
 EXAMPLE = Path(__file__).parent / "data" / "results_example"
 
 

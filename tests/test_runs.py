@@ -13,7 +13,7 @@ import paddle
 import pytest
 from PIL import Image
 
-from simam_paddle.engine.callbacks import RunFileError, read_history
+from simam_paddle.engine.history import RunFileError, read_history
 from simam_paddle.experiments.runs import complete_run, evaluate_run, load_config, load_run, train_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -5,14 +5,12 @@ import numpy as np
 import paddle
 import pytest
 
-from simam_paddle.engine.callbacks import RunFileError, read_history
+from simam_paddle.engine.checkpoints import load_checkpoint_state
+from simam_paddle.engine.history import RunFileError, read_history
 from simam_paddle.engine.training import (
     CosineDecayToZero,
     default_weight_decay,
-    evaluate,
-    load_checkpoint_state,
     make_optimizer,
-    predict,
     seed_everything,
     select_device,
     train,
@@ -163,19 +161,6 @@ def test_history_and_best_model_match_the_network(tmp_path):
     assert numpy_metrics(best)[1] == pytest.approx(max(r["eval_acc"] for r in rows))
     state = load_checkpoint_state(out)
     assert state["epoch"] == 3 and state["best"] == pytest.approx(max(r["eval_acc"] for r in rows))
-
-
-def test_evaluate_and_predict_agree_with_a_plain_forward(tmp_path):
-    _, model = run(tmp_path, "ev", epochs=1)
-    ds = tiny_data(10, seed=2)
-    result = evaluate(model, ds, batch_size=4)
-    x = paddle.to_tensor(np.stack([ds[i][0].numpy() for i in range(10)]))
-    model.network.eval()
-    logits = model.network(x).numpy()
-    np.testing.assert_allclose(result["logits"], logits, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(predict(model, ds, batch_size=3), logits, rtol=1e-5, atol=1e-6)
-    labels = np.array([int(ds[i][1]) for i in range(10)])
-    assert result["acc"] == pytest.approx((logits.argmax(1) == labels).mean())
 
 
 def test_resume_continues_epochs_lr_and_matches_an_uninterrupted_run(tmp_path):

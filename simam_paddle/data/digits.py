@@ -12,7 +12,7 @@ the split and dataset code serve all of them):
 Both are deterministic: the pixels depend only on the arguments (integer arithmetic, Pillow's
 fixed-point resampling, ``numpy.random.default_rng`` integers), and the PNG bytes are identical
 wherever Pillow ships the same zlib. A destination is written atomically (a temporary sibling
-folder renamed into place); re-running on a finished data set only verifies it, and a destination
+folder, its files fsynced, renamed into place); re-running on a finished data set only verifies it, and a destination
 holding anything else is refused, never cleaned.
 """
 import csv
@@ -28,6 +28,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 from PIL import Image
+
+from .._io import atomic_write_bytes, fsync_folder
 
 __all__ = ["make_digits_dataset", "make_cluttered_digits_dataset", "DigitsSummary"]
 
@@ -368,16 +370,20 @@ def _write_tree(
     try:
         if dst.is_dir():
             os.chmod(tmp, stat.S_IMODE(dst.stat().st_mode))  # the empty folder it replaces keeps its mode
+        folders = {tmp}
         for name, data in files():
-            path = tmp / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            # Every file and folder is on disk before the tree is renamed into place.
+            atomic_write_bytes(data, tmp / name, sync_folder=False)
+            folders.add((tmp / name).parent)
+        for folder in sorted(folders, key=lambda f: -len(f.parts)):
+            fsync_folder(folder)
         if dst.is_dir():
             dst.rmdir()  # empty, checked above; rename cannot replace a folder on every OS
         os.rename(tmp, dst)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    fsync_folder(dst.parent)
     return True
 
 

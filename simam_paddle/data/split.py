@@ -22,7 +22,7 @@ What the split guarantees, since it may run on someone's only copy of a data set
   mtime), files no longer produced are removed, and any other file in DST (or a listed file that
   was edited since) makes the split refuse without changing anything.
 - Images are written to a short temporary ``.<random>.split-partial`` file (so any legal file
-  name fits) and renamed into place, so a crash leaves no half file; leftover
+  name fits), fsynced and renamed into place, so a crash leaves no half file; leftover
   ``.*.split-partial`` files are the split's own and a re-run deletes them. Files get the
   permissions a plain write would (``0o666`` less the umask).
 - Nothing is written through a symbolic link: a DST holding links (``DST/train`` pointing
@@ -53,7 +53,6 @@ import hashlib
 import io
 import os
 import re
-import secrets
 import stat
 import sys
 import unicodedata
@@ -65,6 +64,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from PIL import Image
 
+from .._io import atomic_write_bytes, fsync_folder
 from .images import IMAGE_EXTENSIONS, is_hidden, is_image_name
 
 __all__ = ["split_dataset", "SplitReport", "SkippedFile", "MANIFEST_NAME"]
@@ -381,7 +381,7 @@ def _write_manifest(dst: Path, rows: Sequence[Dict[str, str]]) -> None:
     path = dst / MANIFEST_NAME
     if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
         return  # an unchanged re-run leaves even the manifest's mtime alone
-    _replace_file(dst, MANIFEST_NAME, data, sync=True)
+    atomic_write_bytes(data, dst / MANIFEST_NAME, suffix=_PARTIAL_SUFFIX)
 
 
 def _folder_for_writing(root: Path, parts: Sequence[str]) -> Path:
@@ -399,33 +399,10 @@ def _folder_for_writing(root: Path, parts: Sequence[str]) -> Path:
     return folder
 
 
-def _replace_file(folder: Path, name: str, data: bytes, sync: bool = False) -> None:
-    """Write ``folder / name`` through a short temporary file renamed into place (any legal name fits)."""
-    while True:
-        tmp = folder / f".{secrets.token_hex(6)}{_PARTIAL_SUFFIX}"
-        try:
-            # Mode 0o666 less the umask, as a plain open() would give; O_NOFOLLOW never writes through a link.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, folder / name)  # replaces a link itself, never its target
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _write_atomic(dst: Path, rel: str, data: bytes) -> None:
-    """Write ``dst / rel`` (a POSIX path) without following any link under ``dst``."""
+    """Write ``dst / rel`` (a POSIX path) without following any link under ``dst``; the caller fsyncs its folder."""
     *parents, name = rel.split("/")
-    _replace_file(_folder_for_writing(dst, parents), name, data)
+    atomic_write_bytes(data, _folder_for_writing(dst, parents) / name, suffix=_PARTIAL_SUFFIX, sync_folder=False)
 
 
 def _list_files(dst: Path) -> List[str]:
@@ -624,6 +601,7 @@ def _write_split(dst: Path, plan, old_rows, existing, report: SplitReport, progr
     seen = {tuple(r.values()) for r in old_rows}
     journal = old_rows + [r for r in new_rows if tuple(r.values()) not in seen]
     _write_manifest(dst, journal)
+    written_to = set()
     for c, row in _progress(plan, len(plan), "copy", progress):
         if existing.get(row["destination"]) == row["sha256"]:
             report.unchanged += 1
@@ -632,7 +610,10 @@ def _write_split(dst: Path, plan, old_rows, existing, report: SplitReport, progr
         if hashlib.sha256(data).hexdigest() != c.sha256:
             raise RuntimeError(f"{c.source} changed while the split was running; run the split again")
         _write_atomic(dst, row["destination"], data)
+        written_to.add((dst / row["destination"]).parent)
         report.written += 1
+    for folder in sorted(written_to):
+        fsync_folder(folder)
     planned = {row["destination"] for row in new_rows}
     stale = [rel for rel in existing if rel not in planned]
     _remove_stale(dst, stale)

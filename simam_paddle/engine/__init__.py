@@ -1,28 +1,27 @@
 """Training machinery on ``paddle.Model``: optimizer and schedule, callbacks, train, evaluate and predict.
 
+- :mod:`~simam_paddle.engine.training`: optimizer, LR schedule, device, seeding, loaders, ``train``.
+- :mod:`~simam_paddle.engine.callbacks`: the callbacks ``train`` uses (best model, checkpoint, history, LR, VisualDL).
+- :mod:`~simam_paddle.engine.checkpoints`: writing, reading and checking a run's checkpoints.
+- :mod:`~simam_paddle.engine.history`: a run's ``history.csv``.
+- :mod:`~simam_paddle.engine.evaluation`: ``evaluate``, ``predict``, confusion matrix, per-class accuracy.
+
 Imports :mod:`simam_paddle.models`, :mod:`simam_paddle.layers` and :mod:`simam_paddle.data`.
 """
 from .._paddle import require_paddle
 
 require_paddle()  # a clear message for a missing or too old Paddle, and a quiet import
 
-from .callbacks import (
-    SaveBestModel,
-    CheckpointSaver,
-    HistoryLogger,
-    EpochLR,
-    make_visualdl,
-    VISUALDL_FILE,
-    HISTORY_COLUMNS,
-    read_history,
-    check_state_fits,
-    is_main_process,
+from .._io import atomic_write_text, is_main_process
+from .callbacks import SaveBestModel, CheckpointSaver, HistoryLogger, EpochLR, make_visualdl, VISUALDL_FILE
+from .history import HISTORY_COLUMNS, RunFileError, read_history
+from .checkpoints import (
     atomic_save,
-    atomic_write_text,
+    load_state,
+    check_state_fits,
     portable_optimizer_state,
     restore_optimizer_state,
-    RunFileError,
-    load_state,
+    load_checkpoint_state,
 )
 from .training import (
     CosineDecayToZero,
@@ -33,13 +32,10 @@ from .training import (
     resolve_device,
     make_loader,
     train,
-    evaluate,
-    predict,
-    load_checkpoint_state,
     TrainingInterrupted,
     describe_device,
 )
-from .evaluation import confusion_matrix, per_class_accuracy, save_confusion_matrix_csv
+from .evaluation import evaluate, predict, confusion_matrix, per_class_accuracy, save_confusion_matrix_csv
 
 __all__ = [
     "SaveBestModel",

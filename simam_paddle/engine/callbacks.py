@@ -19,10 +19,14 @@ import shutil
 import tempfile
 import time
 import warnings
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import paddle
 from paddle.callbacks import Callback
+
+from .._io import atomic_write_text, is_main_process
+from .checkpoints import atomic_save, portable_optimizer_state
+from .history import HISTORY_COLUMNS
 
 __all__ = [
     "SaveBestModel",
@@ -31,146 +35,7 @@ __all__ = [
     "EpochLR",
     "make_visualdl",
     "VISUALDL_FILE",
-    "HISTORY_COLUMNS",
-    "read_history",
-    "check_state_fits",
-    "is_main_process",
-    "atomic_save",
-    "atomic_write_text",
-    "portable_optimizer_state",
-    "restore_optimizer_state",
-    "RunFileError",
-    "load_state",
 ]
-
-HISTORY_COLUMNS = ("epoch", "loss", "acc", "eval_loss", "eval_acc", "lr", "time")
-
-
-class RunFileError(ValueError):
-    """A run folder's file (``config.json``, ``last.json``, ``history.csv``, a checkpoint) is unreadable
-    or holds something a run never writes; the message names the file and what is wrong."""
-
-
-def is_main_process() -> bool:
-    """Whether this process has global rank 0 (always true outside a distributed launch).
-
-    Reads the launcher's environment each call (``PADDLE_TRAINER_ID``) rather than a cached value.
-
-    Examples:
-        >>> is_main_process()
-        True
-    """
-    return paddle.distributed.ParallelEnv().rank == 0
-
-
-def atomic_save(obj: Any, path: str) -> None:
-    """``paddle.save(obj, path)`` that never leaves ``path`` half-written.
-
-    Saves to a temporary file in the same folder, then renames it over ``path``; if saving
-    fails the temporary file is removed and the old ``path`` is untouched.
-
-    Args:
-        obj (Any): what ``paddle.save`` accepts, e.g. a ``state_dict()``.
-        path (str): destination file.
-
-    Examples:
-        >>> atomic_save(paddle.nn.Linear(2, 3).state_dict(), "/tmp/linear.pdparams")
-        >>> list(paddle.load("/tmp/linear.pdparams")["weight"].shape)
-        [2, 3]
-    """
-    _atomic_write(path, lambda tmp: paddle.save(obj, tmp))
-
-
-def load_state(path: str) -> Any:
-    """``paddle.load(path)`` of a run's checkpoint; a missing file is a ``FileNotFoundError`` and an
-    empty or unreadable one a :class:`RunFileError`, both naming ``path``.
-
-    Examples:
-        >>> sorted(load_state("/tmp/linear.pdparams"))
-        ['bias', 'weight']
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist")
-    if os.path.getsize(path) == 0:
-        raise RunFileError(f"{path} is empty (0 bytes; written by a full disk or a copy that failed?); "
-                           "restore it or retrain")
-    try:
-        return paddle.load(path)
-    except (EOFError, ValueError, RuntimeError, TypeError, KeyError, IndexError, AttributeError,
-            ImportError) as err:  # what unpickling a damaged file raises
-        detail = str(err).splitlines()[0] if str(err) else "truncated?"
-        raise RunFileError(f"{path} is not a readable Paddle checkpoint ({type(err).__name__}: {detail}); "
-                           "restore it or retrain") from None
-
-
-def atomic_write_text(text: str, path: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file + rename), like :func:`atomic_save`."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    _atomic_write(path, write)
-
-
-def _atomic_write(path: str, write) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # Same folder as the target: os.replace is only atomic within one file system.
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        # mkstemp makes the file private (0600); give it the permissions open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _rename_keys(state: Dict[str, Any], names: Dict[str, str]) -> Dict[str, Any]:
-    """Rename keys that start with a known name followed by ``_`` (longest name first)."""
-    ordered = sorted(names, key=len, reverse=True)
-    out = {}
-    for key, value in state.items():
-        if isinstance(value, dict) and key == "master_weights":
-            value = _rename_keys(value, names)
-        for old in ordered:
-            if key == old or key.startswith(old + "_"):
-                key = names[old] + key[len(old):]
-                break
-        out[key] = value
-    return out
-
-
-def portable_optimizer_state(optimizer, network: paddle.nn.Layer) -> Dict[str, Any]:
-    """The optimizer's ``state_dict`` keyed by structured parameter names (``"0.weight_velocity_0"``).
-
-    Paddle keys optimizer state by generated parameter names (``"conv2d_7.w_0_velocity_0"``), which
-    differ when the same network is built again after other layers were created; structured names
-    do not. :func:`restore_optimizer_state` maps them back onto a newly built network.
-
-    Examples:
-        >>> net = paddle.nn.Sequential(paddle.nn.Linear(2, 2))
-        >>> opt = paddle.optimizer.Momentum(0.1, parameters=net.parameters())
-        >>> net(paddle.rand([1, 2])).sum().backward(); opt.step()
-        >>> sorted(portable_optimizer_state(opt, net))[:1]
-        ['@0.bias_velocity_0']
-    """
-    names = {p.name: "@" + structured for structured, p in network.named_parameters()}
-    return _rename_keys(optimizer.state_dict(), names)
-
-
-def restore_optimizer_state(optimizer, network: paddle.nn.Layer, state: Dict[str, Any]) -> None:
-    """Load a :func:`portable_optimizer_state` into ``optimizer`` of a (re)built ``network``."""
-    names = {"@" + structured: p.name for structured, p in network.named_parameters()}
-    optimizer.set_state_dict(_rename_keys(state, names))
 
 
 def _scalar(value: Any) -> Optional[float]:
@@ -434,78 +299,6 @@ class HistoryLogger(_AfterEvalCallback):
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
             f.flush()
             os.fsync(f.fileno())
-
-
-def check_state_fits(state: Dict[str, Any], network: paddle.nn.Layer, path: str, what: str = "the network") -> None:
-    """Raise ``ValueError`` naming the first missing, unexpected and mis-shaped key if ``state`` does not fit ``network``.
-
-    Paddle's ``set_state_dict`` only warns, so a checkpoint of another model would silently leave random weights.
-
-    Args:
-        state (dict): a state dict, e.g. from :func:`load_state`.
-        network (paddle.nn.Layer): the network it is meant for.
-        path (str): where the state came from, for the message.
-        what (str, optional): how the message names the network. Default: "the network".
-
-    Examples:
-        >>> import paddle
-        >>> net = paddle.nn.Linear(2, 3)
-        >>> check_state_fits(paddle.nn.Linear(2, 3).state_dict(), net, "a.pdparams")
-        >>> check_state_fits(paddle.nn.Linear(2, 4).state_dict(), net, "b.pdparams")
-        Traceback (most recent call last):
-        ...
-        ValueError: b.pdparams does not fit the network: 2 of other shape (e.g. bias: [4] vs [3]). Is it from another run?
-    """
-    expected = {k: list(v.shape) for k, v in network.state_dict().items()}
-    got = {k: list(v.shape) for k, v in state.items()}
-    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
-    wrong = [k for k in set(expected) & set(got) if expected[k] != got[k]]
-    if missing or extra or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} weights missing (e.g. {missing[0]})")
-        if extra:
-            parts.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
-        if wrong:
-            k = sorted(wrong)[0]
-            parts.append(f"{len(wrong)} of other shape (e.g. {k}: {got[k]} vs {expected[k]})")
-        raise ValueError(f"{path} does not fit {what}: {'; '.join(parts)}. Is it from another run?")
-
-
-def read_history(path: str) -> List[Dict[str, Optional[float]]]:
-    """Read a ``history.csv`` written by :class:`HistoryLogger` (or the run folder holding it).
-
-    Args:
-        path (str): the CSV file or its run folder.
-
-    Returns:
-        list[dict]: one dict per epoch; numbers as ``float`` (``epoch`` as ``int``), empty cells as None.
-
-    Examples:
-        >>> rows = read_history("runs/demo/towernet_simam")  # written by `python -m simam_paddle demo`  # doctest: +SKIP
-        >>> sorted(rows[0])  # doctest: +SKIP
-        ['acc', 'epoch', 'eval_acc', 'eval_loss', 'loss', 'lr', 'time']
-    """
-    if os.path.isdir(path):
-        path = os.path.join(path, "history.csv")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no training history at {path}; a run folder made by `train` has history.csv")
-    rows = []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is not None and "epoch" not in reader.fieldnames:
-            raise RunFileError(f"{path} has no epoch column (header {reader.fieldnames}); "
-                               f"a history.csv written by `train` starts with {','.join(HISTORY_COLUMNS)}")
-        for raw in reader:
-            try:
-                row = {k: (float(v) if v not in ("", None) else None) for k, v in raw.items()}
-                row["epoch"] = int(row["epoch"])
-            except (TypeError, ValueError):
-                line = ",".join(str(v) for v in raw.values() if v is not None)
-                raise RunFileError(f"{path}, line {reader.line_num}: {line[:60]!r} is not a row of numbers "
-                                   "with an epoch; remove that line") from None
-            rows.append(row)
-    return rows
 
 
 class EpochLR(Callback):

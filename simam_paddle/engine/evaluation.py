@@ -1,4 +1,7 @@
-"""Evaluation beyond accuracy: confusion matrix and per-class accuracy (NumPy), and their files.
+"""Evaluating a network: loss, accuracy and logits in one pass, predictions, confusion matrix and per-class accuracy.
+
+:func:`evaluate` and :func:`predict` run a ``paddle.Model`` over a dataset; the confusion matrix,
+per-class accuracy and their CSV file are plain NumPy on the labels and logits they return.
 
 Rows of the confusion matrix are true classes, columns predicted classes:
 ``cm[i, j]`` counts samples of class ``i`` predicted as ``j``; the accuracy of class ``i`` is
@@ -6,11 +9,94 @@ Rows of the confusion matrix are true classes, columns predicted classes:
 """
 import csv
 import os
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
+import paddle
 
-__all__ = ["confusion_matrix", "per_class_accuracy", "save_confusion_matrix_csv"]
+from .training import make_loader
+
+__all__ = ["evaluate", "predict", "confusion_matrix", "per_class_accuracy", "save_confusion_matrix_csv"]
+
+
+def evaluate(model: paddle.Model, data, batch_size: int = 32, num_workers: int = 0) -> Dict[str, Any]:
+    """Mean loss, accuracy, logits and labels of a prepared ``paddle.Model`` on a dataset, in one pass.
+
+    The loss is the mean cross-entropy over all samples (hapi's own ``Model.evaluate`` reports
+    the last batch's); the accuracy is top-1, as ``paddle.metric.Accuracy`` computes it.
+
+    Args:
+        model (paddle.Model): wraps the network (in eval mode here).
+        data (paddle.io.Dataset): items ``(image, label)``.
+        batch_size (int, optional): batch size. Default: 32.
+        num_workers (int, optional): DataLoader workers. Default: 0.
+
+    Returns:
+        dict: ``loss`` (float), ``acc`` (float), ``logits`` (``[N, num_classes]`` array),
+        ``labels`` (``[N]`` int64 array).
+
+    Examples:
+        >>> data = paddle.io.TensorDataset([paddle.rand([40, 4]), paddle.randint(0, 10, [40, 1])])
+        >>> result = evaluate(paddle.Model(paddle.nn.Linear(4, 10)), data)
+        >>> result["logits"].shape, result["labels"].shape
+        ((40, 10), (40,))
+    """
+    network = model.network
+    was_training = network.training
+    network.eval()
+    logits, labels = [], []
+    try:
+        with paddle.no_grad():
+            for images, label in make_loader(data, batch_size, num_workers=num_workers):
+                logits.append(network(images).numpy())
+                labels.append(label.numpy().reshape(-1))
+    finally:
+        if was_training:
+            network.train()
+    if not logits:
+        raise ValueError("cannot evaluate on an empty dataset")
+    logits_np = np.concatenate(logits).astype("float64")
+    labels_np = np.concatenate(labels).astype("int64")
+    shifted = logits_np - logits_np.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return {
+        "loss": float(-log_probs[np.arange(len(labels_np)), labels_np].mean()),
+        "acc": float((logits_np.argmax(axis=1) == labels_np).mean()),
+        "logits": logits_np.astype("float32"),
+        "labels": labels_np,
+    }
+
+
+def predict(model: paddle.Model, data, batch_size: int = 32, num_workers: int = 0) -> np.ndarray:
+    """Logits of a ``paddle.Model`` for every item of ``data`` (labels, if present, are ignored).
+
+    Returns:
+        numpy.ndarray: shape ``[len(data), num_classes]``.
+
+    Examples:
+        >>> data = paddle.io.TensorDataset([paddle.rand([40, 4]), paddle.randint(0, 10, [40, 1])])
+        >>> model = paddle.Model(paddle.nn.Linear(4, 10)); model.prepare()
+        >>> predict(model, data).shape
+        (40, 10)
+    """
+    loader = make_loader(_InputsOnly(data), batch_size, num_workers=num_workers)
+    outputs = model.predict(loader, stack_outputs=True, verbose=0)
+    return np.asarray(outputs[0])
+
+
+class _InputsOnly(paddle.io.Dataset):
+    """Drop labels so hapi's predict feeds only the image to the network."""
+
+    def __init__(self, data):
+        super().__init__()
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index):
+        item = self.data[index]
+        return item[0] if isinstance(item, (tuple, list)) else item
 
 
 def confusion_matrix(labels, predictions, num_classes: Optional[int] = None) -> np.ndarray:

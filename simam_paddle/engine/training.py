@@ -1,4 +1,4 @@
-"""Training on ``paddle.Model``: optimizer and LR schedule, device, seeding, resumable runs.
+"""Training on ``paddle.Model``: optimizer and LR schedule, device, seeding, data loaders, resumable runs.
 
 The recipe is the AI Studio notebook's (Momentum 0.9, L2 weight decay 1e-4 for the baselines and
 2e-4 for TowerNet, cosine learning rate from ``lr`` to 0, cross-entropy, accuracy) without its
@@ -13,32 +13,21 @@ A run folder holds ``config.json`` (written by the caller, e.g. the CLI), ``hist
 ``best_model.pdparams``, ``last.pdparams``/``last.pdopt``/``last.json`` (resume state) and
 ``visualdl/``.
 """
-import json
 import math
 import os
 import random
 import signal
 import threading
-import warnings
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import paddle
 
-from .callbacks import (
-    CheckpointSaver,
-    EpochLR,
-    HistoryLogger,
-    RunFileError,
-    SaveBestModel,
-    check_state_fits,
-    is_main_process,
-    load_state,
-    make_visualdl,
-    read_history,
-    restore_optimizer_state,
-)
+from .._io import atomic_write_text, is_main_process
 from .._quiet import training_warning_filters
+from .callbacks import CheckpointSaver, EpochLR, HistoryLogger, SaveBestModel, make_visualdl
+from .checkpoints import check_state_fits, load_checkpoint_state, load_state, restore_optimizer_state
+from .history import RunFileError, read_history  # read_history: train's example
 
 __all__ = [
     "CosineDecayToZero",
@@ -49,9 +38,6 @@ __all__ = [
     "resolve_device",
     "make_loader",
     "train",
-    "evaluate",
-    "predict",
-    "load_checkpoint_state",
     "TrainingInterrupted",
     "describe_device",
 ]
@@ -249,30 +235,6 @@ class _EpochSeed(paddle.callbacks.Callback):
         seed_everything(epoch_seed)
 
 
-def load_checkpoint_state(run_dir: str) -> Dict[str, Any]:
-    """Read ``last.json`` of a run folder: ``{"epoch": finished_epochs, "best": ..., "best_epoch": ...}``.
-
-    Examples:
-        >>> load_checkpoint_state("runs/demo/towernet_simam")["epoch"]  # after `python -m simam_paddle demo`  # doctest: +SKIP
-        4
-    """
-    path = os.path.join(run_dir, "last.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"nothing to resume in {run_dir}: no epoch finished (no last.json); "
-                                "train again without resume to start it over")
-    try:
-        with open(path, encoding="utf-8") as f:
-            state = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RunFileError(f"{path} is not valid JSON ({err}); it is written after every epoch, "
-                           "restore it or start the run over") from None
-    epoch = state.get("epoch") if isinstance(state, dict) else None
-    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0):
-        raise RunFileError(f"{path}: epoch must be the number of finished epochs (an integer >= 0), "
-                           f"got {epoch!r}")
-    return state
-
-
 def _trim_history(path: str, epochs_done: int) -> None:
     """Drop rows written after the last checkpoint (a crash between the two), keep the rest."""
     if not os.path.isfile(path):
@@ -288,8 +250,6 @@ def _trim_history(path: str, epochs_done: int) -> None:
             raise RunFileError(f"{path}, line {number}: {line.strip()[:60]!r} is not a row of epoch numbers; "
                                "remove that line") from None
     if kept != lines:
-        from .callbacks import atomic_write_text
-
         atomic_write_text("".join(kept), path)
 
 
@@ -516,83 +476,3 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
         raise TrainingInterrupted(output_dir, current.epoch, _saved_epochs(output_dir),
                                   signum) from None
     return model
-
-
-def evaluate(model: paddle.Model, data, batch_size: int = 32, num_workers: int = 0) -> Dict[str, Any]:
-    """Mean loss, accuracy, logits and labels of a prepared ``paddle.Model`` on a dataset, in one pass.
-
-    The loss is the mean cross-entropy over all samples (hapi's own ``Model.evaluate`` reports
-    the last batch's); the accuracy is top-1, as ``paddle.metric.Accuracy`` computes it.
-
-    Args:
-        model (paddle.Model): wraps the network (in eval mode here).
-        data (paddle.io.Dataset): items ``(image, label)``.
-        batch_size (int, optional): batch size. Default: 32.
-        num_workers (int, optional): DataLoader workers. Default: 0.
-
-    Returns:
-        dict: ``loss`` (float), ``acc`` (float), ``logits`` (``[N, num_classes]`` array),
-        ``labels`` (``[N]`` int64 array).
-
-    Examples:
-        >>> data = paddle.io.TensorDataset([paddle.rand([40, 4]), paddle.randint(0, 10, [40, 1])])
-        >>> result = evaluate(paddle.Model(paddle.nn.Linear(4, 10)), data)
-        >>> result["logits"].shape, result["labels"].shape
-        ((40, 10), (40,))
-    """
-    network = model.network
-    was_training = network.training
-    network.eval()
-    logits, labels = [], []
-    try:
-        with paddle.no_grad():
-            for images, label in make_loader(data, batch_size, num_workers=num_workers):
-                logits.append(network(images).numpy())
-                labels.append(label.numpy().reshape(-1))
-    finally:
-        if was_training:
-            network.train()
-    if not logits:
-        raise ValueError("cannot evaluate on an empty dataset")
-    logits_np = np.concatenate(logits).astype("float64")
-    labels_np = np.concatenate(labels).astype("int64")
-    shifted = logits_np - logits_np.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return {
-        "loss": float(-log_probs[np.arange(len(labels_np)), labels_np].mean()),
-        "acc": float((logits_np.argmax(axis=1) == labels_np).mean()),
-        "logits": logits_np.astype("float32"),
-        "labels": labels_np,
-    }
-
-
-def predict(model: paddle.Model, data, batch_size: int = 32, num_workers: int = 0) -> np.ndarray:
-    """Logits of a ``paddle.Model`` for every item of ``data`` (labels, if present, are ignored).
-
-    Returns:
-        numpy.ndarray: shape ``[len(data), num_classes]``.
-
-    Examples:
-        >>> data = paddle.io.TensorDataset([paddle.rand([40, 4]), paddle.randint(0, 10, [40, 1])])
-        >>> model = paddle.Model(paddle.nn.Linear(4, 10)); model.prepare()
-        >>> predict(model, data).shape
-        (40, 10)
-    """
-    loader = make_loader(_InputsOnly(data), batch_size, num_workers=num_workers)
-    outputs = model.predict(loader, stack_outputs=True, verbose=0)
-    return np.asarray(outputs[0])
-
-
-class _InputsOnly(paddle.io.Dataset):
-    """Drop labels so hapi's predict feeds only the image to the network."""
-
-    def __init__(self, data):
-        super().__init__()
-        self.data = data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, index):
-        item = self.data[index]
-        return item[0] if isinstance(item, (tuple, list)) else item

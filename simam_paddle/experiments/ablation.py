@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any, Dict, Sequence
 
-from ..engine.callbacks import atomic_write_text
+from .._io import atomic_write_text
 from ..plots import plot_mean_curves
 from .report import aggregate_runs, format_markdown_table, summarize_runs
 

@@ -9,10 +9,11 @@ needs at least 127 px, so images are 128 px and training uses a fixed subset of 
 Re-running skips finished runs and resumes interrupted ones.
 """
 import os
-import time
-from typing import Any, Dict
+from typing import Any, Dict, List
 
-from ..engine.callbacks import atomic_write_text, read_history
+from .._io import atomic_write_text
+from .notebook import prepare_split
+from .report import format_markdown_table, summarize_runs
 
 __all__ = ["DEMO_SETTINGS", "run_demo"]
 
@@ -21,20 +22,7 @@ DEMO_SETTINGS: Dict[str, Dict[str, Any]] = {
     "quick": dict(epochs=3, image_size=128, batch_size=32, lr=0.01, train_per_class=20, eval_per_class=10),
 }
 ATTENTIONS = ("simam", "none")
-
-
-def _prepare_data(output: str, verbose: int) -> str:
-    from ..data.digits import make_digits_dataset
-    from ..data.split import split_dataset
-
-    digits = os.path.join(output, "data", "digits")
-    split = os.path.join(output, "data", "digits_split")
-    if not os.path.isfile(os.path.join(split, "split_manifest.csv")):
-        summary = make_digits_dataset(digits)
-        split_dataset(digits, split, eval_every=5, progress=False)
-        if verbose:
-            print(f"digits data: {summary.root} split into {split}")
-    return split
+_COLUMNS = ["attention", "best_eval_acc", "best_epoch", "final_eval_acc", "epochs", "total_time"]
 
 
 def run_demo(output: str = "runs/demo", quick: bool = False, verbose: int = 1) -> Dict[str, Any]:
@@ -58,26 +46,30 @@ def run_demo(output: str = "runs/demo", quick: bool = False, verbose: int = 1) -
     from .runs import complete_run
 
     settings = DEMO_SETTINGS["quick" if quick else "default"]
-    split = _prepare_data(output, verbose)
-    runs: Dict[str, Dict[str, Any]] = {}
+    data = prepare_split(os.path.join(output, "data"), eval_every=5, progress=False, caltech=False)
+    if verbose:
+        print(f"digits data: {data.source} split into {data.split}")
+    folders = []
     for attention in ATTENTIONS:
         run = os.path.join(output, f"towernet_{attention}")
         if verbose:
             print(f"\n== TowerNet, attention {attention}: {run}")
-        complete_run(split, run, verbose=verbose, model="towernet", attention=attention, seed=0, **settings)
-        rows = read_history(run)
-        best = max(rows, key=lambda r: -1 if r["eval_acc"] is None else r["eval_acc"])
-        runs[attention] = {"best_eval_acc": best["eval_acc"], "best_epoch": best["epoch"], "epochs": len(rows),
-                           "seconds": sum(r["time"] for r in rows), "final_eval_acc": rows[-1]["eval_acc"]}
+        complete_run(str(data.split), run, verbose=verbose, model="towernet", attention=attention, seed=0,
+                     **settings)
+        folders.append(run)
+    rows = summarize_runs(folders, count_parameters=False)
+    runs = {row["attention"]: {"best_eval_acc": row["best_eval_acc"], "best_epoch": row["best_epoch"],
+                               "epochs": row["epochs"], "seconds": row["total_time"],
+                               "final_eval_acc": row["final_eval_acc"]} for row in rows}
 
     files = _write_figures(output, settings)
-    summary = _summary(runs, settings, quick)
+    summary = _summary(rows, settings, quick)
     atomic_write_text(summary, os.path.join(output, "summary.md"))
     files.append(os.path.join(output, "summary.md"))
     return {"runs": runs, "summary": summary, "files": files}
 
 
-def _write_figures(output: str, settings: Dict[str, Any]) -> list:
+def _write_figures(output: str, settings: Dict[str, Any]) -> List[str]:
     from ..plots import attention_maps, plot_attention_maps, plot_curves
     from .runs import load_run, run_datasets
 
@@ -94,17 +86,14 @@ def _write_figures(output: str, settings: Dict[str, Any]) -> list:
     return [curves, attention]
 
 
-def _summary(runs: Dict[str, Dict[str, Any]], settings: Dict[str, Any], quick: bool) -> str:
-    lines = [
+def _summary(rows: List[Dict[str, Any]], settings: Dict[str, Any], quick: bool) -> str:
+    return "\n".join([
         f"# Demo: TowerNet with and without SimAM on digits{' (quick)' if quick else ''}",
         "",
         "Same seed and settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) + ".",
         "",
-        "| attention | best eval acc | best epoch | final eval acc | epochs | training time (s) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for attention, r in runs.items():
-        lines.append(f"| {attention} | {r['best_eval_acc']:.4f} | {r['best_epoch']} | {r['final_eval_acc']:.4f} "
-                     f"| {r['epochs']} | {r['seconds']:.1f} |")
-    lines += ["", "Curves: curves.png. SimAM's attention on one eval image: attention.png.", ""]
-    return "\n".join(lines)
+        format_markdown_table(rows, columns=_COLUMNS),
+        "",
+        "Curves: curves.png. SimAM's attention on one eval image: attention.png.",
+        "",
+    ])

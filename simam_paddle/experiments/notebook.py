@@ -100,7 +100,7 @@ class PreparedData:
 
 
 def prepare_split(data_dir: Union[str, os.PathLike] = "data", eval_every: int = 5,
-                  progress: Optional[bool] = None) -> PreparedData:
+                  progress: Optional[bool] = None, caltech: bool = True) -> PreparedData:
     """Split Caltech101 from ``data_dir`` if it is there, otherwise the embedded digits.
 
     With ``Images.zip`` or ``Images/`` in ``data_dir`` the split goes to ``data_dir/caltech_split``;
@@ -113,6 +113,7 @@ def prepare_split(data_dir: Union[str, os.PathLike] = "data", eval_every: int = 
         eval_every (int, optional): every ``eval_every``-th image of a class goes to ``eval/``
             (the notebook's 80/20 split). Default: 5.
         progress (bool, optional): progress bar while splitting; None decides by size. Default: None.
+        caltech (bool, optional): False takes the digits even where Caltech101 is present. Default: True.
 
     Returns:
         PreparedData: kind, source, split folder and the split's report.
@@ -126,7 +127,7 @@ def prepare_split(data_dir: Union[str, os.PathLike] = "data", eval_every: int = 
     from ..data.split import split_dataset
 
     data_dir = Path(data_dir)
-    source = find_caltech(data_dir)
+    source = find_caltech(data_dir) if caltech else None
     if source is not None:
         kind, split = "caltech", data_dir / "caltech_split"
     else:

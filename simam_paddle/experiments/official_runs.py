@@ -7,7 +7,8 @@ from typing import Any, Dict, Optional, Sequence
 import paddle
 import paddle.nn as nn
 
-from ..engine.callbacks import atomic_save, atomic_write_text
+from .._io import atomic_write_text
+from ..engine.checkpoints import atomic_save
 from ..engine.training import default_weight_decay
 from ..models.official import OFFICIAL_MODELS, OFFICIAL_IMAGE_SIZE, load_official_checkpoint, official_attention_options
 from .runs import TRAIN_DEFAULTS

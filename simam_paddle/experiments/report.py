@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 import paddle
 
-from ..engine.callbacks import atomic_write_text, read_history
+from .._io import atomic_write_text
+from ..engine.history import read_history
 from ..plots import plot_mean_curves
 
 __all__ = [
@@ -37,7 +38,7 @@ _HEADERS = {
     "name": "run", "best_eval_acc": "best eval acc (%)", "best_epoch": "best epoch",
     "time_per_epoch": "s/epoch", "params": "parameters", "n": "seeds",
     "best_eval_acc_mean": "best eval acc (%), mean ± std", "best_epoch_mean": "best epoch (mean)",
-    "final_eval_acc": "final eval acc (%)",
+    "final_eval_acc": "final eval acc (%)", "total_time": "training time (s)",
 }
 
 

@@ -16,7 +16,9 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import numpy as np
 import paddle
 
-from ..engine.callbacks import RunFileError, atomic_write_text, check_state_fits, is_main_process, load_state, read_history
+from .._io import atomic_write_text, is_main_process
+from ..engine.checkpoints import check_state_fits, load_state
+from ..engine.history import RunFileError, read_history
 from .._quiet import quiet_native_logs
 
 __all__ = [
@@ -531,7 +533,7 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
     from ..data.dataset import check_num_classes
     from ..engine.evaluation import confusion_matrix, per_class_accuracy, save_confusion_matrix_csv
     from ..plots import plot_confusion_matrix
-    from ..engine.training import evaluate
+    from ..engine.evaluation import evaluate
 
     if batch_size is not None and not _positive_int(batch_size):
         raise ValueError(f"the batch size must be a positive integer, got {batch_size!r}")

@@ -8,7 +8,9 @@ require_paddle()  # a clear message for a missing or too old Paddle, and a quiet
 
 from .simam import simam, simam_weights, SimAM
 from .fused import fused_available, fused_unavailable_reason, fused_cache_dir
-from .attention import SEModule, CBAM, create_attention, available_attentions, register_attention
+from .attention import (
+    SEModule, CBAM, create_attention, available_attentions, register_attention, unregister_attention,
+)
 
 __all__ = [
     "simam",
@@ -22,4 +24,5 @@ __all__ = [
     "create_attention",
     "available_attentions",
     "register_attention",
+    "unregister_attention",
 ]

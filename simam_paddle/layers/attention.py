@@ -21,7 +21,7 @@ import paddle.nn.functional as F
 
 from .simam import SimAM
 
-__all__ = ["SEModule", "CBAM", "create_attention", "available_attentions", "register_attention"]
+__all__ = ["SEModule", "CBAM", "create_attention", "available_attentions", "register_attention", "unregister_attention"]
 
 _DATA_FORMATS = ("NCHW", "NHWC")
 
@@ -192,6 +192,7 @@ def register_attention(name: str) -> Callable[[Callable[..., nn.Layer]], Callabl
         ...         return 2 * x
         >>> list(create_attention("scale2", 8)(paddle.ones([1, 8, 2, 2])).shape)
         [1, 8, 2, 2]
+        >>> unregister_attention("scale2")  # leave the registry as it was
     """
     if not isinstance(name, str) or not name or name != name.lower():
         raise ValueError(f"Attention names are non-empty lower-case strings, got {name!r}.")
@@ -209,6 +210,26 @@ register_attention("simam")(SimAM)
 register_attention("se")(SEModule)
 register_attention("cbam")(CBAM)
 register_attention("none")(_identity)
+_BUILT_IN = frozenset(_REGISTRY)
+
+
+def unregister_attention(name: str) -> None:
+    """Remove an attention added with :func:`register_attention`; the built-in ones stay.
+
+    Args:
+        name (str): the name it was registered under.
+
+    Examples:
+        >>> from simam_paddle.layers import register_attention, unregister_attention, available_attentions
+        >>> _ = register_attention("twice")(lambda channels: paddle.nn.Identity())
+        >>> unregister_attention("twice"); "twice" in available_attentions()
+        False
+    """
+    if name in _BUILT_IN:
+        raise ValueError(f"{name!r} is built in and cannot be removed; built-in attentions = {sorted(_BUILT_IN)}.")
+    if name not in _REGISTRY:
+        raise ValueError(f"Attention {name!r} is not registered; registered: {available_attentions()}.")
+    del _REGISTRY[name]
 
 
 def available_attentions() -> List[str]:

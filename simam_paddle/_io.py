@@ -1,0 +1,114 @@
+"""Writing files so that a crash never leaves half of one, and the rank check of a distributed launch.
+
+One writer serves every module that writes a file another step reads back (checkpoints, ``config.json``,
+``summary.md``, the split's images and manifest, the embedded digits):
+
+- the bytes go to a new temporary file in the destination's folder (``os.replace`` is atomic only
+  within one file system) with a short random name, ``.<12 hex digits><suffix>``, so a destination
+  with any legal name, even one of 255 bytes, fits;
+- the temporary file is created with ``O_CREAT | O_EXCL | O_NOFOLLOW``: it is always new, never a
+  file or link someone put there, and gets mode ``0o666`` less the umask, as a plain ``open()``;
+- file and folder are fsynced, then ``os.replace`` renames the file over the destination. A link
+  at the destination is replaced itself, never written through;
+- on any error the temporary file is removed and the old destination is untouched.
+
+Imports no Paddle and no layer of the package.
+"""
+import contextlib
+import os
+import secrets
+from typing import Union
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_folder", "is_main_process", "TEMP_SUFFIX"]
+
+TEMP_SUFFIX = ".partial"
+"""Suffix of the writer's temporary files (``.<random>.partial``); callers may give their own."""
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def atomic_write_bytes(data: bytes, path: PathLike, *, suffix: str = TEMP_SUFFIX, sync_folder: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place (see the module docstring).
+
+    Creates missing parent folders. The old ``path``, if any, stays intact until the new one is
+    complete on disk.
+
+    Args:
+        data (bytes): the file's content.
+        path (str|PathLike): the destination file.
+        suffix (str, optional): suffix of the temporary file, so that a caller can recognise its own
+            leftovers. Default: ".partial".
+        sync_folder (bool, optional): fsync the folder after the rename. A caller writing many files
+            passes False and calls :func:`fsync_folder` once per folder when done. Default: True.
+
+    Examples:
+        >>> import tempfile; folder = tempfile.mkdtemp()
+        >>> atomic_write_bytes(b"abc", os.path.join(folder, "a.bin"))
+        >>> open(os.path.join(folder, "a.bin"), "rb").read(), os.listdir(folder)
+        (b'abc', ['a.bin'])
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    while True:
+        tmp = os.path.join(folder, f".{secrets.token_hex(6)}{suffix}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # replaces a link itself, never its target
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if sync_folder:
+        fsync_folder(folder)
+
+
+def atomic_write_text(text: str, path: PathLike, *, suffix: str = TEMP_SUFFIX, sync_folder: bool = True) -> None:
+    """:func:`atomic_write_bytes` of ``text`` encoded as UTF-8 (line ends written as given).
+
+    Examples:
+        >>> import tempfile; path = os.path.join(tempfile.mkdtemp(), "notes.md")
+        >>> atomic_write_text("# été\\n", path)
+        >>> open(path, encoding="utf-8").read()
+        '# été\\n'
+    """
+    atomic_write_bytes(text.encode("utf-8"), path, suffix=suffix, sync_folder=sync_folder)
+
+
+def fsync_folder(folder: PathLike) -> None:
+    """Make the names in ``folder`` (a rename into it) durable; skipped on Windows, where folders
+    cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def is_main_process() -> bool:
+    """Whether this process has global rank 0 (always true outside a distributed launch).
+
+    Reads the launcher's environment (``PADDLE_TRAINER_ID``, which ``paddle.distributed.ParallelEnv``
+    reads too) at each call rather than a cached value, and imports no Paddle.
+
+    Examples:
+        >>> is_main_process()
+        True
+    """
+    return int(os.getenv("PADDLE_TRAINER_ID", "0")) == 0

@@ -1,0 +1,196 @@
+"""Checkpoints of a run folder: written atomically, read with errors that name the file, checked
+against the network they are loaded into, optimizer state that survives rebuilding the network.
+
+A run folder holds ``best_model.pdparams``, and after every epoch ``last.pdparams`` (weights),
+``last.pdopt`` (optimizer state, :func:`portable_optimizer_state`) and ``last.json``
+(:func:`load_checkpoint_state`), written by :class:`~simam_paddle.engine.callbacks.CheckpointSaver`.
+"""
+import io
+import json
+import os
+from typing import Any, Dict
+
+import paddle
+
+from .._io import atomic_write_bytes
+from .history import RunFileError
+
+__all__ = [
+    "atomic_save",
+    "load_state",
+    "check_state_fits",
+    "portable_optimizer_state",
+    "restore_optimizer_state",
+    "load_checkpoint_state",
+]
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """``paddle.save(obj, path)`` that never leaves ``path`` half-written.
+
+    Saves to a temporary file in the same folder, then renames it over ``path``; if saving
+    fails the temporary file is removed and the old ``path`` is untouched.
+
+    Args:
+        obj (Any): what ``paddle.save`` accepts, e.g. a ``state_dict()``.
+        path (str): destination file.
+
+    Examples:
+        >>> atomic_save(paddle.nn.Linear(2, 3).state_dict(), "/tmp/linear.pdparams")
+        >>> list(paddle.load("/tmp/linear.pdparams")["weight"].shape)
+        [2, 3]
+    """
+    buffer = io.BytesIO()
+    paddle.save(obj, buffer)  # the same bytes as saving to a file
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+
+def load_state(path: str) -> Any:
+    """``paddle.load(path)`` of a run's checkpoint; a missing file is a ``FileNotFoundError`` and an
+    empty or unreadable one a :class:`RunFileError`, both naming ``path``.
+
+    Examples:
+        >>> sorted(load_state("/tmp/linear.pdparams"))
+        ['bias', 'weight']
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist")
+    if os.path.getsize(path) == 0:
+        raise RunFileError(f"{path} is empty (0 bytes; written by a full disk or a copy that failed?); "
+                           "restore it or retrain")
+    try:
+        return paddle.load(path)
+    except (EOFError, ValueError, RuntimeError, TypeError, KeyError, IndexError, AttributeError,
+            ImportError) as err:  # what unpickling a damaged file raises
+        detail = str(err).splitlines()[0] if str(err) else "truncated?"
+        raise RunFileError(f"{path} is not a readable Paddle checkpoint ({type(err).__name__}: {detail}); "
+                           "restore it or retrain") from None
+
+
+
+def check_state_fits(state: Dict[str, Any], network: paddle.nn.Layer, path: str, what: str = "the network") -> None:
+    """Raise ``ValueError`` naming the first missing, unexpected and mis-shaped key if ``state`` does not fit ``network``.
+
+    Paddle's ``set_state_dict`` only warns, so a checkpoint of another model would silently leave random weights.
+
+    Args:
+        state (dict): a state dict, e.g. from :func:`load_state`.
+        network (paddle.nn.Layer): the network it is meant for.
+        path (str): where the state came from, for the message.
+        what (str, optional): how the message names the network. Default: "the network".
+
+    Examples:
+        >>> import paddle
+        >>> net = paddle.nn.Linear(2, 3)
+        >>> check_state_fits(paddle.nn.Linear(2, 3).state_dict(), net, "a.pdparams")
+        >>> check_state_fits(paddle.nn.Linear(2, 4).state_dict(), net, "b.pdparams")
+        Traceback (most recent call last):
+        ...
+        ValueError: b.pdparams does not fit the network: 2 of other shape (e.g. bias: [4] vs [3]). Is it from another run?
+    """
+    expected = {k: list(v.shape) for k, v in network.state_dict().items()}
+    got = {k: list(v.shape) for k, v in state.items()}
+    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    wrong = [k for k in set(expected) & set(got) if expected[k] != got[k]]
+    if missing or extra or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} weights missing (e.g. {missing[0]})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
+        if wrong:
+            k = sorted(wrong)[0]
+            parts.append(f"{len(wrong)} of other shape (e.g. {k}: {got[k]} vs {expected[k]})")
+        raise ValueError(f"{path} does not fit {what}: {'; '.join(parts)}. Is it from another run?")
+
+
+
+def _rename_keys(state: Dict[str, Any], names: Dict[str, str]) -> Dict[str, Any]:
+    """Rename keys that start with a known name followed by ``_`` (longest name first)."""
+    ordered = sorted(names, key=len, reverse=True)
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict) and key == "master_weights":
+            value = _rename_keys(value, names)
+        for old in ordered:
+            if key == old or key.startswith(old + "_"):
+                key = names[old] + key[len(old):]
+                break
+        out[key] = value
+    return out
+
+
+def portable_optimizer_state(optimizer, network: paddle.nn.Layer) -> Dict[str, Any]:
+    """The optimizer's ``state_dict`` keyed by structured parameter names (``"0.weight_velocity_0"``).
+
+    Paddle keys optimizer state by generated parameter names (``"conv2d_7.w_0_velocity_0"``), which
+    differ when the same network is built again after other layers were created; structured names
+    do not. :func:`restore_optimizer_state` maps them back onto a newly built network.
+
+    Examples:
+        >>> net = paddle.nn.Sequential(paddle.nn.Linear(2, 2))
+        >>> opt = paddle.optimizer.Momentum(0.1, parameters=net.parameters())
+        >>> net(paddle.rand([1, 2])).sum().backward(); opt.step()
+        >>> sorted(portable_optimizer_state(opt, net))[:1]
+        ['@0.bias_velocity_0']
+    """
+    names = {p.name: "@" + structured for structured, p in network.named_parameters()}
+    return _rename_keys(optimizer.state_dict(), names)
+
+
+def restore_optimizer_state(optimizer, network: paddle.nn.Layer, state: Dict[str, Any]) -> None:
+    """Load a :func:`portable_optimizer_state` into ``optimizer`` of a (re)built ``network``."""
+    names = {"@" + structured: p.name for structured, p in network.named_parameters()}
+    optimizer.set_state_dict(_rename_keys(state, names))
+
+
+
+def portable_optimizer_state(optimizer, network: paddle.nn.Layer) -> Dict[str, Any]:
+    """The optimizer's ``state_dict`` keyed by structured parameter names (``"0.weight_velocity_0"``).
+
+    Paddle keys optimizer state by generated parameter names (``"conv2d_7.w_0_velocity_0"``), which
+    differ when the same network is built again after other layers were created; structured names
+    do not. :func:`restore_optimizer_state` maps them back onto a newly built network.
+
+    Examples:
+        >>> net = paddle.nn.Sequential(paddle.nn.Linear(2, 2))
+        >>> opt = paddle.optimizer.Momentum(0.1, parameters=net.parameters())
+        >>> net(paddle.rand([1, 2])).sum().backward(); opt.step()
+        >>> sorted(portable_optimizer_state(opt, net))[:1]
+        ['@0.bias_velocity_0']
+    """
+    names = {p.name: "@" + structured for structured, p in network.named_parameters()}
+    return _rename_keys(optimizer.state_dict(), names)
+
+
+def restore_optimizer_state(optimizer, network: paddle.nn.Layer, state: Dict[str, Any]) -> None:
+    """Load a :func:`portable_optimizer_state` into ``optimizer`` of a (re)built ``network``."""
+    names = {"@" + structured: p.name for structured, p in network.named_parameters()}
+    optimizer.set_state_dict(_rename_keys(state, names))
+
+
+
+def load_checkpoint_state(run_dir: str) -> Dict[str, Any]:
+    """Read ``last.json`` of a run folder: ``{"epoch": finished_epochs, "best": ..., "best_epoch": ...}``.
+
+    Examples:
+        >>> load_checkpoint_state("runs/demo/towernet_simam")["epoch"]  # after `python -m simam_paddle demo`  # doctest: +SKIP
+        4
+    """
+    path = os.path.join(run_dir, "last.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"nothing to resume in {run_dir}: no epoch finished (no last.json); "
+                                "train again without resume to start it over")
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFileError(f"{path} is not valid JSON ({err}); it is written after every epoch, "
+                           "restore it or start the run over") from None
+    epoch = state.get("epoch") if isinstance(state, dict) else None
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0):
+        raise RunFileError(f"{path}: epoch must be the number of finished epochs (an integer >= 0), "
+                           f"got {epoch!r}")
+    return state
+

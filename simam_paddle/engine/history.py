@@ -1,0 +1,57 @@
+"""A run's ``history.csv``: its columns, and reading it back.
+
+:class:`~simam_paddle.engine.callbacks.HistoryLogger` writes one row per finished epoch;
+:func:`read_history` reads them for reports, plots and resuming. :class:`RunFileError` is what
+every reader of a run folder's files raises for a file a run never writes.
+"""
+import csv
+import os
+from typing import Dict, List, Optional
+
+__all__ = ["HISTORY_COLUMNS", "RunFileError", "read_history"]
+
+HISTORY_COLUMNS = ("epoch", "loss", "acc", "eval_loss", "eval_acc", "lr", "time")
+"""Columns of ``history.csv``, in order."""
+
+
+class RunFileError(ValueError):
+    """A run folder's file (``config.json``, ``last.json``, ``history.csv``, a checkpoint) is unreadable
+    or holds something a run never writes; the message names the file and what is wrong."""
+
+
+
+def read_history(path: str) -> List[Dict[str, Optional[float]]]:
+    """Read a ``history.csv`` written by :class:`HistoryLogger` (or the run folder holding it).
+
+    Args:
+        path (str): the CSV file or its run folder.
+
+    Returns:
+        list[dict]: one dict per epoch; numbers as ``float`` (``epoch`` as ``int``), empty cells as None.
+
+    Examples:
+        >>> rows = read_history("runs/demo/towernet_simam")  # written by `python -m simam_paddle demo`  # doctest: +SKIP
+        >>> sorted(rows[0])  # doctest: +SKIP
+        ['acc', 'epoch', 'eval_acc', 'eval_loss', 'loss', 'lr', 'time']
+    """
+    if os.path.isdir(path):
+        path = os.path.join(path, "history.csv")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no training history at {path}; a run folder made by `train` has history.csv")
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is not None and "epoch" not in reader.fieldnames:
+            raise RunFileError(f"{path} has no epoch column (header {reader.fieldnames}); "
+                               f"a history.csv written by `train` starts with {','.join(HISTORY_COLUMNS)}")
+        for raw in reader:
+            try:
+                row = {k: (float(v) if v not in ("", None) else None) for k, v in raw.items()}
+                row["epoch"] = int(row["epoch"])
+            except (TypeError, ValueError):
+                line = ",".join(str(v) for v in raw.values() if v is not None)
+                raise RunFileError(f"{path}, line {reader.line_num}: {line[:60]!r} is not a row of numbers "
+                                   "with an epoch; remove that line") from None
+            rows.append(row)
+    return rows
+

@@ -1,0 +1,84 @@
+"""Checkpoints of a run folder (simam_paddle/engine/checkpoints.py)."""
+import json
+
+import numpy as np
+import paddle
+import pytest
+
+from simam_paddle.engine.checkpoints import (
+    atomic_save,
+    check_state_fits,
+    load_checkpoint_state,
+    load_state,
+    portable_optimizer_state,
+    restore_optimizer_state,
+)
+from simam_paddle.engine.history import RunFileError
+
+
+def test_atomic_save_writes_what_paddle_save_writes(tmp_path):
+    state = paddle.nn.Linear(3, 2).state_dict()
+    atomic_save(state, str(tmp_path / "sub" / "x.pdparams"))
+    paddle.save(state, str(tmp_path / "plain.pdparams"))
+    assert (tmp_path / "sub" / "x.pdparams").read_bytes() == (tmp_path / "plain.pdparams").read_bytes()
+    loaded = load_state(str(tmp_path / "sub" / "x.pdparams"))
+    np.testing.assert_array_equal(loaded["weight"].numpy(), state["weight"].numpy())
+
+
+def test_load_state_names_an_empty_or_damaged_file(tmp_path):
+    path = tmp_path / "w.pdparams"
+    path.write_bytes(b"")
+    with pytest.raises(RunFileError, match=r"w.pdparams is empty"):
+        load_state(str(path))
+    path.write_bytes(b"garbage" * 10)
+    with pytest.raises(RunFileError, match=r"w.pdparams is not a readable Paddle checkpoint"):
+        load_state(str(path))
+    with pytest.raises(FileNotFoundError, match="nope.pdparams"):
+        load_state(str(tmp_path / "nope.pdparams"))
+
+
+def test_check_state_fits_names_missing_unexpected_and_mis_shaped_weights():
+    net = paddle.nn.Sequential(paddle.nn.Linear(2, 3))
+    check_state_fits(net.state_dict(), net, "a.pdparams")
+    other = paddle.nn.Sequential(paddle.nn.Linear(2, 4), paddle.nn.Linear(4, 1))
+    with pytest.raises(ValueError, match=r"b.pdparams does not fit the model: 2 unexpected \(e.g. 1.bias\); "
+                                         r"2 of other shape \(e.g. 0.bias: \[4\] vs \[3\]\)"):
+        check_state_fits(other.state_dict(), net, "b.pdparams", what="the model")
+    with pytest.raises(ValueError, match=r"1 weights missing \(e.g. 0.weight\)"):
+        check_state_fits({"0.bias": net.state_dict()["0.bias"]}, net, "c.pdparams")
+
+
+def test_optimizer_state_survives_rebuilding_the_network():
+    def build():
+        net = paddle.nn.Sequential(paddle.nn.Linear(3, 2))
+        return net, paddle.optimizer.Momentum(0.1, parameters=net.parameters())
+
+    net, opt = build()
+    net(paddle.rand([4, 3])).sum().backward()
+    opt.step()
+    state = portable_optimizer_state(opt, net)
+    assert "@0.weight_velocity_0" in state and not any(net[0].weight.name in k for k in state)
+    paddle.nn.Linear(5, 5)  # shifts Paddle's generated parameter names
+    again, again_opt = build()
+    assert again[0].weight.name != net[0].weight.name
+    restore_optimizer_state(again_opt, again, state)
+    velocity = again_opt.state_dict()[again[0].weight.name + "_velocity_0"]
+    np.testing.assert_array_equal(velocity.numpy(), opt.state_dict()[net[0].weight.name + "_velocity_0"].numpy())
+
+
+@pytest.mark.parametrize("content, error, match", [
+    (None, FileNotFoundError, "nothing to resume"),
+    ("{not json", RunFileError, "last.json is not valid JSON"),
+    ('{"epoch": -1}', RunFileError, "epoch must be the number of finished epochs"),
+    ('{"epoch": true}', RunFileError, "epoch must be"),
+])
+def test_load_checkpoint_state_names_what_is_wrong(tmp_path, content, error, match):
+    if content is not None:
+        (tmp_path / "last.json").write_text(content)
+    with pytest.raises(error, match=match):
+        load_checkpoint_state(str(tmp_path))
+
+
+def test_load_checkpoint_state_reads_last_json(tmp_path):
+    (tmp_path / "last.json").write_text(json.dumps({"epoch": 2, "best": 0.5, "best_epoch": 1}))
+    assert load_checkpoint_state(str(tmp_path)) == {"epoch": 2, "best": 0.5, "best_epoch": 1}
