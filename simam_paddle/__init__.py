@@ -169,4 +169,4 @@ def __dir__() -> List[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-_install_legacy_module_finder(__name__, LEGACY_MODULES)
+_install_legacy_module_finder(__name__, LEGACY_MODULES, {**_MOVED, **_EXPORTS})

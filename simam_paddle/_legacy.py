@@ -1,35 +1,57 @@
-"""Old module paths of the flat layout (``simam_paddle.zoo``, ...) as aliases of their new modules.
+"""Old module paths of the flat layout (``simam_paddle.zoo``, ...), kept working after the split into subpackages.
 
-A meta path finder maps ``simam_paddle.<old>`` to the module's new place, with a
-``DeprecationWarning`` that names it, so code written against the flat layout keeps working.
+A meta path finder answers ``import simam_paddle.<old>`` with a small stand-in module, with a
+``DeprecationWarning`` that names the new place. The stand-in looks names up in the module's new place
+first, then wherever the name itself moved (``read_history`` left ``callbacks`` for ``engine.history``),
+so code written against the flat layout keeps working.
 """
 import importlib
 import importlib.abc
 import importlib.util
 import sys
+import types
 import warnings
-from typing import Dict
+from typing import Dict, List
 
 __all__ = ["install_legacy_module_finder"]
 
 
-class _AliasLoader(importlib.abc.Loader):
-    def __init__(self, target: str):
-        self.target = target
+class _LegacyModule(types.ModuleType):
+    """Stand-in for a module of the flat layout: attribute look-ups go to where the names live now."""
+
+    def __init__(self, name: str, target: str, moved: Dict[str, str]):
+        super().__init__(name, f"Moved to {target}.")
+        self._target, self._moved = target, moved
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        module = importlib.import_module(self._target)
+        if hasattr(module, attr):
+            return getattr(module, attr)
+        if attr in self._moved:
+            return getattr(importlib.import_module(self._moved[attr]), attr)
+        raise AttributeError(f"{self.__name__} moved to {self._target}, which has no attribute {attr!r}")
+
+    def __dir__(self) -> List[str]:
+        return sorted(set(dir(importlib.import_module(self._target))) | set(self._moved))
+
+
+class _LegacyLoader(importlib.abc.Loader):
+    def __init__(self, target: str, moved: Dict[str, str]):
+        self.target, self.moved = target, moved
 
     def create_module(self, spec):
-        module = importlib.import_module(self.target)
-        self._spec = module.__spec__
-        return module
+        return _LegacyModule(spec.name, self.target, self.moved)
 
     def exec_module(self, module) -> None:
-        # The target is already executed; only undo the import system's stamping of the alias spec.
-        module.__spec__ = self._spec
+        pass
 
 
 class _LegacyModuleFinder(importlib.abc.MetaPathFinder):
-    def __init__(self, package: str, moves: Dict[str, str]):
+    def __init__(self, package: str, moves: Dict[str, str], names: Dict[str, str]):
         self.package, self.moves = package, dict(moves)
+        self.names = {name: f"{package}.{place}" for name, place in names.items()}
 
     def find_spec(self, fullname, path=None, target=None):
         prefix, _, old = fullname.rpartition(".")
@@ -37,10 +59,11 @@ class _LegacyModuleFinder(importlib.abc.MetaPathFinder):
             return None
         new = f"{self.package}.{self.moves[old]}"
         warnings.warn(f"module {fullname} moved to {new}; import it from there.", DeprecationWarning, stacklevel=2)
-        return importlib.util.spec_from_loader(fullname, _AliasLoader(new))
+        return importlib.util.spec_from_loader(fullname, _LegacyLoader(new, self.names))
 
 
-def install_legacy_module_finder(package: str, moves: Dict[str, str]) -> None:
-    """Let ``import <package>.<old>`` import the module now at ``<package>.<moves[old]>``."""
+def install_legacy_module_finder(package: str, moves: Dict[str, str], names: Dict[str, str]) -> None:
+    """Let ``import <package>.<old>`` work for every ``old`` in ``moves`` (old module -> new module, relative to
+    ``package``); ``names`` (name -> subpackage or module it moved to) finds names that left their module."""
     if not any(isinstance(f, _LegacyModuleFinder) and f.package == package for f in sys.meta_path):
-        sys.meta_path.append(_LegacyModuleFinder(package, moves))
+        sys.meta_path.append(_LegacyModuleFinder(package, moves, names))

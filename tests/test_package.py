@@ -125,7 +125,31 @@ def test_old_module_paths_still_import_and_name_the_new_place(old, new):
 
     with pytest.warns(DeprecationWarning, match=f"simam_paddle.{new}") if old != new else _nothing():
         module = importlib.import_module(f"simam_paddle.{old}")
-    assert module is importlib.import_module(f"simam_paddle.{new}")
+    now = importlib.import_module(f"simam_paddle.{new}")
+    public = [name for name in getattr(now, "__all__", []) if not name.startswith("_")]
+    assert public and all(getattr(module, name) is getattr(now, name) for name in public)
+
+
+@pytest.mark.parametrize("statement", [
+    "from simam_paddle.callbacks import read_history, SaveBestModel",  # read_history left callbacks
+    "from simam_paddle.training import evaluate, train",  # evaluate left training
+    "from simam_paddle.evaluation import plot_confusion_matrix",  # a figure, now in plots
+    "from simam_paddle.report import plot_mean_curves",
+])
+def test_names_that_left_their_old_module_still_import(statement):
+    code = f"import warnings; warnings.simplefilter('ignore'); {statement}"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+
+
+def test_a_name_that_never_existed_names_the_new_place():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import simam_paddle.zoo as zoo
+    with pytest.raises(AttributeError, match="simam_paddle.models.zoo"):
+        zoo.no_such_builder
 
 
 def test_old_top_level_names_still_resolve_and_name_the_new_place():
