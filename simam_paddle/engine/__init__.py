@@ -39,6 +39,7 @@ from .training import (
     TrainingInterrupted,
     describe_device,
 )
+from .acceleration import onednn_available, onednn_convolutions
 from .evaluation import confusion_matrix, per_class_accuracy, save_confusion_matrix_csv
 
 __all__ = [
@@ -71,6 +72,8 @@ __all__ = [
     "load_checkpoint_state",
     "TrainingInterrupted",
     "describe_device",
+    "onednn_available",
+    "onednn_convolutions",
     "confusion_matrix",
     "per_class_accuracy",
     "save_confusion_matrix_csv",
