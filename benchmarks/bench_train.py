@@ -1,14 +1,22 @@
-"""Training throughput (images/s) of TowerNet with each attention and of the baselines.
+"""Training and evaluation throughput (images/s): Paddle's dygraph kernels against oneDNN convolutions.
 
-One training step = forward, cross-entropy, backward, Momentum update (the recipe of
-``simam_paddle.training``), on random images of one size, after warm-up steps. On CPU all cores
-are used (``select_device``). Prints a markdown table.
+For each network, in turn in one process: a training step (forward, cross-entropy, backward,
+Momentum update, the recipe of ``simam_paddle.engine.training``) and an evaluation step (forward
+under ``no_grad``, logits to NumPy), on random images, first with Paddle's dygraph kernels
+("before") and then inside :func:`simam_paddle.engine.acceleration.onednn_convolutions` (what
+``train`` does by default, "after"). Each figure is the median of ``--steps`` timed steps after
+``--warmup`` steps (the first steps compile the convolutions). All available cores are used
+(``select_device``). With ``--torch-python`` the same ResNet-20 also runs in PyTorch
+(``benchmarks/torch_resnet20.py`` in that interpreter; torch is no dependency of the project).
+Prints a markdown table.
 
-    python benchmarks/bench_train.py --image-size 128 --batch-size 16 --steps 5
-    python benchmarks/bench_train.py --image-size 256 --batch-size 32 --steps 20 --models towernet:simam
+    python benchmarks/bench_train.py
+    python benchmarks/bench_train.py --models cifar_resnet20@32x128 --steps 8 --torch-python /work/torchenv/bin/python
 """
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -17,59 +25,117 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
+from simam_paddle.engine.acceleration import onednn_convolutions  # noqa: E402
 from simam_paddle.engine.training import make_optimizer, seed_everything, select_device  # noqa: E402
 from simam_paddle.models.zoo import build_model  # noqa: E402
 
-DEFAULT_MODELS = ["towernet:none", "towernet:se", "towernet:simam", "mobilenet_v2", "resnet50", "vgg19"]
+# model[:attention]@image_size x batch[/steps]: the 224 px networks are slow on a small CPU, so they
+# get small batches and few steps.
+DEFAULT_MODELS = ["towernet:simam@128x32", "cifar_resnet20@32x128", "resnet50@224x8/3", "mobilenet_v2@224x8/3"]
 
 
-def measure(spec: str, image_size: int, batch_size: int, steps: int, warmup: int, num_classes: int) -> dict:
-    name, _, attention = spec.partition(":")
-    seed_everything(0)
-    network = build_model(name, num_classes, attention=attention or None)
-    network.train()
-    optimizer = make_optimizer(network.parameters(), 0.01, epochs=1, steps_per_epoch=warmup + steps)
-    x = paddle.randn([batch_size, 3, image_size, image_size])
-    y = paddle.to_tensor(np.random.RandomState(0).randint(0, num_classes, [batch_size, 1]).astype("int64"))
+def parse_spec(spec: str, default_steps: int) -> dict:
+    """``"towernet:simam@128x32/5"`` -> name, attention, image size, batch size, steps."""
+    model, _, shape = spec.partition("@")
+    name, _, attention = model.partition(":")
+    shape, _, steps = shape.partition("/")
+    size, _, batch = shape.partition("x")
+    try:
+        return {"spec": spec, "name": name, "attention": attention or None, "image_size": int(size or 128),
+                "batch_size": int(batch or 16), "steps": int(steps or default_steps)}
+    except ValueError:
+        raise ValueError(f"model spec {spec!r} is not model[:attention]@SIZExBATCH[/STEPS], "
+                         "e.g. 'towernet:simam@128x32/5'") from None
 
-    def step():
-        loss = paddle.nn.functional.cross_entropy(network(x), y)
-        loss.backward()
-        optimizer.step()
-        optimizer.clear_grad()
-        return loss
 
+def _median_images_s(step, batch_size: int, steps: int, warmup: int) -> float:
     for _ in range(warmup):
         step()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        float(step())  # float() waits for the device
+        step()
         times.append(time.perf_counter() - start)
-    params = sum(int(np.prod(p.shape)) for p in network.parameters())
-    median = float(np.median(times))
-    return {"model": spec, "params_m": params / 1e6, "step_s": median, "images_s": batch_size / median}
+    return batch_size / float(np.median(times))
+
+
+def measure(spec: dict, onednn: bool, warmup: int, num_classes: int) -> dict:
+    """images/s of a training step and of an evaluation step of one network."""
+    seed_everything(0)
+    network = build_model(spec["name"], num_classes, attention=spec["attention"])
+    batch, size = spec["batch_size"], spec["image_size"]
+    optimizer = make_optimizer(network.parameters(), 0.01, epochs=1, steps_per_epoch=warmup + spec["steps"])
+    x = paddle.randn([batch, 3, size, size])
+    y = paddle.to_tensor(np.random.RandomState(0).randint(0, num_classes, [batch, 1]).astype("int64"))
+
+    def train_step():
+        loss = paddle.nn.functional.cross_entropy(network(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        return float(loss)  # float() waits for the device
+
+    def eval_step():
+        with paddle.no_grad():
+            return network(x).numpy()
+
+    with onednn_convolutions(network, onednn) as switched:
+        network.train()
+        train = _median_images_s(train_step, batch, spec["steps"], warmup)
+        network.eval()
+        evaluate = _median_images_s(eval_step, batch, spec["steps"], warmup)
+    convs = sum(isinstance(m, paddle.nn.Conv2D) for m in network.sublayers())
+    return {"train": train, "eval": evaluate, "switched": switched, "convs": convs}
+
+
+def measure_torch(python: str, batch_size: int, steps: int, warmup: int) -> dict:
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_resnet20.py")
+    done = subprocess.run([python, script, "--batch-size", str(batch_size), "--steps", str(steps),
+                           "--warmup", str(warmup)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{python} {script} failed:\n{done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
-                        help="model[:attention] specs (default: %(default)s)")
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
-    parser.add_argument("--warmup", type=int, default=1)
+                        help="model[:attention]@SIZExBATCH[/STEPS] specs (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps where a spec names none (median reported)")
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--num-classes", type=int, default=10)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--torch-python", default=None,
+                        help="a Python with torch: also time the ResNet-20 in PyTorch (same batch and steps)")
     args = parser.parse_args(argv)
-    device = select_device(args.device)
-    print(f"device {device}, paddle {paddle.__version__}, cpu cores {os.cpu_count()}, "
-          f"image {args.image_size}x{args.image_size}, batch {args.batch_size}, median of {args.steps} steps\n")
-    print("| model | params (M) | s/step | images/s |")
-    print("|---|---:|---:|---:|")
-    for spec in args.models:
-        r = measure(spec, args.image_size, args.batch_size, args.steps, args.warmup, args.num_classes)
-        print(f"| {r['model']} | {r['params_m']:.2f} | {r['step_s']:.3f} | {r['images_s']:.1f} |", flush=True)
+    specs = [parse_spec(s, args.steps) for s in args.models]
+    device = select_device("cpu")
+    from simam_paddle.engine.training import describe_device
+
+    print(f"paddle {paddle.__version__} on {describe_device()} ({device}), median of the timed steps "
+          f"after {args.warmup} warm-up steps; before = Paddle dygraph kernels, after = oneDNN convolutions "
+          "(train(onednn=True), the default)\n")
+    print("| network | image px | batch | steps | oneDNN convs | train before | train after | x "
+          "| eval before | eval after | x |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    resnet20 = None
+    for spec in specs:
+        before = measure(spec, False, args.warmup, args.num_classes)
+        after = measure(spec, True, args.warmup, args.num_classes)
+        if spec["name"] == "cifar_resnet20" and spec["attention"] is None:
+            resnet20 = (spec, before, after)
+        print(f"| {spec['name']}{':' + spec['attention'] if spec['attention'] else ''} | {spec['image_size']} "
+              f"| {spec['batch_size']} | {spec['steps']} | {after['switched']}/{after['convs']} "
+              f"| {before['train']:.1f} | {after['train']:.1f} | {after['train'] / before['train']:.2f} "
+              f"| {before['eval']:.1f} | {after['eval']:.1f} | {after['eval'] / before['eval']:.2f} |", flush=True)
+    if args.torch_python and resnet20 is not None:
+        spec, before, after = resnet20
+        torch = measure_torch(args.torch_python, spec["batch_size"], spec["steps"], args.warmup)
+        print(f"| cifar_resnet20, PyTorch {torch['torch']} ({torch['threads']} threads) | {spec['image_size']} "
+              f"| {spec['batch_size']} | {spec['steps']} | - | {torch['train_images_s']:.1f} | | "
+              f"| {torch['eval_images_s']:.1f} | | |")
+        print(f"\nPaddle/PyTorch, ResNet-20: training {before['train'] / torch['train_images_s']:.2f} before, "
+              f"{after['train'] / torch['train_images_s']:.2f} after; evaluation "
+              f"{before['eval'] / torch['eval_images_s']:.2f} before, {after['eval'] / torch['eval_images_s']:.2f} after")
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ def training_warning_filters() -> Iterator[None]:
             warnings.filterwarnings("ignore", message="When training, we now always track", category=UserWarning)
             # hapi's train_batch re-wraps tensors with to_tensor; not ours to fix.
             warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
+            # Compiling a convolution on oneDNN (engine.acceleration) asks a static tensor for its place.
+            warnings.filterwarnings("ignore", message="Tensor do not have 'place' interface", category=UserWarning)
         yield
 
 

@@ -35,6 +35,7 @@ from .training import (
     TrainingInterrupted,
     describe_device,
 )
+from .acceleration import onednn_available, onednn_convolutions
 from .evaluation import evaluate, predict, confusion_matrix, per_class_accuracy, save_confusion_matrix_csv
 
 __all__ = [
@@ -67,6 +68,8 @@ __all__ = [
     "load_checkpoint_state",
     "TrainingInterrupted",
     "describe_device",
+    "onednn_available",
+    "onednn_convolutions",
     "confusion_matrix",
     "per_class_accuracy",
     "save_confusion_matrix_csv",

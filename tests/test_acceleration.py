@@ -1,0 +1,130 @@
+import numpy as np
+import paddle
+import pytest
+
+from simam_paddle.engine.acceleration import onednn_available, onednn_convolutions
+from simam_paddle.engine.history import read_history
+from simam_paddle.engine.training import make_optimizer, seed_everything, select_device, train
+from simam_paddle.models.zoo import build_model
+
+pytestmark = pytest.mark.skipif(not onednn_available(), reason="this Paddle has no oneDNN kernels")
+
+
+@pytest.fixture(autouse=True)
+def cpu():
+    select_device("cpu")
+
+
+def small_net():
+    nn = paddle.nn
+    return nn.Sequential(nn.Conv2D(3, 8, 3, padding=1, bias_attr=False), nn.BatchNorm2D(8), nn.ReLU(),
+                         nn.Conv2D(8, 8, 3, stride=2, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2D(1), nn.Flatten(), nn.Linear(8, 2))
+
+
+def first_steps(onednn, name="cifar_resnet20", attention=None, size=32, steps=2):
+    seed_everything(0)
+    net = build_model(name, 10, attention=attention)
+    net.train()
+    # A small LR: at 0.1 two steps of ResNet-20 on 8 images already amplify float32 rounding to 3e-3
+    # (Paddle's own kernels against float64, too).
+    optimizer = make_optimizer(net.parameters(), 0.01, epochs=1, steps_per_epoch=steps)
+    rng = np.random.RandomState(0)
+    x = paddle.to_tensor(rng.randn(8, 3, size, size).astype("float32"))
+    y = paddle.to_tensor(rng.randint(0, 10, [8, 1]).astype("int64"))
+    losses = []
+    with onednn_convolutions(net, onednn):
+        for _ in range(steps):
+            loss = paddle.nn.functional.cross_entropy(net(x), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.clear_grad()
+            losses.append(float(loss))
+    weights = {k: v.numpy() for k, v in net.state_dict().items()}
+    return losses, weights
+
+
+@pytest.mark.parametrize("name,attention,size", [("cifar_resnet20", None, 32), ("cifar_resnet20", "simam", 32),
+                                                 ("towernet", "se", 128)])
+def test_same_losses_and_weights_as_dygraph_kernels(name, attention, size):
+    plain_losses, plain = first_steps(False, name, attention, size)
+    fast_losses, fast = first_steps(True, name, attention, size)
+    np.testing.assert_allclose(fast_losses, plain_losses, rtol=1e-4)
+    assert fast.keys() == plain.keys()
+    for key in plain:
+        np.testing.assert_allclose(fast[key], plain[key], rtol=1e-3, atol=5e-4, err_msg=key)
+
+
+def test_switches_every_conv_and_undoes_it():
+    net = small_net()
+    flag = paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"]
+    with onednn_convolutions(net) as switched:
+        assert switched == 2
+        assert paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"] is True
+        net(paddle.rand([2, 3, 8, 8]))
+    assert paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"] == flag
+    for conv in (net[0], net[3]):
+        assert type(conv) is paddle.nn.Conv2D and "forward" not in conv.__dict__
+
+
+def test_disabled_changes_nothing():
+    net = small_net()
+    with onednn_convolutions(net, enabled=False) as switched:
+        assert switched == 0
+        assert type(net[0]) is paddle.nn.Conv2D and "forward" not in net[0].__dict__
+
+
+def test_batch_and_image_size_may_change():
+    net = small_net()
+    net.eval()
+    with onednn_convolutions(net):
+        for shape in ([2, 3, 8, 8], [5, 3, 12, 10]):
+            x = paddle.rand(shape)
+            with paddle.no_grad():
+                fast = net(x).numpy()
+            assert fast.shape == (shape[0], 2)
+    np.testing.assert_allclose(fast, net(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+class _ConvKinds(paddle.callbacks.Callback):
+    def __init__(self, conv):
+        super().__init__()
+        self.conv, self.kinds = conv, set()
+
+    def on_train_batch_begin(self, step, logs=None):
+        self.kinds.add(type(self.conv).__name__)
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_train_switch(tmp_path, onednn):
+    rng = np.random.RandomState(0)
+    x = rng.rand(16, 3, 8, 8).astype("float32")
+    y = (x[:, 0].mean(axis=(1, 2)) > 0.5).astype("int64")
+    data = paddle.io.TensorDataset([paddle.to_tensor(x), paddle.to_tensor(y)])
+    seed_everything(0)
+    net = small_net()
+    kinds = _ConvKinds(net[0])
+    train(net, data, data, output_dir=str(tmp_path / "run"), epochs=2, batch_size=8, lr=0.1,
+          device="cpu", verbose=0, visualdl=False, onednn=onednn, callbacks=[kinds])
+    assert kinds.kinds == ({"_OneDNNConv2D"} if onednn else {"Conv2D"})
+    assert type(net[0]) is paddle.nn.Conv2D  # undone after training
+    test_train_switch.history = getattr(test_train_switch, "history", {})
+    test_train_switch.history[onednn] = read_history(str(tmp_path / "run"))
+
+
+def test_train_switch_same_history():
+    histories = getattr(test_train_switch, "history", {})
+    if len(histories) < 2:
+        pytest.skip("needs both runs of test_train_switch")
+    on, off = histories[True], histories[False]
+    for row_on, row_off in zip(on, off):
+        assert row_on["loss"] == pytest.approx(row_off["loss"], rel=1e-3)
+        assert row_on["eval_acc"] == pytest.approx(row_off["eval_acc"])
+
+
+def test_convolutions_with_post_hooks_stay_on_paddle_kernels():
+    net = build_model("cifar_resnet20", 10, attention="simam")  # SimAM hooks onto every block's conv2
+    with onednn_convolutions(net) as switched:
+        assert type(net.layer1[0].conv2) is paddle.nn.Conv2D
+        assert type(net.layer1[0].conv1).__name__ == "_OneDNNConv2D"
+    assert switched == 21 - 9
