@@ -149,7 +149,7 @@ def test_attention_maps_errors_and_plot(tmp_path):
     assert len(fig.axes) == 3 and (tmp_path / "att.png").stat().st_size > 0  # image, map, colour bar
     overlay = fig.axes[1].images[1].get_array()
     assert overlay.shape == (16, 16)  # upsampled to the image
-    assert fig.axes[1].get_title() == "SimAM 1/1 (in 1)\n16x16"
+    assert fig.axes[1].get_title() == "SimAM 1/1 (in 1)\n14x14"  # the map at its own resolution
 
 
 def test_attention_maps_share_one_scale_and_mark_constant_maps():
