@@ -229,9 +229,9 @@ def layer_table(network, input_size: Union[int, Sequence[int]], depth: int = 1) 
         >>> import paddle
         >>> net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 8, 3), paddle.nn.Flatten())
         >>> print(layer_table(net, 5))
-        block   type        output shape       params
-        0       Conv2D      [1, 8, 3, 3]          224
-        1       Flatten     [1, 72]                 0
+        block   type      output shape         params
+        0       Conv2D    [1, 8, 3, 3]            224
+        1       Flatten   [1, 72]                   0
         total                                     224
     """
     import paddle
