@@ -213,7 +213,7 @@ def per_class_subset(dataset, per_class: Optional[int]):
 def layer_table(network, input_size: Union[int, Sequence[int]], depth: int = 1) -> str:
     """A summary of ``network`` by its blocks: name, type, output shape and parameters of each.
 
-    ``paddle.summary`` lists every layer (about 170 rows for ResNet50); this lists the sub-layers
+    ``paddle.summary`` lists every layer (well over a hundred rows for ResNet50); this lists the sub-layers
     ``depth`` levels down (the top-level blocks by default), measured with one forward pass on
     zeros in eval mode, and ends with the total parameter count.
 
