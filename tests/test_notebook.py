@@ -208,6 +208,8 @@ def test_open_run_starts_resumes_and_reads_back(tmp_path, capsys):
     # Other settings are refused, naming the difference.
     with pytest.raises(ValueError, match="lr: run has 0.01, given 0.1"):
         open_run(run_dir, model, loader, tmp_path / "imgs", {**settings, "lr": 0.1})
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        open_run(str(tmp_path / "other"), model, loader, tmp_path / "imgs", {**settings, "epochs": 0})
     with pytest.raises(ValueError, match="unknown run settings"):
         open_run(run_dir, model, loader, tmp_path / "imgs", {**settings, "learning_rate": 0.1})
 

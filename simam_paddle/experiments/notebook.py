@@ -205,9 +205,19 @@ def per_class_subset(dataset, per_class: Optional[int]):
         >>> len(per_class_subset(data, 2))
         4
     """
-    from .runs import _limit_per_class
+    import paddle
 
-    return _limit_per_class(dataset, per_class)
+    if per_class is None:
+        return dataset
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"per_class must be a positive integer or None, got {per_class!r}")
+    seen: Dict[int, int] = {}
+    keep = []
+    for index, label in enumerate(dataset.targets):
+        if seen.get(label, 0) < per_class:
+            seen[label] = seen.get(label, 0) + 1
+            keep.append(index)
+    return paddle.io.Subset(dataset, keep)
 
 
 def layer_table(network, input_size: Union[int, Sequence[int]], depth: int = 1) -> str:
@@ -357,6 +367,22 @@ class _EpochReport:
         return EpochReport(*args, **kwargs)
 
 
+def _epoch_seed_callback(batch_sampler, seed: int, initial_epoch: int):
+    """Seed every epoch from (seed, absolute epoch), as ``simam_paddle.engine.train`` does: the shuffling
+    order and the augmentation of an epoch are the same after a resume as without one."""
+    import paddle
+
+    from ..engine import seed_everything
+
+    class EpochSeed(paddle.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None) -> None:
+            epoch_seed = (seed * 1_000_003 + initial_epoch + epoch) % 2**32
+            batch_sampler.set_epoch(epoch_seed)
+            seed_everything(epoch_seed)
+
+    return EpochSeed()
+
+
 def _quiet_training_callback():
     """A callback that hides, during ``fit``, the warnings every training step repeats (see ``_quiet``)."""
     import paddle
@@ -416,8 +442,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     from ..engine import (CheckpointSaver, EpochLR, HistoryLogger, SaveBestModel, check_state_fits,
                           default_weight_decay, is_main_process, load_checkpoint_state, load_state, make_visualdl,
                           restore_optimizer_state)
-    from ..engine.training import _EpochSeed  # the same per-epoch seeding as simam_paddle.engine.train
-    from .runs import TRAIN_DEFAULTS, _check_settings, load_config
+    from .runs import TRAIN_DEFAULTS, load_config
 
     run_dir = os.fspath(run_dir)
     unknown = sorted(set(settings) - set(TRAIN_DEFAULTS))
@@ -428,7 +453,8 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     if model._optimizer is None:
         raise ValueError("prepare the model first: model.prepare(optimizer, loss, metrics)")
     given = {k: v for k, v in settings.items() if v is not None}
-    _check_settings(given)
+    if isinstance(given["epochs"], bool) or not isinstance(given["epochs"], int) or given["epochs"] < 1:
+        raise ValueError(f"epochs must be a positive integer, got {given['epochs']!r}")
     network = model.network
     history = os.path.join(run_dir, "history.csv")
     config_path = os.path.join(run_dir, "config.json")
@@ -485,7 +511,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     seed = int(given.get("seed", TRAIN_DEFAULTS["seed"]))
     callbacks = [
         _quiet_training_callback(),
-        _EpochSeed(train_loader.batch_sampler, seed, initial_epoch),
+        _epoch_seed_callback(train_loader.batch_sampler, seed, initial_epoch),
         EpochLR(),
         best,
         HistoryLogger(history),
