@@ -28,7 +28,8 @@ from .data.images import is_hidden, is_image_name
 from .engine.history import read_history
 from .layers.simam import SimAM, simam_weights
 
-__all__ = ["plot_sample_grid", "plot_curves", "plot_mean_curves", "plot_confusion_matrix", "attention_maps", "plot_attention_maps"]
+__all__ = ["plot_sample_grid", "plot_curves", "plot_mean_curves", "plot_confusion_matrix", "attention_maps",
+           "attention_label", "plot_attention_maps"]
 
 
 
@@ -116,14 +117,24 @@ def plot_sample_grid(
 
 
 def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
-                output: Optional[Union[str, os.PathLike]] = None, title: Optional[str] = None):
+                output: Optional[Union[str, os.PathLike]] = None, title: Optional[str] = None,
+                chance: Optional[float] = None, loss_scale: str = "auto"):
     """Loss and accuracy per epoch of several runs, training solid and evaluation dashed.
+
+    One colour per run; the legend sits beside the axes, so it never covers a curve. The loss axis
+    turns logarithmic when one curve dwarfs the others (an evaluation loss of 50 next to losses
+    below 1, as BatchNorm's running statistics give after a few steps), so every curve stays
+    readable; accuracy is drawn on 0..1.
 
     Args:
         run_dirs (list[str]): run folders (or ``history.csv`` files) written by ``train``.
         labels (list[str], optional): legend names; None uses the folder names. Default: None.
         output (str|PathLike, optional): where to save the PNG. Default: None.
         title (str, optional): figure title. Default: None.
+        chance (float, optional): accuracy of guessing (``1 / num_classes``), drawn as a dotted
+            line. Default: None.
+        loss_scale (str, optional): "auto" (log when the largest loss is over 20 times the
+            smallest), "linear" or "log". Default: "auto".
 
     Returns:
         matplotlib.figure.Figure: two axes, loss and accuracy.
@@ -135,43 +146,76 @@ def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
     """
     import matplotlib
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
-    run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
+    run_dirs = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
     if not run_dirs:
         raise ValueError("plot_curves needs at least one run folder")
     if labels is None:
-        labels = [os.path.basename(os.path.normpath(d)) or d for d in run_dirs]
+        labels = [os.path.basename(os.path.normpath(d)) or str(d) for d in run_dirs]
     if len(labels) != len(run_dirs):
         raise ValueError(f"{len(labels)} labels for {len(run_dirs)} runs")
+    if loss_scale not in ("auto", "linear", "log"):
+        raise ValueError(f"loss_scale must be 'auto', 'linear' or 'log', got {loss_scale!r}")
     fig = Figure(figsize=(11, 4.2))
     ax_loss, ax_acc = fig.subplots(1, 2)
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    losses = []
     for i, (run, label) in enumerate(zip(run_dirs, labels)):
         rows = read_history(run)
         epochs = [r["epoch"] for r in rows]
         color = colors[i % len(colors)]
         for ax, key in ((ax_loss, "loss"), (ax_acc, "acc")):
-            ax.plot(epochs, _column(rows, key), "-", color=color, marker=".", label=f"{label} train")
+            values = _column(rows, key)
+            ax.plot(epochs, values, "-", color=color, marker=".", label=f"{label} train")
             evals = _column(rows, "eval_" + key)
             if not np.all(np.isnan(evals)):
                 ax.plot(epochs, evals, "--", color=color, marker=".", label=f"{label} eval")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    _finish_epoch_axes(fig, (ax_loss, ax_acc), title, output)
+            if key == "loss":
+                losses.extend(v for v in np.concatenate([values, evals]) if np.isfinite(v))
+    if loss_scale == "log" or (loss_scale == "auto" and _spans_decades(losses)):
+        ax_loss.set_yscale("log")
+        ax_loss.set_title("loss (log scale)")
+    else:
+        ax_loss.set_title("loss")
+    ax_loss.set(xlabel="epoch", ylabel="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    if chance is not None:
+        ax_acc.axhline(chance, color="gray", linestyle=":", linewidth=1, label="chance")
+    handles = [Line2D([], [], color=colors[i % len(colors)], marker=".", label=label)
+               for i, label in enumerate(labels)]
+    handles += [Line2D([], [], color="black", linestyle="-", label="train"),
+                Line2D([], [], color="black", linestyle="--", label="eval")]
+    if chance is not None:
+        handles.append(Line2D([], [], color="gray", linestyle=":", label=f"chance ({chance:.2f})"))
+    _finish_epoch_axes(fig, (ax_loss, ax_acc), title, output, handles=handles)
     return fig
 
 
-def _finish_epoch_axes(fig, axes, title: Optional[str], output, dpi: int = 120) -> None:
-    """Integer epoch ticks, grid, legend and title on per-epoch curve axes; save if asked."""
+def _spans_decades(values: Sequence[float], ratio: float = 20.0) -> bool:
+    """Whether positive ``values`` span more than ``ratio`` (largest over smallest)."""
+    positive = [v for v in values if v > 0]
+    return bool(positive) and max(positive) > ratio * min(positive)
+
+
+def _finish_epoch_axes(fig, axes, title: Optional[str], output, dpi: int = 120, handles=None) -> None:
+    """Integer epoch ticks, grid, one legend beside the axes (never over a curve), title; save if asked."""
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    if handles is None:
+        handles = axes[0].get_legend_handles_labels()[0]
+    labels = [h.get_label() for h in handles]
+    # Room on the right for the legend, sized by its longest label (about 0.075 inch per character).
+    width = fig.get_figwidth()
+    legend_inches = 0.6 + 0.075 * max((len(label) for label in labels), default=0)
+    right = max(0.5, 1 - legend_inches / width)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, right, 1))
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(right, 0.5), fontsize=8, frameon=False)
     _save(fig, output, dpi)
 
 
@@ -255,9 +299,30 @@ def _upsample(values: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(values.astype("float32"), mode="F").resize((width, height), Image.BILINEAR))
 
 
+def attention_label(name: str, index: int, count: int) -> str:
+    """A short name for the ``index``-th (0-based) of ``count`` SimAM layers, from its sub-layer path.
+
+    The path's last part is the layer's position inside its block, which says nothing to a
+    reader; the rest names the block.
+
+    Examples:
+        >>> attention_label("b5.2", 2, 4)
+        'SimAM 3/4 (in b5)'
+        >>> attention_label("layer2.0.attention", 0, 16)
+        'SimAM 1/16 (in layer2.0)'
+    """
+    parts = name.split(".")
+    block = ".".join(parts[:-1]) if len(parts) > 1 else name
+    return f"SimAM {index + 1}/{count} (in {block})"
+
+
 def plot_attention_maps(image, maps: Dict[str, np.ndarray], output: Optional[Union[str, os.PathLike]] = None,
-                        alpha: float = 0.5, title: Optional[str] = None):
-    """The image, then each attention map upsampled (bilinear) and overlaid on it.
+                        alpha: float = 0.5, title: Optional[str] = None, value_range: Optional[Sequence[float]] = None):
+    """The image, then each attention map upsampled (bilinear) and overlaid on it, on one colour scale.
+
+    Every map uses the same colour scale, shown by one colour bar, so colours compare across
+    layers. A map that is constant (a 1x1 map always is: SimAM weighs its only position by
+    ``sigmoid(0.5)``) is drawn as a plain grey panel marked "constant" instead of an overlay.
 
     Args:
         image (numpy.ndarray|paddle.Tensor): the image given to :func:`attention_maps`
@@ -266,9 +331,11 @@ def plot_attention_maps(image, maps: Dict[str, np.ndarray], output: Optional[Uni
         output (str|PathLike, optional): where to save the PNG. Default: None.
         alpha (float, optional): opacity of the maps. Default: 0.5.
         title (str, optional): figure title. Default: None.
+        value_range (Sequence[float], optional): ``(low, high)`` of the colour scale, e.g. to share
+            it between figures; None spans the values of these maps. Default: None.
 
     Returns:
-        matplotlib.figure.Figure: ``1 + len(maps)`` image axes.
+        matplotlib.figure.Figure: ``1 + len(maps)`` image axes, then the colour bar's.
 
     Examples:
         >>> import numpy as np
@@ -277,7 +344,7 @@ def plot_attention_maps(image, maps: Dict[str, np.ndarray], output: Optional[Uni
         >>> net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3, padding=1), SimAM())
         >>> img = np.random.rand(3, 17, 17).astype("float32")
         >>> len(plot_attention_maps(img, attention_maps(net, img)).axes)
-        2
+        3
     """
     from matplotlib.figure import Figure
 
@@ -285,20 +352,47 @@ def plot_attention_maps(image, maps: Dict[str, np.ndarray], output: Optional[Uni
         raise ValueError("no attention maps to plot")
     shown = _display_image(image)
     height, width = shown.shape[:2]
+    if value_range is None:
+        low = min(float(np.min(v)) for v in maps.values())
+        high = max(float(np.max(v)) for v in maps.values())
+    else:
+        low, high = (float(v) for v in value_range)
+    if not high > low:
+        low, high = low - 0.01, high + 0.01
     cols = 1 + len(maps)
-    fig = Figure(figsize=(2.6 * cols, 2.9))
+    fig = Figure(figsize=(2.4 * cols + 0.9, 3.0))
     axes = np.atleast_1d(fig.subplots(1, cols))
-    axes[0].imshow(shown, cmap="gray" if shown.ndim == 2 else None)
-    axes[0].set_title("image", fontsize=9)
-    for ax, (name, values) in zip(axes[1:], maps.items()):
-        ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None)
-        ax.imshow(_upsample(values, height, width), cmap="jet", alpha=alpha)
-        ax.set_title(f"{name}\n{values.shape[0]}x{values.shape[1]}", fontsize=8)
+    gray = "gray" if shown.ndim == 2 else None
+    axes[0].imshow(shown, cmap=gray)
+    axes[0].set_title(f"image\n{height}x{width}", fontsize=8)
+    overlay = None
+    for i, (ax, (name, values)) in enumerate(zip(axes[1:], maps.items())):
+        label = attention_label(name, i, len(maps))
+        size = f"{values.shape[0]}x{values.shape[1]}"
+        if float(np.ptp(values)) <= 1e-6 * max(1.0, abs(float(np.max(values)))):
+            ax.imshow(shown, cmap=gray, alpha=0.25)
+            ax.text(0.5, 0.5, f"constant\n{float(np.max(values)):.3f}", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=9)
+            ax.set_title(f"{label}\n{size}: constant", fontsize=8)
+            continue
+        ax.imshow(shown, cmap=gray)
+        overlay = ax.imshow(_upsample(values, height, width), cmap="jet", alpha=alpha, vmin=low, vmax=high)
+        ax.set_title(f"{label}\n{size}", fontsize=8)
     for ax in axes:
         ax.axis("off")
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1 - 0.9 / fig.get_figwidth(), 1))
+    if overlay is None:  # every map constant: still show the scale
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        overlay = ScalarMappable(Normalize(low, high), cmap="jet")
+    bar_ax = fig.add_axes((1 - 0.75 / fig.get_figwidth(), 0.15, 0.12 / fig.get_figwidth(), 0.62))
+    bar = fig.colorbar(overlay, cax=bar_ax)
+    bar.solids.set_alpha(1)
+    bar.ax.tick_params(labelsize=7)
+    bar.set_label("SimAM weight", fontsize=8)
     _save(fig, output)
     return fig
 

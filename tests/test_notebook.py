@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simam_paddle.experiments.notebook import find_caltech, prepare_split, quick_profile
+from simam_paddle.experiments.notebook import (class_examples, find_caltech, layer_table, notebook_profile, open_run,
+                                               per_class_subset, prepare_split, quick_profile)
 
 
 @pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
@@ -93,3 +94,132 @@ def test_prepare_split_falls_back_to_digits_and_repeats(tmp_path):
     assert again.kind == "digits"
     assert again.report.written == 0 and again.report.unchanged == 1797
 
+
+
+@pytest.mark.parametrize("value, expected", [("smoke", "smoke"), ("CPU", "cpu"), (" full ", "full")])
+def test_notebook_profile_named(value, expected):
+    profile, reason = notebook_profile({"SIMAM_PROFILE": value, "SIMAM_QUICK": "1"}, has_gpu=True)
+    assert profile == expected  # SIMAM_PROFILE wins over SIMAM_QUICK
+    assert "SIMAM_PROFILE" in reason
+
+
+@pytest.mark.parametrize("env, has_gpu, expected", [
+    ({"SIMAM_QUICK": "1"}, True, "smoke"),
+    ({"SIMAM_QUICK": "0"}, False, "full"),
+    ({}, True, "full"),
+    ({}, False, "cpu"),
+    ({"SIMAM_PROFILE": "", "SIMAM_QUICK": ""}, False, "cpu"),
+])
+def test_notebook_profile_falls_back_to_simam_quick_then_the_device(env, has_gpu, expected):
+    assert notebook_profile(env, has_gpu=has_gpu)[0] == expected
+    assert quick_profile(env, has_gpu=has_gpu)[0] is (expected != "full")
+
+
+def test_notebook_profile_rejects_unknown_names():
+    with pytest.raises(ValueError, match="SIMAM_PROFILE='fast'.*smoke, cpu, full"):
+        notebook_profile({"SIMAM_PROFILE": "fast"})
+
+
+def _image_dataset(tmp_path, per_class=3):
+    from simam_paddle import ImageFolderDataset, eval_transforms
+
+    _write_images(tmp_path / "imgs", ["a", "b", "c"], per_class=per_class, size=(8, 8))
+    return ImageFolderDataset(tmp_path / "imgs", eval_transforms(8), image_size=8)
+
+
+def test_per_class_subset_and_class_examples(tmp_path):
+    data = _image_dataset(tmp_path)
+    assert per_class_subset(data, None) is data
+    subset = per_class_subset(data, 2)
+    assert [data.targets[i] for i in subset.indices] == [0, 0, 1, 1, 2, 2]
+    examples = class_examples(subset, classes=2)
+    assert list(examples) == ["a", "b"]
+    np.testing.assert_array_equal(examples["b"], data[3][0])  # first image of class b
+    assert list(class_examples(data, classes=5)) == ["a", "b", "c"]
+
+
+def test_layer_table_lists_blocks_with_shapes_and_parameters():
+    import paddle
+
+    net = paddle.nn.Sequential(paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.ReLU()),
+                               paddle.nn.Flatten(), paddle.nn.Linear(4 * 6 * 6, 2))
+    net.train()
+    lines = layer_table(net, 8).splitlines()
+    assert lines[0].split() == ["block", "type", "output", "shape", "params"]
+    assert lines[1].split()[:2] == ["0", "Sequential"] and "[1, 4, 6, 6]" in lines[1] and lines[1].endswith("112")
+    assert lines[3].split()[:2] == ["2", "Linear"] and "[1, 2]" in lines[3]
+    assert lines[-1].split() == ["total", f"{112 + 144 * 2 + 2:,}"]
+    assert net.training  # left as it was
+    deeper = layer_table(net, [1, 3, 8, 8], depth=2).splitlines()
+    assert [line.split()[0] for line in deeper[1:-1]] == ["0.0", "0.1", "1", "2"]
+    with pytest.raises(ValueError, match="depth"):
+        layer_table(net, 8, depth=0)
+
+
+def _hapi_model(data, epochs, seed=0):
+    import paddle
+    import simam_paddle as sp
+
+    sp.engine.seed_everything(seed)
+    network = paddle.nn.Sequential(paddle.nn.Flatten(), paddle.nn.Linear(3 * 8 * 8, 3))
+    model = paddle.Model(network)
+    loader = sp.engine.make_loader(data, 4, shuffle=True)
+    model.prepare(sp.engine.make_optimizer(model.parameters(), 0.01, epochs, len(loader)),
+                  paddle.nn.CrossEntropyLoss(), paddle.metric.Accuracy())
+    return model, loader
+
+
+def test_open_run_starts_resumes_and_reads_back(tmp_path, capsys):
+    import json
+    import paddle
+    from simam_paddle.engine import read_history
+
+    data = _image_dataset(tmp_path, per_class=4)
+    run_dir = str(tmp_path / "run")
+    settings = dict(model="towernet", epochs=3, image_size=8, batch_size=4, lr=0.01, seed=0)
+
+    # An interrupted run: 2 of 3 epochs done.
+    model, loader = _hapi_model(data, 3)
+    run = open_run(run_dir, model, loader, tmp_path / "imgs", settings, eval_loader=loader)
+    assert (run.status, run.initial_epoch, run.remaining_epochs) == ("new", 0, 3)
+    model.fit(loader, loader, epochs=2, callbacks=run.callbacks, verbose=0)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["model"], config["epochs"], config["classes"], config["train_samples"]) == ("towernet", 3, ["a", "b", "c"], 12)
+    assert config["weight_decay"] == 2e-4
+    assert len(read_history(run_dir)) == 2
+    out = capsys.readouterr().out
+    assert "new run of 3 epochs" in out and "epoch 2/3: loss" in out
+
+    # Picked up again: resumes after epoch 2 with the saved weights and schedule.
+    model, loader = _hapi_model(data, 3, seed=1)
+    run = open_run(run_dir, model, loader, tmp_path / "imgs", settings)
+    assert (run.status, run.initial_epoch, run.remaining_epochs) == ("resumed", 2, 1)
+    saved = paddle.load(str(tmp_path / "run" / "last.pdparams"))
+    np.testing.assert_array_equal(model.network.state_dict()["1.weight"].numpy(), saved["1.weight"].numpy())
+    model.fit(loader, loader, epochs=run.remaining_epochs, callbacks=run.callbacks, verbose=0)
+    assert [r["epoch"] for r in read_history(run_dir)] == [1, 2, 3]
+    assert "epoch 3/3" in capsys.readouterr().out
+
+    # Finished: the best weights are read back and fit has nothing to do.
+    model, loader = _hapi_model(data, 3, seed=2)
+    run = open_run(run_dir, model, loader, tmp_path / "imgs", settings)
+    assert (run.status, run.remaining_epochs, run.callbacks) == ("finished", 0, [])
+    best = paddle.load(str(tmp_path / "run" / "best_model.pdparams"))
+    np.testing.assert_array_equal(model.network.state_dict()["1.weight"].numpy(), best["1.weight"].numpy())
+
+    # Other settings are refused, naming the difference.
+    with pytest.raises(ValueError, match="lr: run has 0.01, given 0.1"):
+        open_run(run_dir, model, loader, tmp_path / "imgs", {**settings, "lr": 0.1})
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        open_run(str(tmp_path / "other"), model, loader, tmp_path / "imgs", {**settings, "epochs": 0})
+    with pytest.raises(ValueError, match="unknown run settings"):
+        open_run(run_dir, model, loader, tmp_path / "imgs", {**settings, "learning_rate": 0.1})
+
+
+def test_open_run_needs_a_prepared_model(tmp_path):
+    import paddle
+
+    data = _image_dataset(tmp_path)
+    model = paddle.Model(paddle.nn.Sequential(paddle.nn.Flatten(), paddle.nn.Linear(192, 3)))
+    with pytest.raises(ValueError, match="prepare the model first"):
+        open_run(str(tmp_path / "run"), model, None, tmp_path / "imgs", {"model": "x", "epochs": 1})

@@ -1,7 +1,9 @@
-"""The notebooks: thin (no def/class), committed with outputs, and executable top to bottom in quick mode.
+"""The notebooks: thin (no def/class), committed with clean outputs, and executable top to bottom in the smoke profile.
 
-The execution tests run each notebook as Jupyter would (a kernel with cwd ``notebooks/``), with
-``SIMAM_QUICK=1`` and data and runs in a temporary folder (``SIMAM_DATA``, ``SIMAM_RUNS``), so they
+The committed outputs come from the ``cpu`` profile; they must hold no error, no stderr (warnings), no
+machine path and no execution timestamps. The execution tests run each notebook as Jupyter would (a
+kernel with cwd ``notebooks/``), with ``SIMAM_QUICK=1`` (the older switch, meaning the smoke profile)
+and data and runs in a temporary folder (``SIMAM_DATA``, ``SIMAM_RUNS``), so they
 never see or change ``data/`` and ``runs/`` of the checkout. The kernel imports this checkout's
 package through ``PYTHONPATH``, installed or not.
 """
@@ -60,7 +62,41 @@ def test_first_cell_states_intent_then_configuration(name):
     nb = _read(name)
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     config = nb.cells[1]
-    assert config.cell_type == "code" and "quick_profile()" in config.source
+    assert config.cell_type == "code" and "notebook_profile()" in config.source
+
+
+# Absolute paths of this or any machine: /home/..., /root/..., /tmp/..., /work/..., C:\...
+MACHINE_PATH = re.compile(r"(?<![\w.])(/(home|root|tmp|work|usr|opt|Users|private|var)/|[A-Za-z]:\\)")
+
+
+def _output_texts(nb):
+    for cell in _code_cells(nb):
+        for out in cell.outputs:
+            if out.output_type == "stream":
+                yield out.name, out.text
+            elif out.output_type in ("execute_result", "display_data"):
+                for kind, value in out.get("data", {}).items():
+                    if kind.startswith("text/"):
+                        yield kind, value if isinstance(value, str) else "".join(value)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_outputs_are_clean(name):
+    nb = _read(name)
+    stderr = [text for kind, text in _output_texts(nb) if kind == "stderr"]
+    assert not stderr, f"{name} has stderr output (a warning?) in its committed outputs:\n" + "\n".join(stderr)
+    paths = [text for _, text in _output_texts(nb) if MACHINE_PATH.search(text)]
+    assert not paths, f"{name} shows machine paths in its outputs:\n" + "\n".join(paths)
+    assert not [cell for cell in nb.cells if "execution" in cell.metadata], f"{name} keeps execution timestamps"
+    profile_lines = [text for kind, text in _output_texts(nb) if kind == "stdout" and text.startswith("profile: ")]
+    assert profile_lines and profile_lines[0].startswith("profile: cpu "), \
+        f"{name} is committed with another profile than cpu: {profile_lines[:1]}"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_intro_states_the_measured_time(name):
+    intro = _read(name).cells[0].source
+    assert "MEASURED" not in intro and re.search(r"\d+ (s|min)", intro), f"{name}: state the measured cpu-profile time"
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +106,7 @@ def executed(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("notebooks")
     env = dict(os.environ)
+    env.pop("SIMAM_PROFILE", None)  # SIMAM_QUICK=1 below must choose the smoke profile
     env.update(
         SIMAM_QUICK="1",
         MPLBACKEND="agg",
@@ -87,6 +124,8 @@ def executed(tmp_path_factory):
         client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
                                 resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
         client.execute(env=env)  # raises CellExecutionError, with the cell and traceback, on any error
+        stderr = [text for kind, text in _output_texts(nb) if kind == "stderr"]
+        assert not stderr, f"{name} writes to stderr when executed:\n" + "\n".join(stderr)
         done[name] = nb
         return nb
 
@@ -109,7 +148,7 @@ def test_01_dataset_split_executes(executed):
     data = executed["work"] / "data"
     assert (data / "digits_split" / "split_manifest.csv").is_file()
     assert len(list((data / "digits_split" / "eval").rglob("*.png"))) == 364
-    assert "profile: quick (SIMAM_QUICK=1" in _stdout(nb)
+    assert "profile: smoke (SIMAM_QUICK=1" in _stdout(nb)
     assert "total     1433      364     1797" in _stdout(nb)
     clutter = data / "cluttered_digits"
     assert (clutter / "manifest.csv").is_file()

@@ -7,6 +7,7 @@ from PIL import Image
 
 from simam_paddle.engine.history import HISTORY_COLUMNS
 from simam_paddle.plots import (
+    attention_label,
     attention_maps,
     plot_attention_maps,
     plot_confusion_matrix,
@@ -111,6 +112,11 @@ def test_plot_curves_draws_every_run_on_shared_axes(tmp_path):
     np.testing.assert_allclose(loss_ax.lines[1].get_ydata(), [1.8, 1.6])
     np.testing.assert_allclose(acc_ax.lines[2].get_ydata(), [0.2, 0.3])
     np.testing.assert_allclose(acc_ax.lines[0].get_xdata(), [1, 2])
+    # One legend beside the axes (never on them): a colour per run, then the line styles.
+    assert loss_ax.get_legend() is None and acc_ax.get_legend() is None
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["simam", "none", "train", "eval"]
+    assert loss_ax.get_yscale() == "linear" and acc_ax.get_ylim() == (0, 1.02)
     with pytest.raises(ValueError, match="2 labels for 1 runs"):
         plot_curves([a], labels=["x", "y"])
     with pytest.raises(FileNotFoundError):
@@ -142,9 +148,33 @@ def test_attention_maps_errors_and_plot(tmp_path):
     image = np.random.RandomState(1).randn(3, 16, 16).astype("float32")
     maps = attention_maps(paddle.Model(net), image)
     fig = plot_attention_maps(image, maps, output=str(tmp_path / "att.png"))
-    assert len(fig.axes) == 2 and (tmp_path / "att.png").stat().st_size > 0
+    assert len(fig.axes) == 3 and (tmp_path / "att.png").stat().st_size > 0  # image, map, colour bar
     overlay = fig.axes[1].images[1].get_array()
     assert overlay.shape == (16, 16)  # upsampled to the image
+    assert fig.axes[1].get_title() == "SimAM 1/1 (in 1)\n14x14"  # the map at its own resolution
+
+
+def test_attention_maps_share_one_scale_and_mark_constant_maps():
+    image = np.random.RandomState(2).rand(3, 8, 8).astype("float32")
+    maps = {"b3.2": np.array([[0.7, 0.8], [0.9, 0.75]], "float32"), "b4.2": np.array([[0.65, 0.66]], "float32"),
+            "b5.5": np.full((1, 1), 0.6225, "float32")}
+    fig = plot_attention_maps(image, maps)
+    image_axes, bar = fig.axes[:-1], fig.axes[-1]
+    assert len(image_axes) == 4
+    overlays = [ax.images[1] for ax in image_axes[1:3]]
+    assert {im.get_clim() for im in overlays} == {(np.float32(0.6225), np.float32(0.9))}  # one scale for all maps
+    assert "SimAM 1/3 (in b3)" in image_axes[1].get_title() and "2x2" in image_axes[1].get_title()
+    constant = image_axes[3]
+    assert "constant" in constant.get_title() and "1x1" in constant.get_title()
+    assert len(constant.images) == 1  # the dimmed image only, no colour overlay
+    assert bar.get_ylim() == pytest.approx((0.6225, 0.9))
+    fixed = plot_attention_maps(image, maps, value_range=(0.6, 1.0))
+    assert fixed.axes[1].images[1].get_clim() == (0.6, 1.0)
+
+
+def test_attention_label():
+    assert attention_label("b5.2", 2, 4) == "SimAM 3/4 (in b5)"
+    assert attention_label("simam", 0, 1) == "SimAM 1/1 (in simam)"
 
 
 def test_grid_ignores_hidden_files_and_folders(tmp_path):
@@ -162,3 +192,28 @@ def test_confusion_matrix_png_shows_rows_normalised(tmp_path):
     assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = fig.axes[0].images[0].get_array()
     np.testing.assert_allclose(image, [[0.75, 0.25], [0.0, 1.0]])
+
+
+def test_plot_curves_logarithmic_loss_when_one_curve_explodes_and_chance_line(tmp_path):
+    calm = write_history(tmp_path / "calm", [[1, 2.0, 0.3, 1.8, 0.35, 0.01, 1], [2, 0.3, 0.9, 0.2, 0.95, 0.005, 1]])
+    wild = write_history(tmp_path / "wild", [[1, 2.3, 0.1, 57.6, 0.1, 0.01, 1], [2, 1.0, 0.6, 3.0, 0.5, 0.005, 1]])
+    fig = plot_curves([calm, wild], chance=0.1)
+    loss_ax, acc_ax = fig.axes
+    assert loss_ax.get_yscale() == "log" and "log" in loss_ax.get_title()
+    assert any(list(line.get_ydata()) == [0.1, 0.1] for line in acc_ax.lines)  # the chance line
+    assert "chance (0.10)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert plot_curves([calm, wild], loss_scale="linear").axes[0].get_yscale() == "linear"
+    assert plot_curves([calm], loss_scale="log").axes[0].get_yscale() == "log"
+    with pytest.raises(ValueError, match="loss_scale"):
+        plot_curves([calm], loss_scale="sqrt")
+
+
+def test_plot_curves_legend_lies_outside_the_axes(tmp_path):
+    runs = [write_history(tmp_path / f"run_with_a_long_name_{i}", [[1, 2.0, 0.3, 1.8, 0.35, 0.01, 1],
+                                                                   [2, 1.5, 0.5, 1.6, 0.45, 0.005, 1]]) for i in range(6)]
+    fig = plot_curves(runs)
+    fig.canvas.draw()
+    legend_box = fig.legends[0].get_window_extent()
+    for ax in fig.axes:
+        assert not legend_box.overlaps(ax.get_window_extent())
+    assert legend_box.x1 <= fig.bbox.x1 + 1  # and inside the figure

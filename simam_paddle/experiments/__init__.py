@@ -32,12 +32,20 @@ from .report import (
 )
 from .demo import DEMO_SETTINGS, run_demo
 from .notebook import (
+    PROFILE_ENV,
+    PROFILES,
     QUICK_ENV,
     CALTECH_SOURCES,
+    notebook_profile,
     quick_profile,
     find_caltech,
     prepare_split,
     PreparedData,
+    per_class_subset,
+    layer_table,
+    NotebookRun,
+    open_run,
+    class_examples,
 )
 from .prediction import Prediction, find_images, predict_images, write_predictions_csv
 from .finetune import init_from_settings, init_from_run
@@ -66,12 +74,20 @@ __all__ = [
     "write_report",
     "DEMO_SETTINGS",
     "run_demo",
+    "PROFILE_ENV",
+    "PROFILES",
     "QUICK_ENV",
     "CALTECH_SOURCES",
+    "notebook_profile",
     "quick_profile",
     "find_caltech",
     "prepare_split",
     "PreparedData",
+    "per_class_subset",
+    "layer_table",
+    "NotebookRun",
+    "open_run",
+    "class_examples",
     "Prediction",
     "find_images",
     "predict_images",

@@ -1,26 +1,43 @@
-"""What the notebooks in ``notebooks/`` share: the quick profile and their data.
+"""What the notebooks in ``notebooks/`` share: their profile, their data, and hapi runs kept in run folders.
 
-- :func:`quick_profile` decides between the notebook's full settings (256 px, 100 epochs) and a
-  quick profile small enough for a 2-core CPU: ``SIMAM_QUICK=1`` / ``0`` in the environment
-  forces it, otherwise it is quick exactly when Paddle has no GPU.
+- :func:`notebook_profile` picks one of three profiles: ``smoke`` (a few steps, for the test
+  suite), ``cpu`` (minutes per notebook on a 2-core CPU, and models that really learn; the
+  committed outputs use it) and ``full`` (the AI Studio notebook's settings, for a GPU).
+  ``SIMAM_PROFILE=smoke|cpu|full`` forces one; the older ``SIMAM_QUICK=1`` / ``0`` means smoke /
+  full; otherwise it is ``full`` with a GPU and ``cpu`` without. :func:`quick_profile` answers the
+  older yes/no question (anything but ``full``).
 - :func:`prepare_split` splits Caltech101 (``Images.zip`` or ``Images/`` in the data folder, see
   ``data/README.md``) or, without it, the embedded handwritten digits, so every notebook can run
   on its own on a fresh machine.
-
-They train with :func:`simam_paddle.complete_run`, which skips finished runs and resumes
-interrupted ones, so re-running a cell never fails on its own earlier output.
+- :func:`per_class_subset` takes the first images of each class, as the profiles' sample limits do.
+- :func:`layer_table` is a summary of a network's top-level blocks, short enough to read.
+- :func:`open_run` makes a ``paddle.Model`` that a notebook prepared and fits itself re-run safe:
+  it ties the model to a run folder, so a finished run is read back, an interrupted one resumes,
+  and a new one is recorded (``config.json``, ``history.csv``, checkpoints, VisualDL) exactly as
+  :func:`simam_paddle.complete_run` records its runs.
 """
+import csv
+import json
 import os
-from dataclasses import dataclass
+import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..data.split import SplitReport
 
-__all__ = ["QUICK_ENV", "CALTECH_SOURCES", "quick_profile", "find_caltech", "prepare_split", "PreparedData"]
+__all__ = [
+    "PROFILE_ENV", "PROFILES", "QUICK_ENV", "CALTECH_SOURCES", "notebook_profile", "quick_profile", "find_caltech",
+    "prepare_split", "PreparedData", "per_class_subset", "layer_table", "NotebookRun", "open_run", "class_examples",
+]
 
+PROFILE_ENV = "SIMAM_PROFILE"
+"""Environment variable naming the notebooks' profile: ``smoke``, ``cpu`` or ``full``."""
+PROFILES = ("smoke", "cpu", "full")
+"""The notebooks' profiles, smallest first."""
 QUICK_ENV = "SIMAM_QUICK"
-"""Environment variable that forces the quick profile (``1``) or the full one (``0``)."""
+"""Older environment variable: ``1`` means the smoke profile, ``0`` the full one."""
 CALTECH_SOURCES = ("Images.zip", "Images")
 """Names looked for in the data folder, in this order (the AI Studio notebook's archive and its folder)."""
 
@@ -34,8 +51,50 @@ def _has_gpu() -> bool:
     return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
 
 
+def notebook_profile(environ: Optional[Mapping[str, str]] = None, has_gpu: Optional[bool] = None) -> Tuple[str, str]:
+    """The notebooks' profile, ``"smoke"``, ``"cpu"`` or ``"full"``, and why.
+
+    ``SIMAM_PROFILE`` names it; else ``SIMAM_QUICK=1`` (or true/yes/on) means ``"smoke"`` and
+    ``SIMAM_QUICK=0`` (or false/no/off) ``"full"``; with neither set it is ``"full"`` when Paddle
+    sees a GPU and ``"cpu"`` otherwise.
+
+    Args:
+        environ (Mapping[str, str], optional): the environment to read. Default: None (``os.environ``).
+        has_gpu (bool, optional): whether a GPU is available. Default: None (ask Paddle).
+
+    Returns:
+        tuple[str, str]: ``(profile, reason)``, the reason as a short phrase for the notebook to print.
+
+    Examples:
+        >>> notebook_profile({"SIMAM_PROFILE": "cpu"})
+        ('cpu', 'SIMAM_PROFILE=cpu in the environment')
+        >>> notebook_profile({"SIMAM_QUICK": "1"})
+        ('smoke', 'SIMAM_QUICK=1 in the environment')
+        >>> notebook_profile({}, has_gpu=False)
+        ('cpu', 'no GPU, so the CPU profile')
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(PROFILE_ENV, "").strip()
+    if raw:
+        if raw.lower() not in PROFILES:
+            raise ValueError(f"{PROFILE_ENV}={raw!r} is not a profile; set it to one of {', '.join(PROFILES)}, "
+                             "or leave it unset to choose by the device")
+        return raw.lower(), f"{PROFILE_ENV}={raw} in the environment"
+    raw = env.get(QUICK_ENV, "").strip()
+    if raw.lower() in _YES:
+        return "smoke", f"{QUICK_ENV}={raw} in the environment"
+    if raw.lower() in _NO:
+        return "full", f"{QUICK_ENV}={raw} in the environment"
+    if raw:
+        raise ValueError(f"{QUICK_ENV}={raw!r} is not understood; set it to 1 (quick profile) or 0 (full profile), "
+                         f"or leave it unset to be quick on CPU only (or set {PROFILE_ENV}={'|'.join(PROFILES)})")
+    if _has_gpu() if has_gpu is None else has_gpu:
+        return "full", "a GPU is available"
+    return "cpu", "no GPU, so the CPU profile"
+
+
 def quick_profile(environ: Optional[Mapping[str, str]] = None, has_gpu: Optional[bool] = None) -> Tuple[bool, str]:
-    """Whether to use the quick profile, and why.
+    """Whether a CPU-sized profile (``smoke`` or ``cpu``) is in use, and why: see :func:`notebook_profile`.
 
     ``SIMAM_QUICK=1`` (or true/yes/on) forces it and ``SIMAM_QUICK=0`` (or false/no/off) forbids
     it; unset or empty, the profile is quick exactly when Paddle sees no GPU.
@@ -53,19 +112,8 @@ def quick_profile(environ: Optional[Mapping[str, str]] = None, has_gpu: Optional
         >>> quick_profile({}, has_gpu=True)
         (False, 'a GPU is available')
     """
-    env = os.environ if environ is None else environ
-    raw = env.get(QUICK_ENV, "")
-    value = raw.strip().lower()
-    if value in _YES:
-        return True, f"{QUICK_ENV}={raw.strip()} in the environment"
-    if value in _NO:
-        return False, f"{QUICK_ENV}={raw.strip()} in the environment"
-    if value:
-        raise ValueError(f"{QUICK_ENV}={raw!r} is not understood; set it to 1 (quick profile) or 0 (full profile), "
-                         "or leave it unset to be quick on CPU only")
-    if _has_gpu() if has_gpu is None else has_gpu:
-        return False, "a GPU is available"
-    return True, "no GPU, so the CPU-sized profile"
+    profile, reason = notebook_profile(environ, has_gpu)
+    return profile != "full", reason
 
 
 def find_caltech(data_dir: Union[str, os.PathLike]) -> Optional[Path]:
@@ -136,3 +184,380 @@ def prepare_split(data_dir: Union[str, os.PathLike] = "data", eval_every: int = 
     report = split_dataset(source, split, eval_every=eval_every, progress=progress)
     return PreparedData(kind=kind, source=source, split=split, report=report)
 
+
+
+def per_class_subset(dataset, per_class: Optional[int]):
+    """The first ``per_class`` images of each class of ``dataset`` (all of it when None).
+
+    The same rule as the ``train_per_class`` / ``eval_per_class`` settings of a run, so a notebook's
+    subset and :func:`simam_paddle.complete_run`'s agree.
+
+    Args:
+        dataset (ImageFolderDataset): a dataset with ``targets`` (one label per item).
+        per_class (int, optional): images per class; None keeps every image.
+
+    Returns:
+        paddle.io.Dataset: ``dataset`` itself, or a ``paddle.io.Subset`` of it.
+
+    Examples:
+        >>> import paddle
+        >>> data = paddle.io.TensorDataset([paddle.rand([6, 2]), paddle.to_tensor([0, 0, 0, 1, 1, 1])])
+        >>> data.targets = [0, 0, 0, 1, 1, 1]
+        >>> len(per_class_subset(data, 2))
+        4
+    """
+    import paddle
+
+    if per_class is None:
+        return dataset
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"per_class must be a positive integer or None, got {per_class!r}")
+    seen: Dict[int, int] = {}
+    keep = []
+    for index, label in enumerate(dataset.targets):
+        if seen.get(label, 0) < per_class:
+            seen[label] = seen.get(label, 0) + 1
+            keep.append(index)
+    return paddle.io.Subset(dataset, keep)
+
+
+def layer_table(network, input_size: Union[int, Sequence[int]], depth: int = 1) -> str:
+    """A summary of ``network`` by its blocks: name, type, output shape and parameters of each.
+
+    ``paddle.summary`` lists every layer (well over a hundred rows for ResNet50); this lists the sub-layers
+    ``depth`` levels down (the top-level blocks by default), measured with one forward pass on
+    zeros in eval mode, and ends with the total parameter count.
+
+    Args:
+        network (paddle.nn.Layer): the network.
+        input_size (int|Sequence[int]): the image side, or a full input shape such as ``[1, 3, 64, 64]``.
+        depth (int, optional): how many levels of sub-layers to descend. Default: 1.
+
+    Returns:
+        str: a fixed-width table, one row per block.
+
+    Examples:
+        >>> import paddle
+        >>> net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 8, 3), paddle.nn.Flatten())
+        >>> print(layer_table(net, 5))
+        block   type      output shape         params
+        0       Conv2D    [1, 8, 3, 3]            224
+        1       Flatten   [1, 72]                   0
+        total                                     224
+    """
+    import paddle
+
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+    shape = [1, 3, input_size, input_size] if isinstance(input_size, int) else list(input_size)
+    blocks = [(name, layer) for name, layer in network.named_sublayers()
+              if name.count(".") == depth - 1 or (name.count(".") < depth - 1 and not layer.sublayers())]
+    outputs: Dict[str, List[int]] = {}
+    handles = []
+    for name, layer in blocks:
+        def hook(layer, inputs, output, name=name):
+            first = output[0] if isinstance(output, (list, tuple)) else output
+            outputs[name] = list(first.shape)
+        handles.append(layer.register_forward_post_hook(hook))
+    was_training = network.training
+    network.eval()
+    try:
+        with paddle.no_grad():
+            network(paddle.zeros(shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+        if was_training:
+            network.train()
+    rows = [(name, type(layer).__name__, str(outputs.get(name, "(not called)")),
+             sum(int(p.size) for p in layer.parameters())) for name, layer in blocks]
+    total = sum(int(p.size) for p in network.parameters())
+    width = max([len("block"), len("total")] + [len(r[0]) for r in rows]) + 3
+    type_width = max([len("type")] + [len(r[1]) for r in rows]) + 3
+    lines = [f"{'block':<{width}}{'type':<{type_width}}{'output shape':<16}{'params':>11}"]
+    lines += [f"{n:<{width}}{t:<{type_width}}{s:<16}{p:>11,}" for n, t, s, p in rows]
+    lines.append(f"{'total':<{width}}{'':<{type_width}}{'':<16}{total:>11,}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# Settings that may differ when a run is picked up again: they do not change what is trained.
+_FREE_SETTINGS = ("num_workers", "cache", "device")
+
+
+@dataclass
+class NotebookRun:
+    """A run folder tied to a ``paddle.Model`` that the notebook prepared: see :func:`open_run`.
+
+    Attributes:
+        path (str): the run folder.
+        epochs (int): epochs of the whole run.
+        initial_epoch (int): epochs finished before this session (all of them for a finished run).
+        status (str): ``"new"``, ``"resumed"`` or ``"finished"``.
+        message (str): one line saying what happened, for the notebook to print.
+        callbacks (list): the callbacks to give ``model.fit``; empty for a finished run.
+    """
+
+    path: str
+    epochs: int
+    initial_epoch: int
+    status: str
+    message: str
+    callbacks: List[Any] = field(default_factory=list)
+
+    @property
+    def remaining_epochs(self) -> int:
+        """Epochs left to train; 0 for a finished run (call ``fit`` only when it is not: hapi's ``fit`` fails with 0 epochs)."""
+        return self.epochs - self.initial_epoch
+
+
+def _dataset_classes(dataset) -> List[str]:
+    while not hasattr(dataset, "classes") and hasattr(dataset, "dataset"):
+        dataset = dataset.dataset  # a paddle.io.Subset of an ImageFolderDataset
+    if not hasattr(dataset, "classes"):
+        raise TypeError(f"cannot find the class names of {type(dataset).__name__}; "
+                        "train on an ImageFolderDataset (or a subset of one)")
+    return list(dataset.classes)
+
+
+def _history_rows(path: str) -> int:
+    from ..engine import read_history
+
+    try:
+        return len(read_history(path))
+    except FileNotFoundError:
+        return 0
+
+
+def _keep_history_rows(path: str, epochs: int) -> None:
+    """Drop history rows after the last checkpoint (written before a crash that lost their weights)."""
+    from ..engine import atomic_write_text
+
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8", newline="") as f:
+        lines = f.read().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if line.strip() and int(line.split(",", 1)[0]) <= epochs]
+    if kept != lines:
+        atomic_write_text("".join(kept), path)
+
+
+class _EpochReport:
+    """Prints one line per epoch from the row the history logger has just written."""
+
+    def __new__(cls, *args, **kwargs):  # a paddle Callback, built lazily so importing this module needs no Paddle
+        import paddle
+
+        class EpochReport(paddle.callbacks.Callback):
+            def __init__(self, history: str, epochs: int, best):
+                super().__init__()
+                self.history, self.epochs, self.best = history, epochs, best
+
+            def on_eval_end(self, logs=None) -> None:
+                from ..engine import read_history
+
+                rows = read_history(self.history)
+                if not rows:
+                    return
+                row = rows[-1]
+                best = " (best)" if self.best.best_epoch == row["epoch"] else ""
+                print(f"epoch {row['epoch']:>{len(str(self.epochs))}}/{self.epochs}: "
+                      f"loss {row['loss']:.3f}, acc {row['acc']:.3f} | "
+                      f"eval loss {row['eval_loss']:.3f}, eval acc {row['eval_acc']:.3f}{best} | "
+                      f"{row['time']:.0f} s")
+
+        return EpochReport(*args, **kwargs)
+
+
+def _epoch_seed_callback(batch_sampler, seed: int, initial_epoch: int):
+    """Seed every epoch from (seed, absolute epoch), as ``simam_paddle.engine.train`` does: the shuffling
+    order and the augmentation of an epoch are the same after a resume as without one."""
+    import paddle
+
+    from ..engine import seed_everything
+
+    class EpochSeed(paddle.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None) -> None:
+            epoch_seed = (seed * 1_000_003 + initial_epoch + epoch) % 2**32
+            batch_sampler.set_epoch(epoch_seed)
+            seed_everything(epoch_seed)
+
+    return EpochSeed()
+
+
+def _quiet_training_callback():
+    """A callback that hides, during ``fit``, the warnings every training step repeats (see ``_quiet``)."""
+    import paddle
+
+    from .._quiet import training_warning_filters
+
+    class QuietTraining(paddle.callbacks.Callback):
+        def on_train_begin(self, logs=None) -> None:
+            self._filters = training_warning_filters()
+            self._filters.__enter__()
+
+        def on_train_end(self, logs=None) -> None:
+            self._filters.__exit__(None, None, None)
+
+    return QuietTraining()
+
+
+def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[str, os.PathLike],
+             settings: Mapping[str, Any], eval_loader=None, verbose: int = 1) -> NotebookRun:
+    """Tie a prepared ``paddle.Model`` to a run folder, so that fitting it in a notebook is re-run safe.
+
+    The notebook builds the datasets, loaders, ``paddle.Model``, optimizer and ``prepare`` itself;
+    this looks at ``run_dir`` and
+
+    - **finished** (``history.csv`` has every epoch): loads the run's best weights into the model,
+      and gives no callbacks and 0 remaining epochs (skip ``model.fit`` then: hapi cannot fit 0 epochs);
+    - **interrupted** (``last.json`` names the finished epochs): loads the last weights and the
+      optimizer state (learning-rate schedule included) and resumes after that epoch;
+    - **new** (or started without finishing an epoch): writes ``config.json`` and starts.
+
+    ``callbacks`` are the package's: the per-epoch seed and learning rate, ``SaveBestModel``,
+    ``HistoryLogger``, ``CheckpointSaver``, VisualDL, hapi's per-step ``LRScheduler`` and one
+    printed line per epoch; the run folder matches what :func:`simam_paddle.complete_run` writes,
+    so ``load_run``, ``evaluate_run`` and ``summarize_runs`` read it.
+
+    Args:
+        run_dir (str|PathLike): the run folder.
+        model (paddle.Model): prepared with an optimizer made by ``simam_paddle.engine.make_optimizer``.
+        train_loader (paddle.io.DataLoader): from ``simam_paddle.engine.make_loader(..., shuffle=True)``.
+        data (str|PathLike): the split folder the datasets come from (recorded in ``config.json``).
+        settings (Mapping[str, Any]): the run's settings, keys of ``simam_paddle.experiments.TRAIN_DEFAULTS``
+            (``model``, ``epochs``, ``image_size``, ``batch_size``, ``lr``, ``seed``, ...); an existing
+            run must have been made with the same ones.
+        eval_loader (paddle.io.DataLoader, optional): its size is recorded. Default: None.
+        verbose (int, optional): 1 prints a line per epoch and the run's state. Default: 1.
+
+    Returns:
+        NotebookRun: ``callbacks`` and ``remaining_epochs`` for ``model.fit``, and what was done.
+
+    Examples:
+        >>> run = open_run("runs/nb/resnet50", model, train_loader, "data/digits_split", SETTINGS)  # doctest: +SKIP
+        >>> if run.remaining_epochs:  # doctest: +SKIP
+        ...     model.fit(train_loader, eval_loader, epochs=run.remaining_epochs, callbacks=run.callbacks, verbose=0)
+    """
+    import paddle
+
+    from ..engine import (CheckpointSaver, EpochLR, HistoryLogger, SaveBestModel, check_state_fits,
+                          default_weight_decay, is_main_process, load_checkpoint_state, load_state, make_visualdl,
+                          restore_optimizer_state)
+    from .runs import TRAIN_DEFAULTS, load_config
+
+    run_dir = os.fspath(run_dir)
+    unknown = sorted(set(settings) - set(TRAIN_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown run settings {unknown}; known: {sorted(TRAIN_DEFAULTS)}")
+    if "model" not in settings or "epochs" not in settings:
+        raise ValueError("settings need at least 'model' (its name) and 'epochs'")
+    if model._optimizer is None:
+        raise ValueError("prepare the model first: model.prepare(optimizer, loss, metrics)")
+    given = {k: v for k, v in settings.items() if v is not None}
+    if isinstance(given["epochs"], bool) or not isinstance(given["epochs"], int) or given["epochs"] < 1:
+        raise ValueError(f"epochs must be a positive integer, got {given['epochs']!r}")
+    network = model.network
+    history = os.path.join(run_dir, "history.csv")
+    config_path = os.path.join(run_dir, "config.json")
+    epochs = int(given["epochs"])
+
+    initial_epoch, best_state = 0, {}
+    if os.path.isfile(config_path):
+        config = load_config(run_dir)
+        changed = {k: (config.get(k), v) for k, v in given.items()
+                   if k not in _FREE_SETTINGS and config.get(k) != v}
+        if changed:
+            detail = ", ".join(f"{k}: run has {old!r}, given {new!r}" for k, (old, new) in changed.items())
+            raise ValueError(f"{run_dir!r} holds a run with other settings ({detail}); "
+                             "use another run folder, or remove this one to train it again")
+        if _history_rows(run_dir) >= epochs:
+            path = os.path.join(run_dir, "best_model.pdparams")
+            state = load_state(path)
+            check_state_fits(state, network, path)
+            network.set_state_dict(state)
+            message = f"{run_dir}: finished ({epochs} epochs), its best weights read back; nothing to train"
+            run = NotebookRun(run_dir, epochs, epochs, "finished", message, [])
+            if verbose:
+                print(message)
+            return run
+        if os.path.isfile(os.path.join(run_dir, "last.json")):
+            best_state = load_checkpoint_state(run_dir)
+            initial_epoch = int(best_state["epoch"])
+            path = os.path.join(run_dir, "last.pdparams")
+            state = load_state(path)
+            check_state_fits(state, network, path)
+            network.set_state_dict(state)
+            restore_optimizer_state(model._optimizer, network, load_state(os.path.join(run_dir, "last.pdopt")))
+            if is_main_process():
+                _keep_history_rows(history, initial_epoch)
+        elif is_main_process():  # started, but no epoch finished: start over
+            for name in ("history.csv", "best_model.pdparams", "last.pdparams", "last.pdopt"):
+                if os.path.exists(os.path.join(run_dir, name)):
+                    os.remove(os.path.join(run_dir, name))
+    if initial_epoch == 0 and is_main_process():
+        classes = _dataset_classes(train_loader.dataset)
+        config = {**TRAIN_DEFAULTS, **given, "data": os.path.abspath(data), "num_classes": len(classes),
+                  "classes": classes, "train_samples": len(train_loader.dataset),
+                  "eval_samples": len(eval_loader.dataset) if eval_loader is not None else None,
+                  "paddle_version": paddle.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        if config["weight_decay"] is None:
+            config["weight_decay"] = default_weight_decay(config["model"])
+        os.makedirs(run_dir, exist_ok=True)
+        from ..engine import atomic_write_text
+
+        atomic_write_text(json.dumps(config, indent=2) + "\n", config_path)
+
+    best = SaveBestModel(run_dir, monitor="acc", mode="max", verbose=0)
+    best.best, best.best_epoch = best_state.get("best"), best_state.get("best_epoch")
+    seed = int(given.get("seed", TRAIN_DEFAULTS["seed"]))
+    callbacks = [
+        _quiet_training_callback(),
+        _epoch_seed_callback(train_loader.batch_sampler, seed, initial_epoch),
+        EpochLR(),
+        best,
+        HistoryLogger(history),
+        CheckpointSaver(run_dir, best_model=best),
+    ]
+    visualdl = make_visualdl(os.path.join(run_dir, "visualdl"), initial_epoch)
+    if visualdl is not None:
+        callbacks.append(visualdl)
+    for callback in callbacks:
+        callback.initial_epoch = initial_epoch
+    if verbose and is_main_process():
+        callbacks.append(_EpochReport(history, epochs, best))
+    callbacks.append(paddle.callbacks.LRScheduler(by_step=True, by_epoch=False))
+    if initial_epoch:
+        status, message = "resumed", f"{run_dir}: resuming after epoch {initial_epoch} of {epochs}"
+    else:
+        status, message = "new", f"{run_dir}: new run of {epochs} epochs"
+    if verbose:
+        print(message)
+    return NotebookRun(run_dir, epochs, initial_epoch, status, message, callbacks)
+
+
+def class_examples(dataset, classes: int = 3) -> Dict[str, Any]:
+    """The first image of each of the first ``classes`` classes of ``dataset``, by class name.
+
+    Args:
+        dataset (ImageFolderDataset): a dataset with ``classes`` and ``targets``, or a
+            ``paddle.io.Subset`` of one (as :func:`per_class_subset` gives).
+        classes (int, optional): how many classes, in label order. Default: 3.
+
+    Returns:
+        dict[str, Any]: class name to its first (transformed) image.
+
+    Examples:
+        >>> images = class_examples(eval_data, 3)  # doctest: +SKIP
+        >>> list(images)  # doctest: +SKIP
+        ['0', '1', '2']
+    """
+    names = _dataset_classes(dataset)
+    indices = list(getattr(dataset, "indices", range(len(dataset))))
+    base = dataset.dataset if hasattr(dataset, "indices") else dataset
+    examples: Dict[str, Any] = {}
+    for position, index in enumerate(indices):
+        label = base.targets[index]
+        if label < classes and names[label] not in examples:
+            examples[names[label]] = dataset[position][0]
+    return {names[label]: examples[names[label]] for label in range(min(classes, len(names)))
+            if names[label] in examples}
