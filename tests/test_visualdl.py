@@ -7,7 +7,8 @@ import pytest
 pytest.importorskip("visualdl")
 from visualdl import LogReader, LogWriter  # noqa: E402
 
-from simam_paddle.engine.callbacks import VISUALDL_FILE, make_visualdl, read_history  # noqa: E402
+from simam_paddle.engine.callbacks import VISUALDL_FILE, make_visualdl  # noqa: E402
+from simam_paddle.engine.history import read_history  # noqa: E402
 from simam_paddle.engine.training import train  # noqa: E402
 
 STEPS = 2  # batches per epoch: 8 samples, batch size 4
