@@ -33,6 +33,13 @@ class _LegacyModule(types.ModuleType):
             return getattr(importlib.import_module(self._moved[attr]), attr)
         raise AttributeError(f"{self.__name__} moved to {self._target}, which has no attribute {attr!r}")
 
+    def __setattr__(self, attr: str, value) -> None:
+        # Patching a name through the old path (tests, plugins) patches the module that uses it.
+        if attr.startswith("__") or attr in ("_target", "_moved"):
+            super().__setattr__(attr, value)
+        else:
+            setattr(importlib.import_module(self._target), attr, value)
+
     def __dir__(self) -> List[str]:
         return sorted(set(dir(importlib.import_module(self._target))) | set(self._moved))
 

@@ -326,7 +326,7 @@ def test_a_damaged_cached_library_is_rebuilt_once(op, tmp_path):
     shutil.copy(checksum, damaged.with_name(checksum.name))
     code = f"""
         import os, shutil
-        from simam_paddle import fused
+        from simam_paddle.layers import fused
 
         def copy_build(target, verbose):
             with open({str(log)!r}, "a") as f:

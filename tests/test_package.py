@@ -165,3 +165,16 @@ def _nothing():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def test_patching_through_an_old_path_patches_the_module_in_use(monkeypatch):
+    import warnings
+
+    from simam_paddle.layers import fused as now
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from simam_paddle import fused as old
+    sentinel = object()
+    monkeypatch.setattr(old, "_build", sentinel)
+    assert now._build is sentinel
