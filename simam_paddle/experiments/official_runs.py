@@ -4,8 +4,12 @@ import os
 import time
 from typing import Any, Dict, Optional, Sequence
 
-import paddle
-import paddle.nn as nn
+from .._paddle import require_paddle
+
+require_paddle()  # a clear message for a missing Paddle, and a quiet import if this module loads it first
+
+import paddle  # noqa: E402
+import paddle.nn as nn  # noqa: E402
 
 from ..engine.callbacks import atomic_save, atomic_write_text
 from ..engine.training import default_weight_decay
