@@ -103,7 +103,8 @@ class TrainConfig:
     cache: bool = _setting(False, "keep decoded, resized images in memory", lambda v: isinstance(v, bool),
                            "true or false", resumable=True)
     device: str = _setting("auto", "device to train on: auto is the GPU if Paddle has one, else the CPU",
-                           lambda v: isinstance(v, str), "a device name", resumable=True, choices=("auto", "cpu", "gpu"))
+                           lambda v: isinstance(v, str), "a device name", resumable=True,
+                           choices=("auto", "cpu", "gpu"))
     train_per_class: Optional[int] = _setting(
         None, "use only the first N training images per class", _or_none(_positive_int), "a positive integer",
         default_help="all", metavar="N")

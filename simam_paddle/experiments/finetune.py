@@ -10,7 +10,7 @@ from typing import Any, Dict, List
 
 from .._paddle import require_paddle
 
-require_paddle()  # a clear message for a missing Paddle, and a quiet import if this module loads it first
+require_paddle()  # a clear message for a missing Paddle; a quiet import if this module loads it
 
 import paddle  # noqa: E402
 import paddle.nn as nn  # noqa: E402

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import numpy as np
 from .._paddle import require_paddle
 
-require_paddle()  # a clear message for a missing Paddle, and a quiet import if this module loads it first
+require_paddle()  # a clear message for a missing Paddle; a quiet import if this module loads it
 
 import paddle  # noqa: E402
 
@@ -26,7 +26,8 @@ from .._quiet import quiet_native_logs
 from .config import TRAIN_DEFAULTS, TrainConfig, check_settings, resumable_settings, setting_problems
 
 __all__ = [
-    "TRAIN_DEFAULTS", "TrainConfig", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets", "train_run",
+    "TRAIN_DEFAULTS", "TrainConfig", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets",
+    "train_run",
     "complete_run", "load_config", "load_run", "evaluate_run", "export_run", "lock_run_folder", "RunInUseError",
 ]
 
@@ -49,7 +50,7 @@ def _split_dirs(data: Optional[str]) -> Tuple[str, str]:
                                 "give data=SPLIT, a split folder or a class folder")
     if os.path.isfile(data):
         raise ValueError(f"data={data!r} is a file; training needs a split folder holding train/ and eval/: "
-                         f"make one with split_dataset (the `split` command) and pass data=SPLIT")
+                         f"make one with split_dataset({data!r}, SPLIT) (the `split` command) and pass data=SPLIT")
     if not os.path.isdir(data):
         raise FileNotFoundError(f"data folder {data!r} does not exist; give a split folder holding train/ and eval/")
     found = sorted(os.listdir(data))

@@ -3,7 +3,8 @@
 Architecture as in the notebook (five stages ``b1``..``b5`` then a linear head ``b6``); the notebook puts a
 SimAM layer after the pooling of ``b3`` and ``b4`` and after the first two pooled Inception blocks of
 ``b5``. Here ``attention`` chooses what goes in those four places, so ``"none"`` and ``"se"`` give true
-ablations of the same network; ``None`` is the network as published, with SimAM. Sublayer names match the notebook's, so its checkpoints load unchanged.
+ablations of the same network; ``None`` is the network as published, with SimAM. Sublayer names match
+the notebook's, so its checkpoints load unchanged.
 
 One change: the notebook's head is ``AvgPool2D(2)``, which equals a global average pool only at
 256x256 input (the last map is 2x2). The head here pools globally, so smaller inputs work too.

@@ -1,4 +1,4 @@
-"""Models by name: TowerNet, the CIFAR ResNets and Paddle's own VGG19, ResNets and MobileNetV2, optionally with attention.
+"""Models by name: TowerNet, CIFAR ResNets, Paddle's VGG19, ResNets and MobileNetV2, optionally with attention.
 
 One registry, ``_MODELS``, holds every fact about a model that the rest of the package needs (see
 :class:`ModelSpec` and :func:`model_spec`): its builder, family, published attention, weight decay,
@@ -216,8 +216,9 @@ def build_model(name: str, num_classes: int, attention: Optional[str] = None,
         name (str): One of :func:`available_models`.
         num_classes (int): Number of output logits.
         attention (str|None, optional): ``None`` builds the model as published (its registry entry's
-            attention, see :func:`model_spec`): TowerNet with SimAM, the others without. A name from :func:`simam_paddle.available_attentions` puts
-            that attention in TowerNet's attention slots, or in every ResNet50 / MobileNetV2 block (see
+            attention, see :func:`model_spec`): TowerNet with SimAM, the others without. A name from
+            :func:`simam_paddle.available_attentions` puts that attention in TowerNet's attention
+            slots, or in every ResNet / MobileNetV2 block (see
             :func:`insert_attention`); ``"none"`` removes TowerNet's. VGG19 has no published placement and
             accepts only ``None`` or ``"none"``. Default: None.
         attention_kwargs (dict, optional): Options for the attention layer, e.g. ``{"e_lambda": 1e-4}``
