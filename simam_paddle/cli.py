@@ -251,8 +251,13 @@ def _add_settings(parser, names: Iterable[str]) -> None:
 
 def _run_train(args) -> int:
     from .engine.callbacks import read_history
+    import os
+
     from .experiments.runs import train_run
 
+    if args.data is not None and os.path.isfile(args.data):  # the library names split_dataset; here, the command
+        raise CLIError(f"--data {args.data!r} is a file; `train` needs a split folder holding train/ and eval/, "
+                       f"make one with `python -m simam_paddle split {args.data} SPLIT` and pass --data SPLIT")
     settings = {key: getattr(args, key) for key in TRAIN_DEFAULTS}
     config = train_run(args.data, args.output, resume=args.resume, verbose=2 if args.quiet else 1, **settings)
     rows = read_history(args.output)
