@@ -5,11 +5,20 @@ Each command is one ``_add_<command>(subparsers)`` function that registers its p
 ``CLIError`` (or ``ValueError``, of which a broken run file's ``RunFileError`` is one) for bad input,
 and any ``OSError`` (a missing, unreadable or unwritable file or folder, a run folder in use) is the
 user's to fix too: ``main`` prints one line, ``error: ...``, and returns 2 instead of a traceback.
-Anything else is a bug and keeps its traceback.
+Anything else is a bug and keeps its traceback. The library's messages name function arguments
+(``resume=True``, ``image_size=32``); ``main`` says them as the flags they are here (``--resume``,
+``--image-size 32``).
+
+The training options of ``train`` and ``ablation`` are generated from
+:class:`~simam_paddle.experiments.TrainConfig`: its fields give their names, types, help and defaults.
 """
 import argparse
+import dataclasses
+import re
 import sys
-from typing import List, Optional
+from typing import Any, Iterable, List, Optional
+
+from .experiments.config import TRAIN_DEFAULTS, TrainConfig, setting_type, shared_settings
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -110,7 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(_interrupted_line(args, err), file=sys.stderr)
         return getattr(err, "exit_code", 130)
     except (CLIError, ValueError, OSError) as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
+        print(f"error: {_flag_words(_one_line(err))}", file=sys.stderr)
         return 2
     return int(result or 0)
 
@@ -126,6 +135,26 @@ def _interrupted_line(args, err: KeyboardInterrupt) -> str:
     if not err.resumable:
         return f"{where}, before any epoch finished; nothing to resume: run the same train command again to start over"
     return f"{where}; continue with: python -m simam_paddle train --output {err.output_dir} --resume"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# Library arguments that are flags here, as messages write them: ``name=value``.
+_FLAG_ARGUMENTS = re.compile(r"\b(" + "|".join(sorted([*TRAIN_DEFAULTS, "data", "output"], key=len, reverse=True))
+                             + r")=(?=\S)")
+
+
+def _flag_words(message: str) -> str:
+    """A library message in command-line words: ``resume=True`` is ``--resume``, ``image_size=32`` ``--image-size 32``.
+
+    Examples:
+        >>> _flag_words("image_size=32 is too small; pass resume=True or data=SPLIT")
+        '--image-size 32 is too small; pass --resume or --data SPLIT'
+    """
+    message = re.sub(r"\bresume=True\b", "--resume", message)
+    return _FLAG_ARGUMENTS.sub(lambda m: _flag(m.group(1)) + " ", message)
 
 
 def _one_line(err: Exception) -> str:
@@ -187,50 +216,55 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--data", metavar="SPLIT",
                         help="split folder holding train/ and eval/ (not needed with --resume)")
     parser.add_argument("--output", metavar="RUN", required=True, help="run folder to create (or resume)")
-    parser.add_argument("--model", help="one of the zoo's models, e.g. towernet, resnet50 (default: towernet)")
-    parser.add_argument("--attention", help="attention to put in the model: simam, se, cbam or none "
-                        "(default: the model as published: TowerNet with SimAM, baselines without)")
-    parser.add_argument("--seed", type=int, help="random seed (default: 0)")
-    _add_training_options(parser)
+    _add_settings(parser, TRAIN_DEFAULTS)
     parser.add_argument("--resume", action="store_true", help="continue the run in --output where it stopped")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     parser.set_defaults(func=_run_train)
 
 
-def _add_training_options(parser) -> None:
-    """The settings every run of `train` and `ablation` shares (all but model, attention and seed)."""
-    parser.add_argument("--epochs", type=int, help="epochs (default: 100)")
-    parser.add_argument("--image-size", type=int, help="square input size; TowerNet needs >= 127 (default: 256)")
-    parser.add_argument("--batch-size", type=int, help="batch size per process (default: 32)")
-    parser.add_argument("--lr", type=float, help="initial learning rate (default: 0.01)")
-    parser.add_argument("--weight-decay", type=float, help="L2 coefficient (default: 2e-4 TowerNet, 1e-4 others)")
-    parser.add_argument("--momentum", type=float, help="momentum (default: 0.9)")
-    parser.add_argument("--e-lambda", type=float, help="SimAM's lambda (default: 1e-4; the official ImageNet "
-                        "runs use 0.1)")
-    parser.add_argument("--reduction", type=int, help="SE / CBAM reduction ratio (default: 16; the official "
-                        "CIFAR runs use 4)")
-    parser.add_argument("--num-workers", type=int, help="DataLoader worker processes (default: 0)")
-    parser.add_argument("--cache", action="store_const", const=True, help="keep decoded, resized images in memory")
-    parser.add_argument("--device", choices=["auto", "cpu", "gpu"], help="default: auto (GPU if available)")
-    parser.add_argument("--train-per-class", type=int, metavar="N",
-                        help="use only the first N training images per class")
-    parser.add_argument("--eval-per-class", type=int, metavar="N", help="use only the first N eval images per class")
-    parser.add_argument("--init-from", metavar="RUN", help="start from RUN's best weights (e.g. a convert-official "
-                        "run; its model, attention and image size unless given); a new classifier if classes differ")
+def _default_words(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _add_settings(parser, names: Iterable[str]) -> None:
+    """One option per named :class:`TrainConfig` field, with its type, help and default from the field.
+
+    Every option's value is None unless given, so that a resumed run only sees what was typed.
+    """
+    names = set(names)
+    for field in dataclasses.fields(TrainConfig):
+        if field.name not in names:
+            continue
+        meta = field.metadata
+        default = meta["default_help"] or _default_words(field.default)
+        options = {"help": f"{meta['help']} (default: {default})".replace("%", "%%")}
+        kind = setting_type(field.name)
+        if kind is bool:
+            options.update(action="store_const", const=True)
+        else:
+            options.update(type=kind if kind is not str else None, metavar=meta["metavar"],
+                           choices=list(meta["choices"]) or None)
+        parser.add_argument(_flag(field.name), **options)
 
 
 def _run_train(args) -> int:
-    from .engine.history import read_history
-    from .experiments.runs import TRAIN_DEFAULTS, train_run
+    import os
 
+    from .engine.history import read_history
+    from .experiments.runs import train_run
+
+    if args.data is not None and os.path.isfile(args.data):  # the library names split_dataset; here, the command
+        raise CLIError(f"--data {args.data!r} is a file; `train` needs a split folder holding train/ and eval/, "
+                       f"make one with `python -m simam_paddle split {args.data} SPLIT` and pass --data SPLIT")
     settings = {key: getattr(args, key) for key in TRAIN_DEFAULTS}
     config = train_run(args.data, args.output, resume=args.resume, verbose=2 if args.quiet else 1, **settings)
     rows = read_history(args.output)
     scored = [r for r in rows if r["eval_acc"] is not None]
     if scored:
         best = max(scored, key=lambda r: r["eval_acc"])
-        attention = config["attention"] or "as published"
-        print(f"{config['model']} (attention {attention}): best eval_acc {best['eval_acc']:.4f} "
+        print(f"{config['model']} (attention {config['attention']}): best eval_acc {best['eval_acc']:.4f} "
               f"at epoch {best['epoch']} of {len(rows)}; run folder {args.output}")
     return 0
 
@@ -394,22 +428,22 @@ def _add_ablation(subparsers) -> None:
     )
     parser.add_argument("--data", metavar="SPLIT", required=True, help="split folder holding train/ and eval/")
     parser.add_argument("--output", metavar="DIR", required=True, help="folder for the runs and the summary")
-    parser.add_argument("--model", default="towernet", help="one of the zoo's models (default: towernet)")
+    _add_settings(parser, ["model"])
     parser.add_argument("--attentions", nargs="+", default=["none", "se", "simam"], metavar="NAME",
                         help="attentions to compare, 'none' for none (default: none se simam)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
                         help="seeds, one run per attention and seed (default: 0 1 2)")
-    _add_training_options(parser)
+    _add_settings(parser, shared_settings())
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     parser.set_defaults(func=_run_ablation)
 
 
 def _run_ablation(args) -> int:
     from .experiments.ablation import run_ablation
-    from .experiments.runs import TRAIN_DEFAULTS
 
-    settings = {key: getattr(args, key) for key in TRAIN_DEFAULTS if key not in ("model", "attention", "seed")}
-    result = run_ablation(args.data, args.output, attentions=args.attentions, seeds=args.seeds, model=args.model,
+    settings = {key: getattr(args, key) for key in shared_settings()}
+    model = args.model if args.model is not None else TRAIN_DEFAULTS["model"]
+    result = run_ablation(args.data, args.output, attentions=args.attentions, seeds=args.seeds, model=model,
                           verbose=2 if args.quiet else 1, **settings)
     print("\n" + result["summary"])
     print(f"wrote {', '.join(result['files'])} ({result['seconds'] / 60:.1f} min)")

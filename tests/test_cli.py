@@ -60,7 +60,7 @@ def error_line(capsys):
 def test_train_writes_config_history_best_model_and_logs(trained):
     split, run = trained
     config = json.load(open(os.path.join(run, "config.json")))
-    for key, value in {"model": "mobilenet_v2", "attention": None, "num_classes": 3, "image_size": 32,
+    for key, value in {"model": "mobilenet_v2", "attention": "none", "num_classes": 3, "image_size": 32,
                        "classes": CLASSES, "epochs": 2, "batch_size": 4, "lr": 0.05, "weight_decay": 1e-4,
                        "momentum": 0.9, "seed": 0, "data": os.path.abspath(split), "train_samples": 18,
                        "eval_samples": 9}.items():
@@ -126,7 +126,9 @@ def test_resume_of_a_finished_run_changes_nothing_and_refuses_other_settings(tra
     (["--data", "{noeval}"], "no eval/"),
     (["--data", "{split}", "--model", "towernet", "--image-size", "32"], "127"),
     (["--data", "{split}", "--output", "{run}"], "already holds a run"),
-    ([], "--data is required"),
+    ([], "--data SPLIT is required"),
+    (["--data", "{split}", "--epochs", "0"], "--epochs 0: must be a positive integer"),
+    (["--data", "{split}", "--attention", "simam", "--e-lambda", "-1"], "--e-lambda -1.0: must be a finite number > 0"),
 ])
 def test_train_errors(trained, tmp_path, capsys, args, expected):
     split, run = trained
@@ -264,3 +266,52 @@ def test_a_zip_given_to_train_says_how_to_split_it(tmp_path, capsys):
     archive.write_bytes(b"PK\x05\x06" + b"\0" * 18)
     assert main(["train", "--data", str(archive), "--output", str(tmp_path / "run"), *FAST]) == 2
     assert f"python -m simam_paddle split {archive}" in error_line(capsys)
+
+
+def test_a_second_train_says_how_to_resume_in_flags(trained, capsys):
+    split, run = trained
+    assert main(["train", "--data", split, "--output", run, "--epochs", "2", *FAST]) == 2
+    line = error_line(capsys)
+    assert "pass --resume to continue it" in line and "resume=True" not in line
+
+
+def _option_help(command):
+    """{flag: help text} of a command's options, as argparse has them."""
+    from simam_paddle.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    return {a.option_strings[0]: a.help for a in sub._actions if a.option_strings}
+
+
+@pytest.mark.parametrize("command", ["train", "ablation"])
+def test_training_options_and_their_help_defaults_come_from_train_config(command):
+    import dataclasses
+
+    from simam_paddle.experiments.config import TrainConfig, per_run_settings
+
+    helps = _option_help(command)
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if command == "ablation" and field.name in per_run_settings() and field.name != "model":
+            assert flag not in helps  # set per run: --attentions, --seeds
+            continue
+        words = field.metadata["default_help"] or (("on" if field.default else "off")
+                                                  if isinstance(field.default, bool) else str(field.default))
+        assert helps[flag].endswith(f"(default: {words})"), (flag, helps[flag])
+
+
+def test_a_help_default_follows_the_dataclass_default(monkeypatch):
+    import dataclasses
+
+    from simam_paddle.experiments.config import TrainConfig
+
+    field = next(f for f in dataclasses.fields(TrainConfig) if f.name == "epochs")
+    monkeypatch.setattr(field, "default", 7)
+    assert _option_help("train")["--epochs"].endswith("(default: 7)")
+
+
+def test_unset_options_are_not_given():
+    from simam_paddle.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--output", "x"])
+    assert all(getattr(args, name) is None for name in ("epochs", "attention", "cache", "lr", "device"))

@@ -109,16 +109,16 @@ def test_resume_refuses_weights_that_do_not_fit_the_network(finished, tmp_path):
 
 
 @pytest.mark.parametrize("setting,value,expected", [
-    ("lr", float("nan"), "--lr"),
-    ("lr", 0.0, "--lr"),
-    ("momentum", 1.0, "--momentum"),
-    ("weight_decay", -1e-4, "--weight-decay"),
-    ("weight_decay", float("inf"), "--weight-decay"),
-    ("num_workers", -1, "--num-workers"),
-    ("epochs", 0, "--epochs"),
-    ("batch_size", 2.5, "--batch-size"),
-    ("train_per_class", 0, "--train-per-class"),
-    ("e_lambda", -1.0, "--e-lambda"),
+    ("lr", float("nan"), "lr="),
+    ("lr", 0.0, "lr="),
+    ("momentum", 1.0, "momentum="),
+    ("weight_decay", -1e-4, "weight_decay="),
+    ("weight_decay", float("inf"), "weight_decay="),
+    ("num_workers", -1, "num_workers="),
+    ("epochs", 0, "epochs="),
+    ("batch_size", 2.5, "batch_size="),
+    ("train_per_class", 0, "train_per_class="),
+    ("e_lambda", -1.0, "e_lambda="),
     ("device", "gpu", "gpu"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(finished, tmp_path, setting, value, expected):
@@ -136,7 +136,7 @@ def test_bad_settings_are_refused_before_anything_is_written(finished, tmp_path,
 def test_resume_checks_the_settings_it_may_change(finished, tmp_path):
     run = copy_run(finished, tmp_path)
     before = open(os.path.join(run, "config.json")).read()
-    with pytest.raises(ValueError, match="--num-workers"):
+    with pytest.raises(ValueError, match="num_workers=-1: must be an integer >= 0"):
         train_run(None, run, resume=True, num_workers=-1, verbose=0)
     assert open(os.path.join(run, "config.json")).read() == before
 
@@ -151,7 +151,7 @@ def stuck(finished, tmp_path):
 
 def test_a_run_that_finished_no_epoch_starts_over(finished, tmp_path, capsys):
     run = stuck(finished, tmp_path)
-    with pytest.raises(FileNotFoundError, match="no epoch finished.*without --resume"):
+    with pytest.raises(FileNotFoundError, match="no epoch finished.*without resume=True"):
         train_run(None, run, resume=True, verbose=0)
     train_run(finished[0], run, **{**FAST, "verbose": 1})
     assert "starting it over" in capsys.readouterr().out
@@ -164,8 +164,9 @@ def test_a_run_that_finished_no_epoch_starts_over(finished, tmp_path, capsys):
 
 
 def test_a_run_with_finished_epochs_says_how_to_resume(finished, tmp_path):
-    with pytest.raises(FileExistsError, match="add --resume"):
+    with pytest.raises(FileExistsError, match="pass resume=True") as err:
         train_run(finished[0], finished[1], **FAST)
+    assert "--" not in str(err.value)  # a library error names the argument, not the command-line flag
 
 
 @pytest.mark.parametrize("name,content,expected", [
@@ -216,7 +217,7 @@ def test_evaluate_refuses_a_non_positive_batch_size(finished, batch_size):
 def test_a_zip_is_not_a_split_folder(tmp_path):
     archive = tmp_path / "x.zip"
     archive.write_bytes(b"PK\x05\x06" + b"\0" * 18)
-    with pytest.raises(ValueError, match=r"split folder.*python -m simam_paddle split .*x.zip"):
+    with pytest.raises(ValueError, match=r"split folder.*split_dataset\('.*x.zip', SPLIT\).*data=SPLIT"):
         train_run(str(archive), str(tmp_path / "run"), **FAST)
     assert not (tmp_path / "run").exists()
 
@@ -263,3 +264,47 @@ def test_two_processes_under_the_launcher_write_one_run(finished, tmp_path):
         json.dump({**state, "epoch": 1}, f)
     launch("--resume")
     assert [r["epoch"] for r in read_history(run)] == [1, 2]
+
+
+def test_config_json_stores_the_attention_and_weight_decay_it_resolved(finished, tmp_path):
+    config = json.load(open(os.path.join(finished[1], "config.json")))
+    assert config["attention"] == "none" and config["weight_decay"] == 1e-4  # cifar_resnet20 as published
+    run = str(tmp_path / "towernet")
+    with pytest.raises(ValueError, match="image_size=32 does not fit model 'towernet': it needs at least 127"):
+        train_run(finished[0], run, model="towernet", image_size=32, epochs=1, verbose=0)
+    assert not os.path.exists(run)
+
+
+def test_towernet_config_json_says_simam(tmp_path):
+    split = make_split(tmp_path / "split", train=1, eval_=1)
+    run = str(tmp_path / "run")
+    returned = train_run(split, run, model="towernet", image_size=127, batch_size=2, epochs=1, verbose=0)
+    written = json.load(open(os.path.join(run, "config.json")))
+    assert returned["attention"] == written["attention"] == "simam" and written["weight_decay"] == 2e-4
+
+
+def old_config(finished, tmp_path, **changes):
+    """A copy of the finished run whose config.json is as an older version wrote it."""
+    run = copy_run(finished, tmp_path)
+    path = os.path.join(run, "config.json")
+    config = {**json.load(open(path)), **changes}
+    with open(path, "w") as f:
+        json.dump(config, f)
+    return run
+
+
+def test_an_old_config_with_attention_null_loads_resumes_and_reports(finished, tmp_path):
+    from simam_paddle.experiments.report import summarize_runs
+
+    run = old_config(finished, tmp_path, attention=None, e_lambda=None, reduction=None, init_from=None)
+    assert load_config(run)["attention"] == "none"
+    assert summarize_runs([run])[0]["attention"] == "none"
+    network, config = load_run(run)
+    assert config["attention"] == "none"
+    complete_run(finished[0], run, **{**FAST, "attention": "none"})  # finished: same settings, nothing to do
+    with pytest.raises(ValueError, match="attention: run has 'none', given 'simam'"):
+        train_run(None, run, resume=True, attention="simam", verbose=0)
+    before = read_history(run)
+    train_run(None, run, resume=True, attention="NONE", verbose=0)  # finished: resuming trains nothing
+    assert read_history(run) == before
+    assert json.load(open(os.path.join(run, "config.json")))["attention"] == "none"

@@ -97,7 +97,12 @@ def test_none_is_a_true_ablation():
     assert not any(isinstance(layer, (SimAM, SEModule, CBAM)) for layer in net.sublayers())
     assert sum(isinstance(layer, nn.Identity) for layer in net.sublayers()) == 4
     assert _count(net) == _count(NotebookTowerNet(3, 16))
-    assert len(TowerNet(attention=None).sublayers()) == len(net.sublayers())
+
+
+def test_none_is_the_network_as_published_with_simam():
+    for net in (TowerNet(attention=None), TowerNet()):
+        assert [type(m) for m in (net.b3[2], net.b4[2], net.b5[2], net.b5[5])] == [SimAM] * 4
+    assert TowerNet.published_attention == "simam"
 
 
 @pytest.mark.parametrize("name,cls", [("simam", SimAM), ("se", SEModule), ("cbam", CBAM)])

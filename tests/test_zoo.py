@@ -7,9 +7,9 @@ from paddle.vision.models.mobilenetv2 import InvertedResidual
 from paddle.vision.models.resnet import BottleneckBlock
 
 from simam_paddle import CBAM, SEModule, SimAM, TowerNet, available_models, build_model, insert_attention, simam
+from simam_paddle.engine.training import default_weight_decay
+from simam_paddle.models import OFFICIAL_INIT_FAMILIES, OFFICIAL_MODEL_FAMILIES, model_spec, resolve_attention
 
-# Smallest convenient input each model runs at (TowerNet needs >= 127).
-INPUT_SIZE = {"towernet": 128, "vgg19": 32, "mobilenet_v2": 64}
 HEAVY = {"vgg19", "resnet50", "resnet101", "resnext50_32x4d", "cifar_resnet110"}  # slow to build on 2 cores
 
 
@@ -41,14 +41,54 @@ def test_available_models():
 @pytest.mark.parametrize("name", [
     pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in available_models()
 ])
-def test_every_model_builds_and_forwards(name):
+def test_every_model_builds_and_forwards_at_its_minimum_input_size(name):
     paddle.seed(0)
     net = build_model(name, 7)
     net.eval()
-    size = INPUT_SIZE.get(name, 32 if name.startswith("cifar") else 64)
+    size = model_spec(name).min_input_size
     out = net(paddle.randn([2, 3, size, size]))
     assert out.shape == [2, 7]
     assert np.isfinite(out.numpy()).all()
+
+
+def _attention_layers(net):
+    return [type(m).__name__ for m in net.sublayers() if isinstance(m, (SimAM, SEModule, CBAM))]
+
+
+@pytest.mark.parametrize("name", [n for n in available_models() if n not in HEAVY])
+def test_attention_none_builds_the_model_as_its_registry_entry_publishes_it(name):
+    spec = model_spec(name)
+    assert resolve_attention(name) == resolve_attention(name, None) == spec.attention
+    assert _attention_layers(build_model(name, 3)) == _attention_layers(build_model(name, 3, attention=spec.attention))
+    assert bool(_attention_layers(build_model(name, 3))) == (spec.attention != "none")
+
+
+def test_registry_entries_agree_with_the_models_they_describe():
+    for name in available_models():
+        spec = model_spec(name)
+        assert spec.name == name and model_spec(name.upper()) is spec
+        assert spec.family in ("towernet", "vgg", *OFFICIAL_INIT_FAMILIES)
+        assert default_weight_decay(name) == spec.weight_decay
+        assert (name in OFFICIAL_MODEL_FAMILIES) == (spec.family in OFFICIAL_INIT_FAMILIES)
+    towernet = model_spec("towernet")
+    assert (towernet.attention, towernet.weight_decay) == ("simam", 2e-4)
+    assert towernet.min_input_size == TowerNet.min_input_size
+    assert [n for n in available_models() if not model_spec(n).takes_attention] == ["vgg19"]
+    assert {model_spec(n).weight_decay for n in available_models() if n != "towernet"} == {1e-4}
+
+
+def test_towernet_refuses_input_below_its_registered_minimum():
+    size = model_spec("towernet").min_input_size - 1
+    with pytest.raises(ValueError, match=str(size + 1)):
+        build_model("towernet", 3)(paddle.randn([1, 3, size, size]))
+
+
+def test_unknown_model_spec_lists_available():
+    with pytest.raises(ValueError, match="available models") as err:
+        model_spec("resnet19")
+    assert "cifar_resnet20" in str(err.value)
+    with pytest.raises(ValueError, match="resnet19"):
+        default_weight_decay("resnet19")
 
 
 def test_unknown_model_lists_available():

@@ -1,98 +1,74 @@
 """Run folders and what is built on them: train/resume/evaluate/export a run, ablations, reports, the demo.
 
 The top layer: it may import every other subpackage; none imports it.
+
+The names are imported on first use, so :mod:`simam_paddle.experiments.config` (pure Python) can be read
+without importing Paddle, as the command line's ``--help`` does.
 """
-from .._paddle import require_paddle
+import importlib
+from typing import Any, List
 
-require_paddle()  # a clear message for a missing or too old Paddle, and a quiet import
+from .config import TRAIN_DEFAULTS, TrainConfig
 
-from .runs import (
-    TRAIN_DEFAULTS,
-    ATTENTION_OPTIONS,
-    attention_options,
-    build_network,
-    run_datasets,
-    train_run,
-    complete_run,
-    load_config,
-    load_run,
-    evaluate_run,
-    export_run,
-    lock_run_folder,
-    RunInUseError,
-)
-from .ablation import run_ablation
-from .report import (
-    summarize_runs,
-    aggregate_runs,
-    format_markdown_table,
-    paired_differences,
-    format_paired_table,
-    write_report,
-)
-from .demo import DEMO_SETTINGS, run_demo
-from .notebook import (
-    PROFILE_ENV,
-    PROFILES,
-    QUICK_ENV,
-    CALTECH_SOURCES,
-    notebook_profile,
-    quick_profile,
-    find_caltech,
-    prepare_split,
-    PreparedData,
-    per_class_subset,
-    layer_table,
-    NotebookRun,
-    open_run,
-    class_examples,
-)
-from .prediction import Prediction, find_images, predict_images, write_predictions_csv
-from .finetune import init_from_settings, init_from_run
-from .official_runs import convert_official_checkpoint
+# Public name -> the module of this package that defines it, imported on first use.
+_EXPORTS = {
+    "ATTENTION_OPTIONS": "runs",
+    "attention_options": "runs",
+    "build_network": "runs",
+    "run_datasets": "runs",
+    "train_run": "runs",
+    "complete_run": "runs",
+    "load_config": "runs",
+    "load_run": "runs",
+    "evaluate_run": "runs",
+    "export_run": "runs",
+    "lock_run_folder": "runs",
+    "RunInUseError": "runs",
+    "run_ablation": "ablation",
+    "summarize_runs": "report",
+    "aggregate_runs": "report",
+    "format_markdown_table": "report",
+    "paired_differences": "report",
+    "format_paired_table": "report",
+    "write_report": "report",
+    "DEMO_SETTINGS": "demo",
+    "run_demo": "demo",
+    "QUICK_ENV": "notebook",
+    "CALTECH_SOURCES": "notebook",
+    "quick_profile": "notebook",
+    "find_caltech": "notebook",
+    "prepare_split": "notebook",
+    "PreparedData": "notebook",
+    "PROFILE_ENV": "notebook",
+    "PROFILES": "notebook",
+    "notebook_profile": "notebook",
+    "per_class_subset": "notebook",
+    "layer_table": "notebook",
+    "NotebookRun": "notebook",
+    "open_run": "notebook",
+    "class_examples": "notebook",
+    "Prediction": "prediction",
+    "find_images": "prediction",
+    "predict_images": "prediction",
+    "write_predictions_csv": "prediction",
+    "init_from_settings": "finetune",
+    "init_from_run": "finetune",
+    "convert_official_checkpoint": "official_runs",
+}
 
-__all__ = [
-    "TRAIN_DEFAULTS",
-    "ATTENTION_OPTIONS",
-    "attention_options",
-    "build_network",
-    "run_datasets",
-    "train_run",
-    "complete_run",
-    "load_config",
-    "load_run",
-    "evaluate_run",
-    "export_run",
-    "lock_run_folder",
-    "RunInUseError",
-    "run_ablation",
-    "summarize_runs",
-    "aggregate_runs",
-    "format_markdown_table",
-    "paired_differences",
-    "format_paired_table",
-    "write_report",
-    "DEMO_SETTINGS",
-    "run_demo",
-    "PROFILE_ENV",
-    "PROFILES",
-    "QUICK_ENV",
-    "CALTECH_SOURCES",
-    "notebook_profile",
-    "quick_profile",
-    "find_caltech",
-    "prepare_split",
-    "PreparedData",
-    "per_class_subset",
-    "layer_table",
-    "NotebookRun",
-    "open_run",
-    "class_examples",
-    "Prediction",
-    "find_images",
-    "predict_images",
-    "write_predictions_csv",
-    "init_from_settings",
-    "init_from_run",
-    "convert_official_checkpoint",
-]
+__all__ = ["TrainConfig", "TRAIN_DEFAULTS", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .._paddle import require_paddle
+
+    require_paddle()  # a clear message for a missing or too old Paddle, and a quiet import
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -11,6 +11,7 @@ from typing import Any, Dict, Sequence
 
 from .._io import atomic_write_text
 from ..plots import plot_mean_curves
+from .config import TRAIN_DEFAULTS, per_run_settings
 from .report import aggregate_runs, format_markdown_table, summarize_runs
 
 __all__ = ["run_ablation"]
@@ -30,7 +31,7 @@ def _check_choices(attentions: Sequence[str], seeds: Sequence[int]) -> None:
 
 
 def run_ablation(data: str, output: str, attentions: Sequence[str] = ("none", "se", "simam"),
-                 seeds: Sequence[int] = (0, 1, 2), model: str = "towernet", verbose: int = 1,
+                 seeds: Sequence[int] = (0, 1, 2), model: str = TRAIN_DEFAULTS["model"], verbose: int = 1,
                  **settings: Any) -> Dict[str, Any]:
     """Train ``model`` with each attention and seed under the same settings and summarise the runs.
 
@@ -39,10 +40,10 @@ def run_ablation(data: str, output: str, attentions: Sequence[str] = ("none", "s
         output (str): folder for the run folders, ``summary.md`` and ``curves.png``.
         attentions (list[str], optional): attention names (``"none"`` for none). Default: ("none", "se", "simam").
         seeds (list[int], optional): seeds; each attention is trained once per seed. Default: (0, 1, 2).
-        model (str, optional): a zoo model. Default: "towernet".
+        model (str, optional): a zoo model. Default: :data:`TRAIN_DEFAULTS` ``["model"]``, "towernet".
         verbose (int, optional): 0 silent, 1 progress bars, 2 one line per epoch. Default: 1.
-        **settings: further keys of :data:`simam_paddle.runs.TRAIN_DEFAULTS` (epochs, image_size, ...),
-            the same for every run.
+        **settings: further fields of :class:`simam_paddle.experiments.TrainConfig` (epochs, image_size,
+            ...), the same for every run; the per-run ones (model, attention, seed) are the arguments above.
 
     Returns:
         dict: ``rows`` (per run, see :func:`simam_paddle.report.summarize_runs`), ``groups`` (per
@@ -58,9 +59,10 @@ def run_ablation(data: str, output: str, attentions: Sequence[str] = ("none", "s
 
     attentions, seeds = list(attentions), list(seeds)
     _check_choices(attentions, seeds)
-    for key in ("attention", "seed", "model"):
+    for key in per_run_settings():
         if key in settings:
             raise ValueError(f"{key!r} is set per run by run_ablation; pass attentions/seeds/model instead")
+    layer_options = {option for options in ATTENTION_OPTIONS.values() for option in options}
     start = time.time()
     runs = []
     for seed in seeds:
@@ -70,7 +72,7 @@ def run_ablation(data: str, output: str, attentions: Sequence[str] = ("none", "s
                 print(f"\n== {model}, attention {attention}, seed {seed}: {run}", flush=True)
             # Layer options apply to the attentions that take them: e_lambda to SimAM, reduction to SE/CBAM.
             own = {k: v for k, v in settings.items()
-                   if k not in ("e_lambda", "reduction") or k in ATTENTION_OPTIONS.get(attention, ())}
+                   if k not in layer_options or k in ATTENTION_OPTIONS.get(attention, ())}
             complete_run(data, run, verbose=verbose, model=model, attention=attention, seed=seed, **own)
             runs.append(run)
     seconds = time.time() - start

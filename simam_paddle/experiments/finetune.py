@@ -8,8 +8,12 @@ must fit exactly.
 import os
 from typing import Any, Dict, List
 
-import paddle
-import paddle.nn as nn
+from .._paddle import require_paddle
+
+require_paddle()  # a clear message for a missing Paddle; a quiet import if this module loads it
+
+import paddle  # noqa: E402
+import paddle.nn as nn  # noqa: E402
 
 __all__ = ["init_from_settings", "init_from_run"]
 

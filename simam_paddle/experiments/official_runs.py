@@ -4,8 +4,12 @@ import os
 import time
 from typing import Any, Dict, Optional, Sequence
 
-import paddle
-import paddle.nn as nn
+from .._paddle import require_paddle
+
+require_paddle()  # a clear message for a missing Paddle; a quiet import if this module loads it
+
+import paddle  # noqa: E402
+import paddle.nn as nn  # noqa: E402
 
 from .._io import atomic_write_text
 from ..engine.checkpoints import atomic_save

@@ -15,20 +15,26 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-import paddle
+from .._paddle import require_paddle
+
+require_paddle()  # a clear message for a missing Paddle; a quiet import if this module loads it
+
+import paddle  # noqa: E402
 
 from .._io import atomic_write_text
 from ..engine.history import read_history
 from ..plots import plot_mean_curves
+from .config import compared_settings
 
 __all__ = [
     "summarize_runs", "aggregate_runs", "format_markdown_table", "paired_differences", "format_paired_table",
     "write_report",
 ]
 
+# The training settings a row carries: those that change what is trained (epochs as planned_epochs).
+_ROW_SETTINGS = [key for key in compared_settings() if key != "epochs"]
 # Settings that must agree within a group: a mean over seeds is only a mean over seeds if nothing else varies.
-_SAME_SETTINGS = ("image_size", "planned_epochs", "batch_size", "lr", "weight_decay", "momentum",
-                  "train_samples", "eval_samples", "num_classes")
+_SAME_SETTINGS = ("planned_epochs", *_ROW_SETTINGS, "train_samples", "eval_samples", "num_classes")
 
 RUN_COLUMNS = ["name", "data", "model", "attention", "seed", "best_eval_acc", "best_epoch", "epochs",
                "time_per_epoch", "params"]
@@ -42,18 +48,10 @@ _HEADERS = {
 }
 
 
-def _attention_name(config: Dict[str, Any]) -> str:
-    # build_model's rule for attention=None: the model as published, TowerNet with SimAM, the others without.
-    attention = config.get("attention")
-    if attention is None:
-        return "simam" if config["model"] == "towernet" else "none"
-    return str(attention).lower()
-
-
 def _count_parameters(config: Dict[str, Any], cache: Dict[tuple, int]) -> int:
     from .runs import build_network
 
-    key = (config["model"], _attention_name(config), config["num_classes"], config.get("reduction"))
+    key = (config["model"], config["attention"], config["num_classes"], config.get("reduction"))
     if key not in cache:
         # Building draws initial weights from Paddle's generator; leave the caller's random stream as it was.
         state = paddle.get_rng_state()
@@ -94,10 +92,11 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
             False leaves ``params`` None. Default: True.
 
     Returns:
-        list[dict]: per run: ``name`` (folder name), ``run`` (path), ``model``, ``attention`` (None
-        resolved as ``build_model`` does: ``"simam"`` for TowerNet, else ``"none"``), ``seed``,
-        ``data`` (name of the data folder, so copies on other machines group together),
-        ``data_path``, ``image_size``, ``batch_size``, ``lr``, ``weight_decay``, ``momentum``,
+        list[dict]: per run: ``name`` (folder name), ``run`` (path), ``model``, ``attention`` (by name,
+        as :func:`simam_paddle.experiments.load_config` reads it), ``seed``, ``data`` (name of the data
+        folder, so copies on other machines group together), ``data_path``, the training settings
+        that change what is trained (``image_size``, ``batch_size``, ``lr``, ``weight_decay``,
+        ``momentum``, ``e_lambda``, ``reduction``, ...; see :class:`~simam_paddle.experiments.TrainConfig`),
         ``train_samples``, ``eval_samples``, ``num_classes``, ``planned_epochs``, ``epochs``
         (finished), ``finished``, ``best_eval_acc``, ``best_epoch`` (first epoch reaching it),
         ``final_eval_acc``, ``time_per_epoch`` (mean seconds, training and evaluation),
@@ -126,12 +125,11 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
             "name": os.path.basename(os.path.normpath(run)),
             "run": run,
             "model": config["model"],
-            "attention": _attention_name(config),
+            "attention": config["attention"],
             "seed": config["seed"],
             "data": os.path.basename(os.path.normpath(config["data"])),
             "data_path": config["data"],
-            **{key: config.get(key) for key in ("image_size", "batch_size", "lr", "weight_decay", "momentum",
-                                                "train_samples", "eval_samples", "num_classes")},
+            **{key: config.get(key) for key in (*_ROW_SETTINGS, "train_samples", "eval_samples", "num_classes")},
             "planned_epochs": config["epochs"],
             "epochs": len(history),
             "finished": len(history) >= config["epochs"],
@@ -158,8 +156,9 @@ def aggregate_runs(rows: Sequence[Dict[str, Any]], by: Sequence[str] = ("data", 
     Args:
         rows (list[dict]): rows of :func:`summarize_runs`.
         by (list[str], optional): row keys that define a group. Runs of a group must agree on
-            image size, planned epochs, batch size, learning rate, weight decay, momentum, sample
-            counts and classes; add the key that differs to ``by`` to compare such runs.
+            every training setting that changes what is trained (image size, planned epochs, batch
+            size, learning rate, weight decay, momentum, attention options, ...), the sample counts and
+            classes; add the key that differs to ``by`` to compare such runs.
             Default: ("data", "model", "attention").
 
     Returns:

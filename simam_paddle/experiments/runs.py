@@ -1,111 +1,58 @@
 """Run folders: train a zoo model on a split image folder, then evaluate or export it from its folder.
 
 A run folder (``RUN``) is self-describing: ``config.json`` holds every setting (model, attention,
-num_classes, classes, image_size, ...), so ``evaluate_run``/``export_run``/``load_run`` rebuild the
-network from it alone. A split folder (``SPLIT``) holds ``train/`` and ``eval/``, each with one
+num_classes, classes, image_size, ...; see :class:`~simam_paddle.experiments.TrainConfig`), so
+``evaluate_run``/``export_run``/``load_run`` rebuild the network from it alone. It stores concrete
+values: the attention of the model as published, never None (configs written before this rule are
+resolved when read, by :func:`load_config`). A split folder (``SPLIT``) holds ``train/`` and ``eval/``, each with one
 sub-folder per class (as ``split_dataset`` writes it).
 """
 import contextlib
 import json
-import math
 import os
 import tempfile
 import time
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
-import paddle
+from .._paddle import require_paddle
+
+require_paddle()  # a clear message for a missing Paddle; a quiet import if this module loads it
+
+import paddle  # noqa: E402
 
 from .._io import atomic_write_text, is_main_process
 from ..engine.checkpoints import check_state_fits, load_state
 from ..engine.history import RunFileError, read_history
 from .._quiet import quiet_native_logs
+from .config import TRAIN_DEFAULTS, TrainConfig, check_settings, resumable_settings, setting_problems
 
 __all__ = [
-    "TRAIN_DEFAULTS", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets", "train_run",
+    "TRAIN_DEFAULTS", "TrainConfig", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets",
+    "train_run",
     "complete_run", "load_config", "load_run", "evaluate_run", "export_run", "lock_run_folder", "RunInUseError",
 ]
 
-# The notebook's settings; weight_decay None means default_weight_decay(model).
-TRAIN_DEFAULTS: Dict[str, Any] = {
-    "model": "towernet",
-    "attention": None,  # the model as published: TowerNet with SimAM, baselines without
-    "e_lambda": None,  # SimAM's lambda; None: the layer's default (1e-4)
-    "reduction": None,  # SE / CBAM reduction ratio; None: the layer's default (16)
-    "epochs": 100,
-    "image_size": 256,
-    "batch_size": 32,
-    "lr": 0.01,
-    "momentum": 0.9,
-    "weight_decay": None,
-    "seed": 0,
-    "num_workers": 0,
-    "cache": False,
-    "device": "auto",
-    "train_per_class": None,
-    "eval_per_class": None,
-    "init_from": None,  # a run folder whose best weights to start from (fine-tuning); None: random init
-}
-# Settings that may change when resuming (they do not change what is being trained).
-_RESUMABLE_CHANGES = ("num_workers", "cache", "device")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _positive_int(value: Any) -> bool:
-    return _is_int(value) and value > 0
-
-
-# What each setting must be: a test and the words for the error. Settings without a rule are not checked.
-_SETTING_RULES = {
-    "model": (lambda v: isinstance(v, str), "a model name"),
-    "attention": (lambda v: v is None or isinstance(v, str), "an attention name"),
-    "e_lambda": (lambda v: v is None or (_is_number(v) and math.isfinite(v) and v > 0), "a finite number > 0"),
-    "reduction": (lambda v: v is None or _positive_int(v), "a positive integer"),
-    "epochs": (_positive_int, "a positive integer"),
-    "image_size": (_positive_int, "a positive integer"),
-    "batch_size": (_positive_int, "a positive integer"),
-    "lr": (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
-    "momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "weight_decay": (lambda v: v is None or (_is_number(v) and math.isfinite(v) and v >= 0), "a finite number >= 0"),
-    "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "num_workers": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "cache": (lambda v: isinstance(v, bool), "true or false"),
-    "device": (lambda v: isinstance(v, str), "a device name"),
-    "train_per_class": (lambda v: v is None or _positive_int(v), "a positive integer"),
-    "eval_per_class": (lambda v: v is None or _positive_int(v), "a positive integer"),
-}
-
-
-def _setting_problems(settings: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
-    for key, (valid, words) in _SETTING_RULES.items():
-        if key in settings and not valid(settings[key]):
-            yield key, f"must be {words}, got {settings[key]!r}"
-
-
 def _check_settings(settings: Dict[str, Any]) -> None:
-    """Refuse a setting out of range (as its command-line flag), and a device this machine lacks."""
-    for key, problem in _setting_problems(settings):
-        raise ValueError(f"--{key.replace('_', '-')} {problem}")
+    """Refuse a setting out of range (see :class:`TrainConfig`), and a device this machine lacks."""
+    check_settings(settings)
     if settings.get("device") is not None:
         from ..engine.training import resolve_device
 
         resolve_device(settings["device"])
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def _split_dirs(data: Optional[str]) -> Tuple[str, str]:
     if data is None:
         raise FileNotFoundError("this run has no data of its own (converted from a checkpoint?); "
-                                "give --data with a split folder or a class folder")
+                                "give data=SPLIT, a split folder or a class folder")
     if os.path.isfile(data):
-        raise ValueError(f"--data {data!r} is a file; `train` needs a split folder holding train/ and eval/, "
-                         f"make one with `python -m simam_paddle split {data} SPLIT` and pass --data SPLIT")
+        raise ValueError(f"data={data!r} is a file; training needs a split folder holding train/ and eval/: "
+                         f"make one with split_dataset({data!r}, SPLIT) (the `split` command) and pass data=SPLIT")
     if not os.path.isdir(data):
         raise FileNotFoundError(f"data folder {data!r} does not exist; give a split folder holding train/ and eval/")
     found = sorted(os.listdir(data))
@@ -157,25 +104,25 @@ def _check_model_name(name: str) -> None:
         raise ValueError(f"unknown model {name!r}; available models: {', '.join(names)}")
 
 
+def _given(settings: Dict[str, Any]) -> Dict[str, Any]:
+    """The settings a caller set (None means not given), with attention names in lower case as stored."""
+    given = {k: v for k, v in settings.items() if v is not None}
+    if isinstance(given.get("attention"), str):
+        given["attention"] = given["attention"].lower()
+    return given
+
+
 def build_network(config: Dict[str, Any]) -> paddle.nn.Layer:
     """The run's network as its settings describe it (model, attention and its options, num_classes)."""
     from ..models.zoo import build_model
 
     _check_model_name(config["model"])
-    # None builds the model as published (TowerNet with SimAM); "none" removes TowerNet's attention.
     return build_model(config["model"], config["num_classes"], attention=config.get("attention"),
                        attention_kwargs=attention_options(config) or None)
 
 
 # Options of the attention layer that the run settings carry, by the attention they belong to.
 ATTENTION_OPTIONS = {"simam": ("e_lambda",), "se": ("reduction",), "cbam": ("reduction",)}
-
-
-def _effective_attention(config: Dict[str, Any]) -> str:
-    attention = config.get("attention")
-    if attention is None:
-        return "simam" if config["model"] == "towernet" else "none"
-    return attention.lower()
 
 
 def attention_options(config: Dict[str, Any]) -> Dict[str, Any]:
@@ -187,7 +134,9 @@ def attention_options(config: Dict[str, Any]) -> Dict[str, Any]:
         >>> attention_options({"model": "cifar_resnet20", "attention": "se", "reduction": 4, "e_lambda": None})
         {'reduction': 4}
     """
-    accepted = ATTENTION_OPTIONS.get(_effective_attention(config), ())
+    from ..models.zoo import resolve_attention
+
+    accepted = ATTENTION_OPTIONS.get(resolve_attention(config["model"], config.get("attention")), ())
     options = {k: config[k] for k in ("e_lambda", "reduction") if config.get(k) is not None}
     wrong = sorted(set(options) - set(accepted))
     if wrong:
@@ -197,8 +146,14 @@ def attention_options(config: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _check_input_size(network: paddle.nn.Layer, config: Dict[str, Any]) -> None:
-    """One forward pass on a blank image, so a too-small --image-size fails before training."""
+    """The model's minimum input size, then one forward pass on a blank image: a too-small image size
+    fails before training."""
+    from ..models.zoo import model_spec
+
     size = config["image_size"]
+    minimum = model_spec(config["model"]).min_input_size
+    if size < minimum:
+        raise ValueError(f"image_size={size} does not fit model {config['model']!r}: it needs at least {minimum} px")
     was_training = network.training
     network.eval()
     try:
@@ -206,7 +161,7 @@ def _check_input_size(network: paddle.nn.Layer, config: Dict[str, Any]) -> None:
             network(paddle.zeros([1, 3, size, size]))
     except (ValueError, RuntimeError) as err:
         raise ValueError(
-            f"--image-size {size} does not fit model {config['model']!r}: {str(err).splitlines()[0]}") from None
+            f"image_size={size} does not fit model {config['model']!r}: {str(err).splitlines()[0]}") from None
     finally:
         if was_training:
             network.train()
@@ -220,6 +175,9 @@ _REQUIRED_CONFIG = ("model", "num_classes", "image_size", "batch_size", "epochs"
 def load_config(run_dir: str) -> Dict[str, Any]:
     """Read ``config.json`` of a run folder; a broken one is a :class:`RunFileError` naming it.
 
+    A config written before attention names were stored (``"attention": null``, the model as published)
+    gets the name it meant, so every reader sees the attention that was trained.
+
     Examples:
         >>> load_config("runs/demo/towernet_simam")["model"]  # doctest: +SKIP
         'towernet'
@@ -227,7 +185,8 @@ def load_config(run_dir: str) -> Dict[str, Any]:
     path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(path):
         what = "does not exist" if not os.path.isdir(run_dir) else "has no config.json"
-        raise FileNotFoundError(f"run folder {run_dir!r} {what}; give a folder written by `train --output`")
+        raise FileNotFoundError(f"run folder {run_dir!r} {what}; give a run folder written by train_run "
+                                "(the `train` command)")
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
@@ -238,7 +197,7 @@ def load_config(run_dir: str) -> Dict[str, Any]:
     missing = [key for key in _REQUIRED_CONFIG if key not in config]
     if missing:
         raise RunFileError(f"{path} is missing {', '.join(missing)}; a run's config.json is written by `train`")
-    problems = [f"{key} {problem}" for key, problem in _setting_problems(config)]
+    problems = [f"{key} {problem}" for key, problem in setting_problems(config)]
     if not _positive_int(config["num_classes"]):
         problems.append(f"num_classes must be a positive integer, got {config['num_classes']!r}")
     elif "classes" in config and not (isinstance(config["classes"], list)
@@ -250,6 +209,11 @@ def load_config(run_dir: str) -> Dict[str, Any]:
                         f"got {config['data']!r}")
     if problems:
         raise RunFileError(f"{path}: {'; '.join(problems)}")
+    if config.get("attention") is None:
+        from ..models.zoo import available_models, resolve_attention
+
+        if config["model"] in available_models():  # an unknown model is named when the network is built
+            config["attention"] = resolve_attention(config["model"])
     return config
 
 
@@ -295,7 +259,7 @@ def lock_run_folder(run_dir: str) -> Iterator[None]:
             holder = handle.read().strip()
             raise RunInUseError(f"run folder {run_dir!r} is in use by another process"
                                 f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to end "
-                                "or choose another --output") from None
+                                "or choose another output folder") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
@@ -312,14 +276,14 @@ def lock_run_folder(run_dir: str) -> Iterator[None]:
 def _check_same_run(config: Dict[str, Any], output: str, data: Optional[str], given: Dict[str, Any]) -> None:
     """Refuse to continue a run with other data or settings than it was started with."""
     if data is not None and os.path.abspath(data) != config["data"]:
-        raise ValueError(f"--data {data!r} differs from the run's data {config['data']!r}; "
-                         "resume with the same data or drop --data")
-    changed = {k: (config.get(k), v) for k, v in given.items()
-               if k not in _RESUMABLE_CHANGES and config.get(k) != v}
+        raise ValueError(f"data={data!r} differs from the run's data {config['data']!r}; "
+                         "resume with the same data or without data")
+    resumable = resumable_settings()
+    changed = {k: (config.get(k), v) for k, v in given.items() if k not in resumable and config.get(k) != v}
     if changed:
         detail = ", ".join(f"{k}: run has {old!r}, given {new!r}" for k, (old, new) in changed.items())
         raise ValueError(f"cannot resume {output!r} with different settings ({detail}); "
-                         "drop them or start a new --output")
+                         "drop them, or start a new run in another output folder")
 
 
 def train_run(data: Optional[str], output: str, resume: bool = False, verbose: int = 1,
@@ -330,9 +294,13 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         data (str|None): split folder with ``train/`` and ``eval/``; None when resuming.
         output (str): the run folder.
         resume (bool, optional): continue the run in ``output``; settings come from its
-            ``config.json`` and may only repeat them (except num_workers, cache, device). Default: False.
+            ``config.json`` and may only repeat them (except the resumable ones: num_workers, cache,
+            device). Default: False.
         verbose (int, optional): 0 silent, 1 progress bar, 2 one line per epoch. Default: 1.
-        **settings: any key of :data:`TRAIN_DEFAULTS`; missing ones take those defaults.
+        **settings: any field of :class:`TrainConfig` (or ``**config.to_settings()`` of one); missing
+            ones take its defaults. None is "not given"; for a new run, an attention and weight decay
+            not given are the model's own (see :func:`simam_paddle.models.model_spec`), stored by name
+            and value in ``config.json``.
 
     Returns:
         dict: the run's configuration, as written to ``config.json``.
@@ -344,31 +312,34 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         10
     """
     from ..engine.training import default_weight_decay
+    from ..models.zoo import resolve_attention
 
     unknown = sorted(set(settings) - set(TRAIN_DEFAULTS))
     if unknown:
         raise ValueError(f"unknown training settings {unknown}; known: {sorted(TRAIN_DEFAULTS)}")
-    given = {k: v for k, v in settings.items() if v is not None}
+    given = _given(settings)
     # Every setting is checked before anything is written, so a bad one never leaves a run folder behind.
     _check_settings(given)
     if resume:
         config = load_config(output)
         _require_classes(config, output)
         _check_same_run(config, output, data, given)
-        config.update({k: given[k] for k in _RESUMABLE_CHANGES if k in given})
+        config.update({k: given[k] for k in resumable_settings() if k in given})
         _check_settings(config)
     else:
         if data is None:
-            raise ValueError("--data is required (a split folder holding train/ and eval/)")
+            raise ValueError("data=SPLIT is required: a split folder holding train/ and eval/")
         if given.get("init_from"):
             from .finetune import init_from_settings
 
             given = init_from_settings(given)
         config = {**TRAIN_DEFAULTS, **given, "data": os.path.abspath(data)}
-        if config["weight_decay"] is None:
-            config["weight_decay"] = default_weight_decay(config["model"])
         _check_settings(config)
         _check_model_name(config["model"])
+        # The model's own attention and weight decay, by name and value: what config.json stores.
+        config["attention"] = resolve_attention(config["model"], config["attention"])
+        if config["weight_decay"] is None:
+            config["weight_decay"] = default_weight_decay(config["model"])
         attention_options(config)
         _split_dirs(config["data"])
     with lock_run_folder(output):
@@ -384,13 +355,13 @@ def _check_folder_state(output: str, resume: bool, verbose: int) -> None:
     if resume:
         if not finished:
             raise FileNotFoundError(f"nothing to resume in {output!r}: no epoch finished (no last.json); "
-                                    "run `train` again without --resume to start it over")
+                                    "train again without resume=True to start it over")
         return
     if not os.path.exists(os.path.join(output, "config.json")):
         return
     if finished or _finished_epochs(output):
-        raise FileExistsError(f"{output!r} already holds a run with finished epochs; add --resume to continue it "
-                              "or choose another --output")
+        raise FileExistsError(f"{output!r} already holds a run with finished epochs; pass resume=True to continue "
+                              "it, or another output folder")
     if verbose:
         print(f"{output} holds a run that finished no epoch (no last.json); starting it over")
     for name in ("history.csv", "best_model.pdparams", "last.pdparams", "last.pdopt"):
@@ -450,7 +421,7 @@ def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> D
         data (str): split folder with ``train/`` and ``eval/``.
         output (str): the run folder.
         verbose (int, optional): 0 silent, 1 progress bar, 2 one line per epoch. Default: 1.
-        **settings: any key of :data:`TRAIN_DEFAULTS`, as for :func:`train_run`.
+        **settings: any field of :class:`TrainConfig`, as for :func:`train_run`.
 
     Returns:
         dict: the run's configuration.
@@ -466,7 +437,7 @@ def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> D
                                   "remove it or choose another output folder")
         return train_run(data, output, verbose=verbose, **settings)
     config = load_config(output)
-    given = {k: v for k, v in settings.items() if v is not None}
+    given = _given(settings)
     if _finished_epochs(output) >= config["epochs"]:
         # Finished: nothing will be read from the data, so only the settings must match. This lets a
         # committed experiment (config.json and history.csv, made elsewhere) be skipped on any machine.

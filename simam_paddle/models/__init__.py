@@ -9,8 +9,16 @@ require_paddle()  # a clear message for a missing or too old Paddle, and a quiet
 from .blocks import BasicConv2d, Inception
 from .towernet import TowerNet
 from .cifar_resnet import CifarBasicBlock, CifarResNet, CIFAR_DEPTHS
-from .zoo import build_model, available_models, insert_attention
-from .official_init import OFFICIAL_INIT_FAMILIES, OFFICIAL_MODEL_FAMILIES, official_init
+from .zoo import (
+    ModelSpec,
+    model_spec,
+    resolve_attention,
+    build_model,
+    available_models,
+    insert_attention,
+    OFFICIAL_MODEL_FAMILIES,
+)
+from .official_init import OFFICIAL_INIT_FAMILIES, official_init
 from .torch_checkpoint import load_torch_checkpoint
 from .official import (
     OFFICIAL_MODELS,
@@ -27,6 +35,9 @@ __all__ = [
     "CifarBasicBlock",
     "CifarResNet",
     "CIFAR_DEPTHS",
+    "ModelSpec",
+    "model_spec",
+    "resolve_attention",
     "build_model",
     "available_models",
     "insert_attention",

@@ -30,7 +30,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from .official_init import OFFICIAL_MODEL_FAMILIES
+from .zoo import OFFICIAL_MODEL_FAMILIES
 from .torch_checkpoint import load_torch_checkpoint
 
 __all__ = ["OFFICIAL_MODELS", "OFFICIAL_IMAGE_SIZE", "official_attention_options", "convert_official_state_dict",

@@ -23,17 +23,11 @@ import paddle.nn as nn
 
 from ..layers.attention import CBAM, SEModule
 
-__all__ = ["OFFICIAL_INIT_FAMILIES", "OFFICIAL_MODEL_FAMILIES", "official_init"]
+__all__ = ["OFFICIAL_INIT_FAMILIES", "official_init"]
 
 OFFICIAL_INIT_FAMILIES = ("cifar", "imagenet_resnet", "mobilenet_v2")
-"""Model families with an official initialisation, see :func:`official_init`."""
-
-OFFICIAL_MODEL_FAMILIES: Dict[str, str] = {
-    **{f"cifar_resnet{depth}": "cifar" for depth in (20, 32, 56, 110)},
-    **{name: "imagenet_resnet" for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d")},
-    "mobilenet_v2": "mobilenet_v2",
-}
-"""Zoo models that the official SimAM code also has -> their family."""
+"""Model families with an official initialisation, see :func:`official_init`; the zoo's registry says which
+model belongs to which (:data:`simam_paddle.models.OFFICIAL_MODEL_FAMILIES`)."""
 
 
 def _linear_like(model: nn.Layer) -> Set[int]:

@@ -3,7 +3,8 @@
 Architecture as in the notebook (five stages ``b1``..``b5`` then a linear head ``b6``); the notebook puts a
 SimAM layer after the pooling of ``b3`` and ``b4`` and after the first two pooled Inception blocks of
 ``b5``. Here ``attention`` chooses what goes in those four places, so ``"none"`` and ``"se"`` give true
-ablations of the same network. Sublayer names match the notebook's, so its checkpoints load unchanged.
+ablations of the same network; ``None`` is the network as published, with SimAM. Sublayer names match
+the notebook's, so its checkpoints load unchanged.
 
 One change: the notebook's head is ``AvgPool2D(2)``, which equals a global average pool only at
 256x256 input (the last map is 2x2). The head here pools globally, so smaller inputs work too.
@@ -50,7 +51,8 @@ class TowerNet(nn.Layer):
         in_channels (int, optional): Channels of the input image. Default: 3.
         num_classes (int, optional): Number of output logits. Default: 16.
         attention (str|None, optional): A name from :func:`simam_paddle.available_attentions` for the
-            four attention slots; ``"none"`` or ``None`` for none. Default: "simam".
+            four attention slots, ``"none"`` for none; ``None`` for the network as published
+            (``TowerNet.published_attention``, SimAM). Default: None.
         **attention_kwargs: Options for that attention layer, e.g. ``e_lambda=1e-4`` for SimAM or
             ``reduction=16`` for SE.
 
@@ -62,10 +64,13 @@ class TowerNet(nn.Layer):
     """
 
     min_input_size: int = _min_input_size()
+    published_attention: str = "simam"  # what the notebook puts in the four slots
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 16, attention: Optional[str] = "simam",
+    def __init__(self, in_channels: int = 3, num_classes: int = 16, attention: Optional[str] = None,
                  **attention_kwargs):
         super().__init__()
+        if attention is None:
+            attention = self.published_attention
 
         def attend() -> nn.Layer:
             return create_attention(attention, _WIDTH, **attention_kwargs)

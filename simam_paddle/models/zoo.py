@@ -1,4 +1,9 @@
-"""Models by name: TowerNet and Paddle's own VGG19, ResNet50 and MobileNetV2, optionally with attention.
+"""Models by name: TowerNet, CIFAR ResNets, Paddle's VGG19, ResNets and MobileNetV2, optionally with attention.
+
+One registry, ``_MODELS``, holds every fact about a model that the rest of the package needs (see
+:class:`ModelSpec` and :func:`model_spec`): its builder, family, published attention, weight decay,
+minimum input size and whether attention can be inserted. ``attention=None`` means the model as
+published everywhere; :func:`resolve_attention` turns it into that attention's name.
 
 Attention goes where the official SimAM code (github.com/ZjjConan/SimAM) puts it, written once in
 ``_PLACEMENT``: SimAM right after each block's 3x3 conv (ResNet ``conv2``) or depthwise conv
@@ -11,6 +16,7 @@ pretrained weights still load, with only the attention's own keys missing) and `
 exports the hooked model.
 """
 import functools
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import paddle
@@ -21,10 +27,11 @@ from paddle.vision.models.resnet import BasicBlock, BottleneckBlock
 
 from ..layers.attention import create_attention
 from .cifar_resnet import CifarBasicBlock, CifarResNet
-from .official_init import OFFICIAL_MODEL_FAMILIES, official_init
+from .official_init import OFFICIAL_INIT_FAMILIES, official_init
 from .towernet import TowerNet
 
-__all__ = ["build_model", "available_models", "insert_attention"]
+__all__ = ["ModelSpec", "model_spec", "resolve_attention", "build_model", "available_models", "insert_attention",
+           "OFFICIAL_MODEL_FAMILIES"]
 
 # Block type -> (sublayer SimAM follows, sublayer any other attention follows), as dotted paths;
 # integers index into Sequentials and may be negative.
@@ -101,17 +108,55 @@ def insert_attention(model: nn.Layer, attention: str, **attention_kwargs) -> int
     return len(blocks)
 
 
-_MODELS: Dict[str, Callable[..., nn.Layer]] = {
-    "towernet": TowerNet,
-    "vgg19": vgg19,
-    "resnet18": resnet18,
-    "resnet34": resnet34,
-    "resnet50": resnet50,
-    "resnet101": resnet101,
-    "resnext50_32x4d": resnext50_32x4d,
-    "mobilenet_v2": mobilenet_v2,
-    **{f"cifar_resnet{depth}": functools.partial(CifarResNet, depth) for depth in (20, 32, 56, 110)},
-}
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the package knows about one registered model.
+
+    Attributes:
+        name (str): The registry name, as :func:`build_model` takes it.
+        builder (callable): Builds the model without attention; called with ``num_classes`` and keywords.
+        family (str): ``"towernet"``, ``"vgg"``, ``"cifar"``, ``"imagenet_resnet"`` or ``"mobilenet_v2"``; the
+            last three are the official SimAM code's families (see :func:`simam_paddle.models.official_init`).
+        attention (str): The attention of the model as published, what ``attention=None`` builds.
+        weight_decay (float): The L2 coefficient its training uses unless told otherwise (the notebook's:
+            2e-4 for TowerNet, 1e-4 for the baselines).
+        min_input_size (int): The smallest square input it is meant for: its total stride, so the last stage
+            sees at least one pixel of the image (TowerNet refuses anything smaller, see
+            :attr:`TowerNet.min_input_size`).
+        takes_attention (bool): Whether an attention can be put in (VGG19 has no published placement).
+    """
+
+    name: str
+    builder: Callable[..., nn.Layer]
+    family: str
+    attention: str = "none"
+    weight_decay: float = 1e-4
+    min_input_size: int = 32
+    takes_attention: bool = True
+
+
+def _paddle_model(builder: Callable[..., nn.Layer]) -> Callable[..., nn.Layer]:
+    """A Paddle vision builder that never downloads weights."""
+    return functools.partial(builder, pretrained=False)
+
+
+_SPECS = [
+    ModelSpec("towernet", TowerNet, "towernet", attention=TowerNet.published_attention, weight_decay=2e-4,
+              min_input_size=TowerNet.min_input_size),
+    ModelSpec("vgg19", _paddle_model(vgg19), "vgg", takes_attention=False),
+    *(ModelSpec(name, _paddle_model(builder), "imagenet_resnet") for name, builder in (
+        ("resnet18", resnet18), ("resnet34", resnet34), ("resnet50", resnet50), ("resnet101", resnet101),
+        ("resnext50_32x4d", resnext50_32x4d))),
+    ModelSpec("mobilenet_v2", _paddle_model(mobilenet_v2), "mobilenet_v2"),
+    # Stride 4 in all: a stride-1 stem and two stride-2 stages.
+    *(ModelSpec(f"cifar_resnet{depth}", functools.partial(CifarResNet, depth), "cifar", min_input_size=4)
+      for depth in (20, 32, 56, 110)),
+]
+_MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+
+OFFICIAL_MODEL_FAMILIES: Dict[str, str] = {
+    spec.name: spec.family for spec in _SPECS if spec.family in OFFICIAL_INIT_FAMILIES}
+"""Zoo models that the official SimAM code also has -> their family."""
 
 
 _INITS = ("paddle", "official")
@@ -128,6 +173,41 @@ def available_models() -> List[str]:
     return sorted(_MODELS)
 
 
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry of a model: its family, published attention, weight decay, minimum input size.
+
+    Args:
+        name (str): One of :func:`available_models` (case-insensitive).
+
+    Returns:
+        ModelSpec: The model's entry.
+
+    Examples:
+        >>> from simam_paddle.models import model_spec
+        >>> spec = model_spec("towernet")
+        >>> spec.attention, spec.weight_decay, spec.min_input_size
+        ('simam', 0.0002, 127)
+    """
+    if not isinstance(name, str) or name.lower() not in _MODELS:
+        raise ValueError(f"Model {name!r} not found; available models = {available_models()}.")
+    return _MODELS[name.lower()]
+
+
+def resolve_attention(model: str, attention: Optional[str] = None) -> str:
+    """The attention name that ``attention`` means for ``model``: None is the model as published.
+
+    Examples:
+        >>> from simam_paddle.models import resolve_attention
+        >>> resolve_attention("towernet"), resolve_attention("resnet50"), resolve_attention("resnet50", "SE")
+        ('simam', 'none', 'se')
+    """
+    if attention is None:
+        return model_spec(model).attention
+    if not isinstance(attention, str):
+        raise ValueError(f"attention must be an attention name or None, got {attention!r}.")
+    return attention.lower()
+
+
 def build_model(name: str, num_classes: int, attention: Optional[str] = None,
                 attention_kwargs: Optional[Dict[str, Any]] = None, init: str = "paddle", **kwargs) -> nn.Layer:
     """Build a model by name, randomly initialised (never downloads weights).
@@ -135,9 +215,10 @@ def build_model(name: str, num_classes: int, attention: Optional[str] = None,
     Args:
         name (str): One of :func:`available_models`.
         num_classes (int): Number of output logits.
-        attention (str|None, optional): ``None`` builds the model as published: TowerNet with SimAM, the
-            Paddle models without attention. A name from :func:`simam_paddle.available_attentions` puts
-            that attention in TowerNet's attention slots, or in every ResNet50 / MobileNetV2 block (see
+        attention (str|None, optional): ``None`` builds the model as published (its registry entry's
+            attention, see :func:`model_spec`): TowerNet with SimAM, the others without. A name from
+            :func:`simam_paddle.available_attentions` puts that attention in TowerNet's attention
+            slots, or in every ResNet / MobileNetV2 block (see
             :func:`insert_attention`); ``"none"`` removes TowerNet's. VGG19 has no published placement and
             accepts only ``None`` or ``"none"``. Default: None.
         attention_kwargs (dict, optional): Options for the attention layer, e.g. ``{"e_lambda": 1e-4}``
@@ -161,9 +242,8 @@ def build_model(name: str, num_classes: int, attention: Optional[str] = None,
         >>> list(net(paddle.randn([1, 3, 64, 64])).shape)
         [1, 16]
     """
-    if not isinstance(name, str) or name.lower() not in _MODELS:
-        raise ValueError(f"Model {name!r} not found; available models = {available_models()}.")
-    name = name.lower()
+    spec = model_spec(name)
+    name = spec.name
     if "pretrained" in kwargs:
         raise ValueError(
             "build_model never downloads weights (pretrained is not accepted); build the model, then "
@@ -175,25 +255,21 @@ def build_model(name: str, num_classes: int, attention: Optional[str] = None,
         raise ValueError(f"init='official' needs a model of the official SimAM code, one of "
                          f"{sorted(OFFICIAL_MODEL_FAMILIES)}; {name!r} has no official initialisation, "
                          "use init='paddle'.")
+    attention = resolve_attention(name, attention)
     attention_kwargs = dict(attention_kwargs or {})
-    no_attention = isinstance(attention, str) and attention.lower() == "none"
-    if attention_kwargs and (attention is None and name != "towernet" or no_attention):
+    if attention_kwargs and attention == "none":
         raise ValueError(f"attention_kwargs {sorted(attention_kwargs)} given but no attention chosen for {name!r}.")
-
-    if name == "towernet":
-        return TowerNet(num_classes=num_classes, attention="simam" if attention is None else attention,
-                        **attention_kwargs, **kwargs)
-    if name == "vgg19" and attention is not None and not no_attention:
+    if not spec.takes_attention and attention != "none":
         raise ValueError(
-            f"vgg19 has no published attention placement, so attention={attention!r} is not supported; "
-            f"use attention=None, or one of {[m for m in available_models() if m != 'vgg19']}."
+            f"{name} has no published attention placement, so attention={attention!r} is not supported; "
+            f"use attention=None, or one of {[m for m in available_models() if _MODELS[m].takes_attention]}."
         )
-    if name.startswith("cifar_resnet"):
-        model = _MODELS[name](num_classes=num_classes, **kwargs)
-    else:
-        model = _MODELS[name](pretrained=False, num_classes=num_classes, **kwargs)
-    if attention is not None and not no_attention:
+
+    if spec.family == "towernet":  # attention goes in TowerNet's own slots
+        return spec.builder(num_classes=num_classes, attention=attention, **attention_kwargs, **kwargs)
+    model = spec.builder(num_classes=num_classes, **kwargs)
+    if attention != "none":
         insert_attention(model, attention, **attention_kwargs)
     if init == "official":
-        official_init(model, OFFICIAL_MODEL_FAMILIES[name])
+        official_init(model, spec.family)
     return model
