@@ -146,31 +146,6 @@ def restore_optimizer_state(optimizer, network: paddle.nn.Layer, state: Dict[str
 
 
 
-def portable_optimizer_state(optimizer, network: paddle.nn.Layer) -> Dict[str, Any]:
-    """The optimizer's ``state_dict`` keyed by structured parameter names (``"0.weight_velocity_0"``).
-
-    Paddle keys optimizer state by generated parameter names (``"conv2d_7.w_0_velocity_0"``), which
-    differ when the same network is built again after other layers were created; structured names
-    do not. :func:`restore_optimizer_state` maps them back onto a newly built network.
-
-    Examples:
-        >>> net = paddle.nn.Sequential(paddle.nn.Linear(2, 2))
-        >>> opt = paddle.optimizer.Momentum(0.1, parameters=net.parameters())
-        >>> net(paddle.rand([1, 2])).sum().backward(); opt.step()
-        >>> sorted(portable_optimizer_state(opt, net))[:1]
-        ['@0.bias_velocity_0']
-    """
-    names = {p.name: "@" + structured for structured, p in network.named_parameters()}
-    return _rename_keys(optimizer.state_dict(), names)
-
-
-def restore_optimizer_state(optimizer, network: paddle.nn.Layer, state: Dict[str, Any]) -> None:
-    """Load a :func:`portable_optimizer_state` into ``optimizer`` of a (re)built ``network``."""
-    names = {"@" + structured: p.name for structured, p in network.named_parameters()}
-    optimizer.set_state_dict(_rename_keys(state, names))
-
-
-
 def load_checkpoint_state(run_dir: str) -> Dict[str, Any]:
     """Read ``last.json`` of a run folder: ``{"epoch": finished_epochs, "best": ..., "best_epoch": ...}``.
 

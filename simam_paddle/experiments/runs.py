@@ -25,6 +25,7 @@ from .._io import atomic_write_text, is_main_process
 from ..engine.checkpoints import check_state_fits, load_state
 from ..engine.history import RunFileError, read_history
 from .._quiet import quiet_native_logs
+from .notebook import per_class_subset
 from .config import TRAIN_DEFAULTS, TrainConfig, check_settings, resumable_settings, setting_problems
 
 __all__ = [
@@ -64,21 +65,6 @@ def _split_dirs(data: Optional[str]) -> Tuple[str, str]:
             "a split folder holds train/ and eval/ with one sub-folder per class "
             "(make one with `python -m simam_paddle split`)")
     return dirs[0], dirs[1]
-
-
-def _limit_per_class(dataset, per_class: Optional[int]):
-    """The first ``per_class`` samples of each class (all if None), for quick experiments."""
-    if per_class is None:
-        return dataset
-    if not (isinstance(per_class, int) and per_class > 0):
-        raise ValueError(f"a per-class limit must be a positive integer, got {per_class!r}")
-    seen: Dict[int, int] = {}
-    keep = []
-    for index, label in enumerate(dataset.targets):
-        if seen.get(label, 0) < per_class:
-            seen[label] = seen.get(label, 0) + 1
-            keep.append(index)
-    return paddle.io.Subset(dataset, keep)
 
 
 def run_datasets(config: Dict[str, Any], eval_root: Optional[str] = None, train: bool = True):
@@ -380,8 +366,8 @@ def _train_locked(config: Dict[str, Any], output: str, resume: bool, verbose: in
         raise ValueError(f"the classes in {config['data']!r} changed since the run started: "
                          f"{list(train_data.classes)} vs {config['classes']}")
     classes = list(train_data.classes)
-    train_data = _limit_per_class(train_data, config["train_per_class"])
-    eval_data = _limit_per_class(eval_data, config["eval_per_class"])
+    train_data = per_class_subset(train_data, config["train_per_class"])
+    eval_data = per_class_subset(eval_data, config["eval_per_class"])
     config.update(num_classes=len(classes), classes=classes, train_samples=len(train_data),
                   eval_samples=len(eval_data))
 
@@ -520,7 +506,7 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
         raise ValueError(f"{dataset.root} holds classes {list(dataset.classes)}, "
                          f"but the run was trained on {config['classes']}")
     if root is None:  # the run's own evaluation data, limited as in training
-        dataset = _limit_per_class(dataset, config.get("eval_per_class"))
+        dataset = per_class_subset(dataset, config.get("eval_per_class"))
     model = paddle.Model(network)
     result = evaluate(model, dataset, batch_size=batch_size or config["batch_size"])
     cm = confusion_matrix(result["labels"], result["logits"], num_classes=config["num_classes"])
