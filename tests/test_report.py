@@ -114,6 +114,25 @@ def test_aggregate_refuses_to_average_different_settings(tmp_path):
         aggregate_runs(rows, by=("optimizer",))
 
 
+
+@pytest.mark.parametrize("setting", ["e_lambda", "train_per_class", "init_from"])
+def test_every_setting_that_changes_training_must_agree_in_a_group(tmp_path, setting):
+    # The list comes from TrainConfig: settings a resume may not change, and not set per run.
+    from simam_paddle.experiments.config import compared_settings
+
+    assert setting in compared_settings()
+    a = fake_run(tmp_path, "a", "simam", 0, [0.5])
+    b = fake_run(tmp_path, "b", "simam", 1, [0.6], **{setting: 1 if setting != "init_from" else "/runs/x"})
+    with pytest.raises(ValueError, match=f"differ in {setting}"):
+        aggregate_runs(summarize_runs([a, b], count_parameters=False))
+
+
+def test_settings_a_resume_may_change_do_not_split_a_group(tmp_path):
+    a = fake_run(tmp_path, "a", "simam", 0, [0.5], device="gpu", num_workers=4)
+    b = fake_run(tmp_path, "b", "simam", 1, [0.6], device="cpu", num_workers=0)
+    assert len(aggregate_runs(summarize_runs([a, b], count_parameters=False))) == 1
+
+
 def test_runs_without_any_evaluation_are_left_out_of_the_mean(tmp_path):
     a = fake_run(tmp_path, "a", "se", 0, [None, None])
     b = fake_run(tmp_path, "b", "se", 1, [0.3, 0.4])
