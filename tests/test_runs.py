@@ -239,7 +239,8 @@ def test_two_processes_under_the_launcher_write_one_run(finished, tmp_path):
     split, _ = finished
     entry = tmp_path / "entry.py"
     entry.write_text("import sys\nfrom simam_paddle.cli import main\nsys.exit(main())\n")
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # Paddle's own INFO lines tell that both trainers joined; the package keeps them quiet unless asked.
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), "GLOG_minloglevel": "0"}
     run = str(tmp_path / "run")
 
     def launch(*args):
