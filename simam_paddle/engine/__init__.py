@@ -14,7 +14,7 @@ require_paddle()  # a clear message for a missing or too old Paddle, and a quiet
 
 from .._io import atomic_write_text, is_main_process
 from .callbacks import SaveBestModel, CheckpointSaver, HistoryLogger, EpochLR, make_visualdl, VISUALDL_FILE
-from .history import HISTORY_COLUMNS, RunFileError, read_history
+from .history import HISTORY_COLUMNS, RunFileError, read_history, read_run_json
 from .checkpoints import (
     atomic_save,
     load_state,
@@ -28,6 +28,7 @@ from .training import (
     make_optimizer,
     default_weight_decay,
     seed_everything,
+    EpochSeed,
     select_device,
     resolve_device,
     make_loader,
@@ -54,11 +55,13 @@ __all__ = [
     "portable_optimizer_state",
     "restore_optimizer_state",
     "RunFileError",
+    "read_run_json",
     "load_state",
     "CosineDecayToZero",
     "make_optimizer",
     "default_weight_decay",
     "seed_everything",
+    "EpochSeed",
     "select_device",
     "resolve_device",
     "make_loader",

@@ -6,14 +6,13 @@ A run folder holds ``best_model.pdparams``, and after every epoch ``last.pdparam
 (:func:`load_checkpoint_state`), written by :class:`~simam_paddle.engine.callbacks.CheckpointSaver`.
 """
 import io
-import json
 import os
 from typing import Any, Dict
 
 import paddle
 
 from .._io import atomic_write_bytes
-from .history import RunFileError
+from .history import RunFileError, read_run_json
 
 __all__ = [
     "atomic_save",
@@ -157,13 +156,8 @@ def load_checkpoint_state(run_dir: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"nothing to resume in {run_dir}: no epoch finished (no last.json); "
                                 "train again without resume to start it over")
-    try:
-        with open(path, encoding="utf-8") as f:
-            state = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RunFileError(f"{path} is not valid JSON ({err}); it is written after every epoch, "
-                           "restore it or start the run over") from None
-    epoch = state.get("epoch") if isinstance(state, dict) else None
+    state = read_run_json(path, "it is written after every epoch, restore it or start the run over")
+    epoch = state.get("epoch")
     if not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0):
         raise RunFileError(f"{path}: epoch must be the number of finished epochs (an integer >= 0), "
                            f"got {epoch!r}")

@@ -1,14 +1,15 @@
-"""A run's ``history.csv``: its columns, and reading it back.
+"""A run's ``history.csv``: its columns, and reading it back; and reading a run's JSON files.
 
 :class:`~simam_paddle.engine.callbacks.HistoryLogger` writes one row per finished epoch;
 :func:`read_history` reads them for reports, plots and resuming. :class:`RunFileError` is what
 every reader of a run folder's files raises for a file a run never writes.
 """
 import csv
+import json
 import os
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
-__all__ = ["HISTORY_COLUMNS", "RunFileError", "read_history"]
+__all__ = ["HISTORY_COLUMNS", "RunFileError", "read_history", "read_run_json"]
 
 HISTORY_COLUMNS = ("epoch", "loss", "acc", "eval_loss", "eval_acc", "lr", "time")
 """Columns of ``history.csv``, in order."""
@@ -18,6 +19,35 @@ class RunFileError(ValueError):
     """A run folder's file (``config.json``, ``last.json``, ``history.csv``, a checkpoint) is unreadable
     or holds something a run never writes; the message names the file and what is wrong."""
 
+
+def read_run_json(path: str, hint: str) -> Dict[str, Any]:
+    """Read a run folder's JSON file (``config.json``, ``last.json``), which must hold an object.
+
+    Args:
+        path (str): the file.
+        hint (str): how the file comes about or what to do, appended to the error message.
+
+    Raises:
+        RunFileError: the file is not JSON, or holds something other than an object; the message names it.
+
+    Examples:
+        >>> import json, os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "last.json")
+        >>> with open(path, "w") as f:
+        ...     json.dump([1], f)
+        >>> read_run_json(path, "it is written after every epoch")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        simam_paddle.engine.history.RunFileError: .../last.json holds a JSON list, not an object; it is written ...
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFileError(f"{path} is not valid JSON ({err}); {hint}") from None
+    if not isinstance(value, dict):
+        raise RunFileError(f"{path} holds a JSON {type(value).__name__}, not an object; {hint}")
+    return value
 
 
 def read_history(path: str) -> List[Dict[str, Optional[float]]]:

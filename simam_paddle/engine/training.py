@@ -35,6 +35,7 @@ __all__ = [
     "make_optimizer",
     "default_weight_decay",
     "seed_everything",
+    "EpochSeed",
     "select_device",
     "resolve_device",
     "make_loader",
@@ -222,7 +223,7 @@ def make_loader(dataset, batch_size: int, shuffle: bool = False, num_workers: in
                                 return_list=True)
 
 
-class _EpochSeed(paddle.callbacks.Callback):
+class EpochSeed(paddle.callbacks.Callback):
     """Seed every epoch from (seed, absolute epoch): shuffling and augmentation are reproducible,
     the same on every process, and the same after a resume as without one."""
 
@@ -450,7 +451,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
         os.makedirs(output_dir, exist_ok=True)
 
     own = [
-        _EpochSeed(train_loader.batch_sampler, seed, initial_epoch),
+        EpochSeed(train_loader.batch_sampler, seed, initial_epoch),
         EpochLR(verbose=1 if verbose == 2 else 0),
         best,
         HistoryLogger(history_path),

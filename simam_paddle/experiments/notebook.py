@@ -368,22 +368,6 @@ class _EpochReport:
         return EpochReport(*args, **kwargs)
 
 
-def _epoch_seed_callback(batch_sampler, seed: int, initial_epoch: int):
-    """Seed every epoch from (seed, absolute epoch), as ``simam_paddle.engine.train`` does: the shuffling
-    order and the augmentation of an epoch are the same after a resume as without one."""
-    import paddle
-
-    from ..engine import seed_everything
-
-    class EpochSeed(paddle.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None) -> None:
-            epoch_seed = (seed * 1_000_003 + initial_epoch + epoch) % 2**32
-            batch_sampler.set_epoch(epoch_seed)
-            seed_everything(epoch_seed)
-
-    return EpochSeed()
-
-
 def _quiet_training_callback():
     """A callback that hides, during ``fit``, the warnings every training step repeats (see ``_quiet``)."""
     import paddle
@@ -440,7 +424,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     """
     import paddle
 
-    from ..engine import (CheckpointSaver, EpochLR, HistoryLogger, SaveBestModel, check_state_fits,
+    from ..engine import (CheckpointSaver, EpochLR, EpochSeed, HistoryLogger, SaveBestModel, check_state_fits,
                           default_weight_decay, is_main_process, load_checkpoint_state, load_state, make_visualdl,
                           restore_optimizer_state)
     from .runs import TRAIN_DEFAULTS, load_config
@@ -512,7 +496,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     seed = int(given.get("seed", TRAIN_DEFAULTS["seed"]))
     callbacks = [
         _quiet_training_callback(),
-        _epoch_seed_callback(train_loader.batch_sampler, seed, initial_epoch),
+        EpochSeed(train_loader.batch_sampler, seed, initial_epoch),
         EpochLR(),
         best,
         HistoryLogger(history),

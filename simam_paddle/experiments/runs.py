@@ -23,7 +23,7 @@ import paddle  # noqa: E402
 
 from .._io import atomic_write_text, is_main_process
 from ..engine.checkpoints import check_state_fits, load_state
-from ..engine.history import RunFileError, read_history
+from ..engine.history import RunFileError, read_history, read_run_json
 from .._quiet import quiet_native_logs
 from .notebook import per_class_subset
 from .config import TRAIN_DEFAULTS, TrainConfig, check_settings, resumable_settings, setting_problems
@@ -173,13 +173,7 @@ def load_config(run_dir: str) -> Dict[str, Any]:
         what = "does not exist" if not os.path.isdir(run_dir) else "has no config.json"
         raise FileNotFoundError(f"run folder {run_dir!r} {what}; give a run folder written by train_run "
                                 "(the `train` command)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RunFileError(f"{path} is not valid JSON ({err}); a run's config.json is written by `train`") from None
-    if not isinstance(config, dict):
-        raise RunFileError(f"{path} holds a JSON {type(config).__name__}, not an object of run settings")
+    config = read_run_json(path, "a run's config.json holds its settings, as `train` writes them")
     missing = [key for key in _REQUIRED_CONFIG if key not in config]
     if missing:
         raise RunFileError(f"{path} is missing {', '.join(missing)}; a run's config.json is written by `train`")
