@@ -309,3 +309,28 @@ def test_an_old_config_with_attention_null_loads_resumes_and_reports(finished, t
     train_run(None, run, resume=True, attention="NONE", verbose=0)  # finished: resuming trains nothing
     assert read_history(run) == before
     assert json.load(open(os.path.join(run, "config.json")))["attention"] == "none"
+
+
+def test_config_json_names_data_inside_the_working_folder_relatively_and_resumes_there(tmp_path, monkeypatch):
+    """Committed run folders carry no absolute path of the machine that ran them."""
+    work = tmp_path / "work"
+    make_split(work / "data" / "split", train=1, eval_=1)
+    monkeypatch.chdir(work)
+    run = "runs/r"
+    train_run(str(work / "data" / "split"), run, **FAST)
+    config = json.load(open(os.path.join(run, "config.json")))
+    assert config["data"] == "data/split"
+    assert str(tmp_path) not in json.dumps(config)
+    # the same data given relatively or absolutely is the same run; other data is refused
+    complete_run("data/split", run, **FAST)
+    complete_run(str(work / "data" / "split"), run, **FAST)
+    with pytest.raises(ValueError, match="differs from the run's data 'data/split'"):
+        train_run(str(tmp_path), run, resume=True, verbose=0)
+    # a folder moved with its data resumes from the new working folder
+    shutil.move(str(work), str(tmp_path / "moved"))
+    monkeypatch.chdir(tmp_path / "moved")
+    config = train_run(None, run, resume=True, verbose=0, **{k: v for k, v in FAST.items() if k != "verbose"})
+    assert config["data"] == "data/split"
+    # data outside the working folder is stored absolutely (nothing relative to a guess)
+    outside = make_split(tmp_path / "outside", train=1, eval_=1)
+    assert load_config(train_run(outside, "runs/o", **FAST) and "runs/o")["data"] == os.path.abspath(outside)

@@ -30,7 +30,7 @@ from .config import TRAIN_DEFAULTS, TrainConfig, check_settings, resumable_setti
 
 __all__ = [
     "TRAIN_DEFAULTS", "TrainConfig", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets",
-    "train_run",
+    "train_run", "stored_data_path",
     "complete_run", "load_config", "load_run", "evaluate_run", "export_run", "lock_run_folder", "RunInUseError",
 ]
 
@@ -253,9 +253,28 @@ def lock_run_folder(run_dir: str) -> Iterator[None]:
                     os.rmdir(run_dir)
 
 
+def stored_data_path(data: str) -> str:
+    """The data folder as ``config.json`` stores it: relative to the working folder when it lies
+    inside it (so a run folder committed with its results names no path of the machine that ran it,
+    and resumes from the same working folder on another machine), absolute otherwise.
+
+    Examples:
+        >>> import os
+        >>> stored_data_path(os.path.join(os.getcwd(), "data", "digits_split"))
+        'data/digits_split'
+        >>> stored_data_path("data/./digits_split/")
+        'data/digits_split'
+    """
+    full = os.path.abspath(data)
+    inside = os.path.relpath(full, os.getcwd())
+    if inside == os.curdir or inside.startswith(os.pardir + os.sep) or inside == os.pardir:
+        return full
+    return inside.replace(os.sep, "/")
+
+
 def _check_same_run(config: Dict[str, Any], output: str, data: Optional[str], given: Dict[str, Any]) -> None:
     """Refuse to continue a run with other data or settings than it was started with."""
-    if data is not None and os.path.abspath(data) != config["data"]:
+    if data is not None and os.path.abspath(data) != os.path.abspath(config["data"]):
         raise ValueError(f"data={data!r} differs from the run's data {config['data']!r}; "
                          "resume with the same data or without data")
     resumable = resumable_settings()
@@ -313,7 +332,7 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
             from .finetune import init_from_settings
 
             given = init_from_settings(given)
-        config = {**TRAIN_DEFAULTS, **given, "data": os.path.abspath(data)}
+        config = {**TRAIN_DEFAULTS, **given, "data": stored_data_path(data)}
         _check_settings(config)
         _check_model_name(config["model"])
         # The model's own attention and weight decay, by name and value: what config.json stores.
