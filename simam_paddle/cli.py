@@ -241,8 +241,8 @@ def _add_settings(parser, names: Iterable[str]) -> None:
         default = meta["default_help"] or _default_words(field.default)
         options = {"help": f"{meta['help']} (default: {default})".replace("%", "%%")}
         kind = setting_type(field.name)
-        if kind is bool:
-            options.update(action="store_const", const=True)
+        if kind is bool:  # --cache / --no-cache: None unless typed, like every other option
+            options.update(action=argparse.BooleanOptionalAction)
         else:
             options.update(type=kind if kind is not str else None, metavar=meta["metavar"],
                            choices=list(meta["choices"]) or None)

@@ -240,3 +240,26 @@ def test_register_attention_example_leaves_the_registry_as_it_was():
     result = doctest.DocTestRunner().run(test, out=lambda text: None)
     assert result.failed == 0 and result.attempted >= 4
     assert attention_module._REGISTRY == before
+
+
+@pytest.mark.parametrize("data_format", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("which", ["spatial", "channel"])
+def test_cbam_max_pooling_values_and_gradients_match_numpy(data_format, which):
+    """CBAM's max maps (pooling, not Paddle's slow max reduction): value and gradient against numpy,
+    where the gradient of ``sum(max * g)`` is ``g`` at the position of each maximum, 0 elsewhere."""
+    from simam_paddle.layers.attention import _channel_max, _global_max
+
+    rng = np.random.default_rng(3)
+    x = rng.permutation(2 * 6 * 5 * 7).reshape(2, 6, 5, 7).astype("float32")  # distinct values: unique maxima
+    axes = (2, 3) if which == "spatial" else (1,)
+    if data_format == "NHWC":
+        x = x.transpose(0, 2, 3, 1)
+        axes = (1, 2) if which == "spatial" else (3,)
+    expected = x.max(axis=axes, keepdims=True)
+    g = rng.normal(size=expected.shape).astype("float32")
+    tensor = paddle.to_tensor(x, stop_gradient=False)
+    pool = _global_max if which == "spatial" else _channel_max
+    got = pool(tensor, data_format)
+    (got * paddle.to_tensor(g)).sum().backward()
+    np.testing.assert_array_equal(got.numpy(), expected)
+    np.testing.assert_array_equal(tensor.grad.numpy(), np.where(x == expected, np.broadcast_to(g, x.shape), 0))

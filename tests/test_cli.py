@@ -315,3 +315,20 @@ def test_unset_options_are_not_given():
 
     args = build_parser().parse_args(["train", "--output", "x"])
     assert all(getattr(args, name) is None for name in ("epochs", "attention", "cache", "lr", "device"))
+
+
+def test_no_onednn_reaches_the_trainer_and_a_resume_may_switch_it(trained, tmp_path, monkeypatch):
+    """``--no-onednn`` is stored in config.json and passed to ``engine.training.train``; being a
+    resumable setting, a resumed run may turn it back on."""
+    from simam_paddle.engine import training
+
+    seen = []
+    real_train = training.train
+    monkeypatch.setattr(training, "train", lambda *a, **k: seen.append(k["onednn"]) or real_train(*a, **k))
+    run = str(tmp_path / "run")
+    assert main(["train", "--data", trained[0], "--output", run, "--epochs", "1", "--quiet", "--no-onednn",
+                 *FAST]) == 0
+    assert json.load(open(os.path.join(run, "config.json")))["onednn"] is False
+    assert main(["train", "--output", run, "--resume", "--quiet", "--onednn"]) == 0
+    assert json.load(open(os.path.join(run, "config.json")))["onednn"] is True
+    assert seen == [False, True]

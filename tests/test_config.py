@@ -21,7 +21,7 @@ def test_every_field_has_help_a_rule_and_a_role():
         assert field.metadata["help"] and callable(field.metadata["rule"]) and field.metadata["words"]
         assert field.metadata["rule"](field.default), field.name  # every default passes its own rule
     assert per_run_settings() == ["model", "attention", "seed"]
-    assert resumable_settings() == ["num_workers", "cache", "device"]
+    assert resumable_settings() == ["num_workers", "cache", "device", "onednn"]
     assert set(shared_settings()) == set(TRAIN_DEFAULTS) - set(per_run_settings())
     assert set(compared_settings()) == set(shared_settings()) - set(resumable_settings())
 

@@ -105,6 +105,8 @@ class TrainConfig:
     device: str = _setting("auto", "device to train on: auto is the GPU if Paddle has one, else the CPU",
                            lambda v: isinstance(v, str), "a device name", resumable=True,
                            choices=("auto", "cpu", "gpu"))
+    onednn: bool = _setting(True, "on the CPU, run the convolutions on oneDNN kernels while training and evaluating "
+                            "(faster for most networks, see docs/PERFORMANCE.md); off: Paddle's own kernels", lambda v: isinstance(v, bool), "true or false", resumable=True)
     train_per_class: Optional[int] = _setting(
         None, "use only the first N training images per class", _or_none(_positive_int), "a positive integer",
         default_help="all", metavar="N")
@@ -152,7 +154,7 @@ def resumable_settings() -> List[str]:
 
     Examples:
         >>> resumable_settings()
-        ['num_workers', 'cache', 'device']
+        ['num_workers', 'cache', 'device', 'onednn']
     """
     return [f.name for f in fields(TrainConfig) if f.metadata["resumable"]]
 

@@ -148,11 +148,8 @@ class CBAM(nn.Layer):
         self.spatial_bn = nn.BatchNorm2D(1, momentum=self.bn_momentum, data_format=data_format)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        # A max reduction rather than AdaptiveMaxPool2D, which has no data_format argument.
-        spatial_axes = [2, 3] if self._channel_axis == 1 else [1, 2]
-        pooled_max = x.max(axis=spatial_axes, keepdim=True)
-        x = x * F.sigmoid(self.mlp(self.avg_pool(x)) + self.mlp(pooled_max))
-        pooled = {"max": x.max(axis=self._channel_axis, keepdim=True),
+        x = x * F.sigmoid(self.mlp(self.avg_pool(x)) + self.mlp(_global_max(x, self.data_format)))
+        pooled = {"max": _channel_max(x, self.data_format),
                   "mean": x.mean(axis=self._channel_axis, keepdim=True)}
         maps = paddle.concat([pooled[name] for name in self.spatial_order], axis=self._channel_axis)
         return x * F.sigmoid(self.spatial_bn(self.spatial_conv(maps)))
@@ -161,6 +158,27 @@ class CBAM(nn.Layer):
         return (f"channels={self.channels}, reduction={self.reduction}, "
                 f"spatial_kernel={self.spatial_kernel}, spatial_order={self.spatial_order}, "
                 f"bn_momentum={self.bn_momentum}, data_format={self.data_format}")
+
+
+# Paddle's CPU gradient of a max reduction (``x.max(axis=...)``) is orders of magnitude slower than that
+# of max pooling (64 s against 0.03 s for the spatial max of a [128, 16, 32, 32] tensor, 1 s against
+# 0.03 s for the channel max), which made a CBAM ResNet-20 epoch take hours. Pooling gives the same
+# values, and the same gradient wherever the maximum is unique.
+def _global_max(x: paddle.Tensor, data_format: str) -> paddle.Tensor:
+    """Max over the spatial axes, kept as size-1 axes."""
+    if data_format == "NCHW":
+        return F.adaptive_max_pool2d(x, 1)
+    return F.adaptive_max_pool2d(x.transpose([0, 3, 1, 2]), 1).transpose([0, 2, 3, 1])
+
+
+def _channel_max(x: paddle.Tensor, data_format: str) -> paddle.Tensor:
+    """Max over the channel axis, kept as a size-1 axis."""
+    if data_format == "NCHW":
+        n, c, h, w = x.shape
+        # channels as the rows of one [C, H*W] image, pooled by a C x 1 window
+        return F.max_pool2d(x.reshape([n, 1, c, h * w]), kernel_size=(c, 1), stride=(c, 1)).reshape([n, 1, h, w])
+    n, h, w, c = x.shape
+    return F.adaptive_max_pool1d(x.reshape([n, h * w, c]), 1).reshape([n, h, w, 1])
 
 
 def _identity(channels: Optional[int] = None) -> nn.Layer:
