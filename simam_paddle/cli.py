@@ -466,13 +466,17 @@ def _add_report(subparsers) -> None:
     parser.add_argument("--output", metavar="DIR", help="where summary.md and curves.png go (default: DIR)")
     parser.add_argument("--baseline", default="none", help="attention to pair the others against (default: none)")
     parser.add_argument("--no-figure", action="store_true", help="write only summary.md")
+    parser.add_argument("--update", metavar="MARKDOWN",
+                        help="also rewrite the block between '<!-- report DIR -->' and '<!-- end report -->' in this "
+                        "file (e.g. docs/RESULTS.md) with the new tables, DIR written as given here")
     parser.set_defaults(func=_run_report)
 
 
 def _run_report(args) -> int:
     from .experiments.report import write_report
 
-    result = write_report(args.results, output=args.output, baseline=args.baseline, figure=not args.no_figure)
+    result = write_report(args.results, output=args.output, baseline=args.baseline, figure=not args.no_figure,
+                          update=args.update)
     print(result["summary"])
     print(f"wrote {', '.join(result['files'])}")
     return 0

@@ -72,7 +72,8 @@ def test_summarize_counts_parameters_of_the_built_model(tmp_path):
     paddle.seed(5)
     # counting builds models, but must not move the caller's random stream
     np.testing.assert_array_equal(after, paddle.rand([4]).numpy())
-    expected = {a: sum(int(np.prod(p.shape)) for p in build_model("towernet", 10, attention=a).parameters())
+    expected = {a: sum(int(np.prod(p.shape)) for p in build_model("towernet", 10, attention=a).parameters()
+                       if not p.stop_gradient)
                 for a in ("none", "se")}
     assert rows[0]["params"] == expected["none"]
     assert rows[1]["params"] == expected["se"] > expected["none"]
@@ -192,7 +193,8 @@ def test_report_rebuilds_the_committed_summary_byte_for_byte(tmp_path):
     assert not (EXAMPLE / "summary.md").exists()  # --output keeps the results folder as it was
 
 
-def test_paired_differences_match_an_independent_t_interval():
+@pytest.mark.parametrize("metric,pick", [("best_eval_acc", max), ("final_eval_acc", lambda accs: accs[-1])])
+def test_paired_differences_match_an_independent_t_interval(metric, pick):
     from scipy import stats
 
     from simam_paddle.experiments.report import paired_differences
@@ -202,11 +204,11 @@ def test_paired_differences_match_an_independent_t_interval():
         if not run.is_dir():
             continue
         with open(run / "history.csv", newline="") as f:
-            best[run.name] = max(float(r["eval_acc"]) for r in csv.DictReader(f))
+            best[run.name] = pick([float(r["eval_acc"]) for r in csv.DictReader(f)])
     diffs = np.array([best[f"cifar_resnet20_simam_seed{s}"] - best[f"cifar_resnet20_none_seed{s}"] for s in range(3)])
     half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
 
-    [got] = paired_differences(summarize_runs(str(EXAMPLE), count_parameters=False))
+    [got] = paired_differences(summarize_runs(str(EXAMPLE), count_parameters=False), metric=metric)
     assert got["attention"] == "simam" and got["n"] == 3 and got["wins"] == int((diffs > 0).sum())
     np.testing.assert_allclose([got["diff_mean"], got["ci_low"], got["ci_high"]],
                                [diffs.mean(), diffs.mean() - half, diffs.mean() + half], rtol=1e-12)
@@ -226,3 +228,50 @@ def test_a_finished_run_is_skipped_on_another_machine(tmp_path):
                           seed=0, epochs=4)
     assert config["epochs"] == 4 and (run / "history.csv").read_bytes() == before
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv"]
+
+
+def test_report_update_rewrites_only_its_block(tmp_path, capsys):
+    from simam_paddle.cli import main
+
+    doc = tmp_path / "RESULTS.md"
+    before, after = "# Results\n\nprose before\n\n", "\n\nprose after, <!-- end report --> quoted\n"
+    doc.write_text(f"{before}<!-- report {EXAMPLE} -->\nstale table\n<!-- end report -->{after}", encoding="utf-8")
+    assert main(["report", str(EXAMPLE), "--output", str(tmp_path / "out"), "--no-figure", "--update", str(doc)]) == 0
+    summary = (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
+    body = summary.split("\n", 2)[2]  # the summary without its title line and the blank line after it
+    assert doc.read_text(encoding="utf-8") == f"{before}<!-- report {EXAMPLE} -->\n{body}<!-- end report -->{after}"
+    # a current block is left alone, file and modification time
+    stamp = os.stat(doc).st_mtime_ns
+    assert main(["report", str(EXAMPLE), "--output", str(tmp_path / "out"), "--no-figure", "--update", str(doc)]) == 0
+    assert os.stat(doc).st_mtime_ns == stamp
+    capsys.readouterr()
+    other = tmp_path / "OTHER.md"
+    other.write_text("<!-- report docs/results/x -->\n<!-- end report -->\n", encoding="utf-8")
+    assert main(["report", str(EXAMPLE), "--output", str(tmp_path / "o2"), "--no-figure", "--update", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"no line '<!-- report {EXAMPLE} -->'" in err and "report blocks there: <!-- report docs/results/x -->" in err
+    assert not (tmp_path / "o2").exists()  # refused before anything was written
+
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "docs" / "results"
+
+
+def _experiments():
+    return sorted(p.name for p in RESULTS_DIR.iterdir() if p.is_dir()) if RESULTS_DIR.is_dir() else []
+
+
+@pytest.mark.parametrize("experiment", _experiments())
+def test_committed_results_rebuild_their_summary_and_results_md_byte_for_byte(experiment, tmp_path, monkeypatch):
+    """docs/results/<experiment>/summary.md and its block in docs/RESULTS.md are what `report` makes of the
+    committed histories now: rerunning `python -m simam_paddle report docs/results/<experiment> --update
+    docs/RESULTS.md` changes nothing."""
+    from simam_paddle.experiments.report import write_report
+
+    root = RESULTS_DIR.parents[1]
+    monkeypatch.chdir(root)
+    copy = tmp_path / "RESULTS.md"
+    copy.write_bytes((root / "docs" / "RESULTS.md").read_bytes())
+    result = write_report(f"docs/results/{experiment}", output=tmp_path / "out", figure=False, update=copy)
+    assert (tmp_path / "out" / "summary.md").read_bytes() == (RESULTS_DIR / experiment / "summary.md").read_bytes()
+    assert copy.read_bytes() == (root / "docs" / "RESULTS.md").read_bytes()
+    assert all(row["finished"] for row in result["rows"]), "a committed run is unfinished"

@@ -28,7 +28,7 @@ from .config import compared_settings
 
 __all__ = [
     "summarize_runs", "aggregate_runs", "format_markdown_table", "paired_differences", "format_paired_table",
-    "write_report",
+    "write_report", "report_block",
 ]
 
 # The training settings a row carries: those that change what is trained (epochs as planned_epochs).
@@ -38,14 +38,21 @@ _SAME_SETTINGS = ("planned_epochs", *_ROW_SETTINGS, "train_samples", "eval_sampl
 
 RUN_COLUMNS = ["name", "data", "model", "attention", "seed", "best_eval_acc", "best_epoch", "epochs",
                "time_per_epoch", "params"]
-GROUP_COLUMNS = ["data", "model", "attention", "n", "best_eval_acc_mean", "best_epoch_mean", "epochs",
-                 "time_per_epoch", "params"]
+GROUP_COLUMNS = ["data", "model", "attention", "n", "best_eval_acc_mean", "best_epoch_mean", "final_eval_acc_mean",
+                 "epochs", "time_per_epoch", "params"]
 _HEADERS = {
     "name": "run", "best_eval_acc": "best eval acc (%)", "best_epoch": "best epoch",
-    "time_per_epoch": "s/epoch", "params": "parameters", "n": "seeds",
+    "time_per_epoch": "s/epoch", "params": "trainable parameters", "n": "seeds",
     "best_eval_acc_mean": "best eval acc (%), mean ± std", "best_epoch_mean": "best epoch (mean)",
     "final_eval_acc": "final eval acc (%)", "total_time": "training time (s)",
+    "final_eval_acc_mean": "final eval acc (%), mean ± std",
 }
+_MEAN_STD = {"best_eval_acc_mean": "best_eval_acc_std", "final_eval_acc_mean": "final_eval_acc_std"}
+_METRICS = {"best_eval_acc": "best eval accuracy (the highest over the epochs)",
+            "final_eval_acc": "final eval accuracy (after the last epoch)"}
+# Marks the part of a markdown file that `write_report(..., update=FILE)` rewrites.
+_BLOCK_START = "<!-- report {} -->"
+_BLOCK_END = "<!-- end report -->"
 
 
 def _count_parameters(config: Dict[str, Any], cache: Dict[tuple, int]) -> int:
@@ -59,7 +66,8 @@ def _count_parameters(config: Dict[str, Any], cache: Dict[tuple, int]) -> int:
             network = build_network(config)
         finally:
             paddle.set_rng_state(state)
-        cache[key] = int(sum(int(np.prod(p.shape)) for p in network.parameters()))
+        # trainable ones, as papers count them: BatchNorm's running mean and variance are not
+        cache[key] = int(sum(int(np.prod(p.shape)) for p in network.parameters() if not p.stop_gradient))
     return cache[key]
 
 
@@ -165,7 +173,8 @@ def aggregate_runs(rows: Sequence[Dict[str, Any]], by: Sequence[str] = ("data", 
         list[dict]: per group, in order of first appearance: the ``by`` keys, ``n`` (runs with an
         evaluated epoch), ``seeds``, ``best_eval_acc_mean``, ``best_eval_acc_std`` (sample standard
         deviation, ``ddof=1``; None for a single run), ``best_eval_acc_min``/``_max``,
-        ``best_epoch_mean``, ``time_per_epoch`` (mean over runs), ``params``, ``epochs`` (planned),
+        ``best_epoch_mean``, ``final_eval_acc_mean``/``_std`` (eval accuracy after the last
+        finished epoch), ``time_per_epoch`` (mean over runs), ``params``, ``epochs`` (planned),
         ``unfinished`` (runs short of their planned epochs), ``runs`` (their rows) and the shared
         settings.
 
@@ -200,6 +209,7 @@ def aggregate_runs(rows: Sequence[Dict[str, Any]], by: Sequence[str] = ("data", 
                                  f"({', '.join(m['name'] for m in members)}); add {setting!r} to `by` "
                                  "to compare them as separate groups")
         scores = [m["best_eval_acc"] for m in members if m["best_eval_acc"] is not None]
+        finals = [m["final_eval_acc"] for m in members if m.get("final_eval_acc") is not None]
         result.append({
             **dict(zip(by, key)),
             "n": len(scores),
@@ -209,6 +219,8 @@ def aggregate_runs(rows: Sequence[Dict[str, Any]], by: Sequence[str] = ("data", 
             "best_eval_acc_min": min(scores) if scores else None,
             "best_eval_acc_max": max(scores) if scores else None,
             "best_epoch_mean": _mean([m["best_epoch"] for m in members]),
+            "final_eval_acc_mean": float(np.mean(finals)) if finals else None,
+            "final_eval_acc_std": float(np.std(finals, ddof=1)) if len(finals) > 1 else None,
             "time_per_epoch": _mean([m["time_per_epoch"] for m in members]),
             "params": members[0].get("params"),
             "epochs": members[0].get("planned_epochs"),
@@ -225,8 +237,8 @@ def _percent(value: Optional[float]) -> str:
 
 def _format_cell(key: str, row: Dict[str, Any]) -> str:
     value = row.get(key)
-    if key == "best_eval_acc_mean":
-        std = row.get("best_eval_acc_std")
+    if key in _MEAN_STD:
+        std = row.get(_MEAN_STD[key])
         return _percent(value) + ("" if std is None or value is None else f" ± {100 * std:.2f}")
     if key in ("best_eval_acc", "final_eval_acc", "best_eval_acc_min", "best_eval_acc_max"):
         return _percent(value)
@@ -274,8 +286,8 @@ def format_markdown_table(rows: Sequence[Dict[str, Any]], columns: Optional[Sequ
 
 
 def paired_differences(rows: Sequence[Dict[str, Any]], baseline: str = "none",
-                       confidence: float = 0.95) -> List[Dict[str, Any]]:
-    """Per attention, the seed-by-seed difference of best eval accuracy to ``baseline``, with a t interval.
+                       confidence: float = 0.95, metric: str = "best_eval_acc") -> List[Dict[str, Any]]:
+    """Per attention, the seed-by-seed difference of an accuracy to ``baseline``, with a t interval.
 
     Runs are paired by (data, model, seed): the same seed gives the same data order and augmentation
     to every attention, so the difference removes the seed's share of the spread. The interval is
@@ -285,6 +297,9 @@ def paired_differences(rows: Sequence[Dict[str, Any]], baseline: str = "none",
         rows (list[dict]): rows of :func:`summarize_runs`.
         baseline (str, optional): the attention to compare against. Default: "none".
         confidence (float, optional): level of the interval. Default: 0.95.
+        metric (str, optional): the row key compared: "best_eval_acc" (the highest eval accuracy
+            over the epochs, what the official SimAM code reports) or "final_eval_acc" (after the
+            last epoch, free of choosing an epoch on the eval set). Default: "best_eval_acc".
 
     Returns:
         list[dict]: per (data, model, attention) other than the baseline, in order of first
@@ -303,10 +318,12 @@ def paired_differences(rows: Sequence[Dict[str, Any]], baseline: str = "none",
 
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be one of {', '.join(_METRICS)}, got {metric!r}")
     scores: Dict[tuple, Dict[Any, float]] = {}
     for row in rows:
-        if row.get("best_eval_acc") is not None:
-            scores.setdefault((row["data"], row["model"], row["attention"]), {})[row["seed"]] = row["best_eval_acc"]
+        if row.get(metric) is not None:
+            scores.setdefault((row["data"], row["model"], row["attention"]), {})[row["seed"]] = row[metric]
     result = []
     for (data, model, attention), by_seed in scores.items():
         base = scores.get((data, model, baseline))
@@ -350,7 +367,8 @@ def format_paired_table(differences: Sequence[Dict[str, Any]], baseline: str = "
 
 
 def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, os.PathLike]] = None,
-                 baseline: str = "none", figure: bool = True) -> Dict[str, Any]:
+                 baseline: str = "none", figure: bool = True,
+                 update: Optional[Union[str, os.PathLike]] = None) -> Dict[str, Any]:
     """Rebuild an experiment's tables (and its curves figure) from its run folders' config.json and history.csv.
 
     Needs no weights, so it works on the committed ``docs/results/<experiment>/`` folders; the same
@@ -362,9 +380,14 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
             (``results`` itself).
         baseline (str, optional): the attention the others are paired against. Default: "none".
         figure (bool, optional): also draw ``curves.png``. Default: True.
+        update (str|PathLike, optional): a markdown file (such as ``docs/RESULTS.md``) holding the
+            block ``<!-- report RESULTS -->`` ... ``<!-- end report -->``, with ``RESULTS`` written as
+            given here; the block's content becomes the summary without its title, the rest of the
+            file stays as it is. Default: None.
 
     Returns:
-        dict: ``rows``, ``groups``, ``differences``, ``summary`` (the markdown) and ``files``.
+        dict: ``rows``, ``groups``, ``differences`` (best accuracy), ``final_differences`` (final
+        accuracy), ``summary`` (the markdown) and ``files``.
 
     Examples:
         >>> report = write_report("docs/results/resnet20_digits32")  # doctest: +SKIP
@@ -382,6 +405,7 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
     rows.sort(key=lambda r: (order[r["attention"]], r["seed"]))
     groups = aggregate_runs(rows, by=("data", "model", "attention"))
     differences = paired_differences(rows, baseline=baseline)
+    final_differences = paired_differences(rows, baseline=baseline, metric="final_eval_acc")
     first = rows[0]
     attentions = list(dict.fromkeys(r["attention"] for r in rows))
     unfinished = [r["name"] for r in rows if not r["finished"]]
@@ -394,21 +418,30 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
         "",
         f"Same settings for every run: {setting}.",
         "",
-        "Best eval accuracy per run; mean ± sample standard deviation over seeds; s/epoch covers training and "
-        "evaluation on the machine that ran it.",
+        "Best eval accuracy: the highest over a run's epochs (as the official SimAM code reports); final: after "
+        "its last epoch. Mean ± sample standard deviation over seeds; s/epoch covers training and evaluation on "
+        "the machine that ran it.",
         "",
         format_markdown_table(groups),
         "",
-        f"Paired by seed, difference to `{baseline}` (accuracy points) with its 95 % t interval:",
-        "",
-        format_paired_table(differences, baseline=baseline) if differences else f"(no `{baseline}` runs to pair)",
-        "",
+    ]
+    for metric, paired in (("best_eval_acc", differences), ("final_eval_acc", final_differences)):
+        lines += [
+            f"Paired by seed, difference of the {_METRICS[metric]} to `{baseline}` (accuracy points) with its "
+            "95 % t interval:",
+            "",
+            format_paired_table(paired, baseline=baseline) if paired else f"(no `{baseline}` runs to pair)",
+            "",
+        ]
+    lines += [
         format_markdown_table(rows),
         "",
     ]
     if unfinished:
         lines += [f"Still training (excluded from nothing, counted as they are): {', '.join(unfinished)}.", ""]
     summary = "\n".join(lines)
+    if update is not None:  # checked before anything is written
+        updated = _updated_markdown(os.fspath(update), results, summary)
     os.makedirs(output, exist_ok=True)
     path = os.path.join(output, "summary.md")
     atomic_write_text(summary, path)
@@ -418,4 +451,40 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
         plot_mean_curves(groups, output=curves, title=f"{first['model']} on {first['data']}: "
                          f"{first['image_size']} px, {first['planned_epochs']} epochs, mean and range over seeds")
         files.append(curves)
-    return {"rows": rows, "groups": groups, "differences": differences, "summary": summary, "files": files}
+    if update is not None:
+        if updated is not None:
+            atomic_write_text(updated, os.fspath(update))
+        files.append(os.fspath(update))
+    return {"rows": rows, "groups": groups, "differences": differences, "final_differences": final_differences,
+            "summary": summary, "files": files}
+
+
+def report_block(summary: str) -> str:
+    """The part of a ``summary.md`` that a results document embeds: all but its title line.
+
+    Examples:
+        >>> report_block("# m on d: none, simam\n\nSame settings ...\n")
+        'Same settings ...\n'
+    """
+    return summary.split("\n", 1)[1].lstrip("\n") if summary.startswith("# ") else summary
+
+
+def _updated_markdown(path: str, results: str, summary: str) -> Optional[str]:
+    """``path``'s text with its report block for ``results`` replaced (None when already current)."""
+    start = _BLOCK_START.format(results.replace(os.sep, "/").rstrip("/"))
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as err:
+        raise FileNotFoundError(f"cannot read {path!r} to update its report block ({err.strerror})") from None
+    if text.count(start) != 1:
+        found = [line for line in text.splitlines() if line.startswith("<!-- report ")]
+        raise ValueError(f"{path!r} has {'no' if not text.count(start) else 'more than one'} line {start!r}; put "
+                         f"{start} and {_BLOCK_END} around the place for the tables "
+                         f"(report blocks there: {', '.join(found) or 'none'})")
+    head, rest = text.split(start, 1)
+    if _BLOCK_END not in rest:
+        raise ValueError(f"{path!r}: {start} has no {_BLOCK_END} after it; add one where the tables end")
+    tail = rest.split(_BLOCK_END, 1)[1]
+    new = f"{head}{start}\n{report_block(summary)}{_BLOCK_END}{tail}"
+    return None if new == text else new
