@@ -36,7 +36,7 @@ _ROW_SETTINGS = [key for key in compared_settings() if key != "epochs"]
 # Settings that must agree within a group: a mean over seeds is only a mean over seeds if nothing else varies.
 _SAME_SETTINGS = ("planned_epochs", *_ROW_SETTINGS, "train_samples", "eval_samples", "num_classes")
 
-RUN_COLUMNS = ["name", "data", "model", "attention", "seed", "best_eval_acc", "best_epoch", "epochs",
+RUN_COLUMNS = ["name", "data", "model", "attention", "seed", "best_eval_acc", "best_epoch", "final_eval_acc", "epochs",
                "time_per_epoch", "params"]
 GROUP_COLUMNS = ["data", "model", "attention", "n", "best_eval_acc_mean", "best_epoch_mean", "final_eval_acc_mean",
                  "epochs", "time_per_epoch", "params"]
