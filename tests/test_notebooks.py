@@ -94,6 +94,15 @@ def test_committed_outputs_are_clean(name):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
+def test_kernelspec_is_ipykernels_own(name):
+    # JupyterLab writes the running kernel's spec into the notebook when the kernel starts; any other
+    # name marks a notebook modified as soon as it opens, and autosave then rewrites the committed file.
+    kernel_dict = pytest.importorskip("ipykernel.kernelspec").get_kernel_dict()
+    expected = {"display_name": kernel_dict["display_name"], "language": kernel_dict["language"], "name": "python3"}
+    assert dict(_read(name).metadata.kernelspec) == expected
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_intro_states_the_measured_time(name):
     intro = _read(name).cells[0].source
     assert "MEASURED" not in intro and re.search(r"\d+ (s|min)", intro), f"{name}: state the measured cpu-profile time"
