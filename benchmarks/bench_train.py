@@ -4,7 +4,7 @@ For each network, in turn in one process: a training step (forward, cross-entrop
 Momentum update, the recipe of ``simam_paddle.engine.training``) and an evaluation step (forward
 under ``no_grad``, logits to NumPy), on random images, first with Paddle's dygraph kernels
 ("before") and then inside :func:`simam_paddle.engine.acceleration.onednn_convolutions` (what
-``train`` does by default, "after"). Each figure is the median of ``--steps`` timed steps after
+``train(..., onednn=True)`` does, "after"). Each figure is the median of ``--steps`` timed steps after
 ``--warmup`` steps (the first steps compile the convolutions). All available cores are used
 (``select_device``). With ``--torch-python`` the same ResNet-20 also runs in PyTorch
 (``benchmarks/torch_resnet20.py`` in that interpreter; torch is no dependency of the project).
@@ -113,7 +113,7 @@ def main(argv=None) -> None:
 
     print(f"paddle {paddle.__version__} on {describe_device()} ({device}), median of the timed steps "
           f"after {args.warmup} warm-up steps; before = Paddle dygraph kernels, after = oneDNN convolutions "
-          "(train(onednn=True), the default)\n")
+          "(train(onednn=True), off by default)\n")
     print("| network | image px | batch | steps | oneDNN convs | train before | train after | x "
           "| eval before | eval after | x |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

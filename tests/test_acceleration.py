@@ -128,3 +128,46 @@ def test_convolutions_with_post_hooks_stay_on_paddle_kernels():
         assert type(net.layer1[0].conv2) is paddle.nn.Conv2D
         assert type(net.layer1[0].conv1).__name__ == "_OneDNNConv2D"
     assert switched == 21 - 9
+
+
+def test_gradient_error_is_small_where_onednn_agrees_and_leaves_the_network_as_it_was():
+    from simam_paddle.engine.acceleration import onednn_gradient_error
+
+    net = small_net()
+    net.train()
+    before = {k: v.numpy().copy() for k, v in net.state_dict().items()}
+    rng = paddle.get_rng_state()
+    error = onednn_gradient_error(net, [4, 3, 16, 16])
+    assert 0 <= error < 1e-4
+    after = net.state_dict()
+    for key, value in before.items():  # weights and BatchNorm statistics
+        np.testing.assert_array_equal(after[key].numpy(), value, err_msg=key)
+    assert all(p.grad is None for p in net.parameters())
+    drawn = paddle.rand([4]).numpy()  # the random stream goes on from where it was
+    paddle.set_rng_state(rng)
+    np.testing.assert_array_equal(drawn, paddle.rand([4]).numpy())
+    assert type(net[0]) is paddle.nn.Conv2D
+
+
+def test_gradient_error_measures_a_difference_between_the_two_paths(monkeypatch):
+    """A stand-in for the oneDNN path that scales the first convolution's weight by 1.01: the loss is
+    then no longer the same function, and the error must say so (about 1e-2, well above rounding)."""
+    import contextlib
+
+    from simam_paddle.engine import acceleration
+
+    @contextlib.contextmanager
+    def skewed(network, enabled=True):
+        conv = network[0]
+        original = conv.weight.numpy().copy()
+        if enabled:
+            conv.weight.set_value(original * 1.01)
+        try:
+            yield 1
+        finally:
+            conv.weight.set_value(original)
+
+    monkeypatch.setattr(acceleration, "onednn_convolutions", skewed)
+    net = small_net()
+    net.train()
+    assert 1e-3 < acceleration.onednn_gradient_error(net, [4, 3, 16, 16]) < 1.0

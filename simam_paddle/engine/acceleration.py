@@ -17,14 +17,25 @@ stays on Paddle's kernels: with SimAM's PyLayer fed straight from a compiled con
 3.3.1 returned gradients about 1% off (measured against float64 on ResNet-20), while every other
 layout matched to float32 rounding (relative error ~3e-6, as Paddle's own kernels).
 State-dict keys and the layer classes seen outside the ``with`` block are unchanged.
+
+That is not enough for whole networks: with Paddle 3.3.1, a network's gradients under
+:func:`onednn_convolutions` can differ from those of Paddle's kernels far beyond float32 rounding,
+although every convolution alone and every forward pass agree. How far depends on the network, its
+weights and the batch: on one random batch, the worst parameter's gradient (relative norm) differed
+by 3e-3 to 1.5e-2 for CIFAR ResNet-20 without attention (on another batch 4e-6, as good as Paddle's
+float32 kernels against float64), by 2e-3 to 1e-2 with SE or CBAM, 1.4e-2 with SimAM, and by 5e-3
+for three plain residual blocks of 16 channels at 32 px (Paddle's kernels: 1e-6 from float64).
+:func:`onednn_gradient_error` measures it for a network and batch shape. So ``train`` uses Paddle's
+kernels unless asked (``onednn=True``, ``--onednn``).
 """
 import contextlib
 from typing import Iterator, List
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 
-__all__ = ["onednn_available", "onednn_convolutions"]
+__all__ = ["onednn_available", "onednn_convolutions", "onednn_gradient_error"]
 
 
 def onednn_available() -> bool:
@@ -60,8 +71,9 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
     Each convolution is compiled alone with ``paddle.jit.to_static`` and ``FLAGS_use_mkldnn`` is set;
     both are undone on exit. Subclasses of ``nn.Conv2D`` (their forward may do more) and convolutions
     with forward post-hooks (see the module docstring) are left alone,
-    as is everything on a GPU or on a Paddle without oneDNN (nothing is changed then). The results
-    are those of Paddle's own kernels within float32 rounding.
+    as is everything on a GPU or on a Paddle without oneDNN (nothing is changed then). The forward
+    pass and each convolution's gradients agree with Paddle's own kernels within float32 rounding; a
+    whole network's gradients may not (see the module docstring and :func:`onednn_gradient_error`).
 
     Args:
         network (paddle.nn.Layer): the model; changed in place while the block runs.
@@ -77,9 +89,7 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
         >>> switched, list(out.shape)
         (1, [2, 8, 6, 6])
     """
-    usable = enabled and onednn_available() and paddle.device.get_device() == "cpu"
-    convs = [m for m in network.sublayers(include_self=True)
-             if type(m) is nn.Conv2D and not m._forward_post_hooks] if usable else []
+    convs = _usable_convolutions(network) if enabled else []
     if not convs:
         yield 0
         return
@@ -96,3 +106,73 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
             conv.__dict__.get("_original_funcs", {}).pop("forward", None)
             conv.__class__ = nn.Conv2D
         paddle.set_flags({"FLAGS_use_mkldnn": previous_flag})
+
+
+def _usable_convolutions(network: nn.Layer) -> List[nn.Conv2D]:
+    if not (onednn_available() and paddle.device.get_device() == "cpu"):
+        return []
+    return [m for m in network.sublayers(include_self=True) if type(m) is nn.Conv2D and not m._forward_post_hooks]
+
+
+def onednn_gradient_error(network: nn.Layer, input_shape: List[int], seed: int = 0) -> float:
+    """How far the gradients of ``network`` under :func:`onednn_convolutions` are from Paddle's kernels.
+
+    One forward and backward pass each way on the same random batch (inputs from ``seed``; the
+    cross-entropy loss on random labels for a network with ``[batch, classes]`` output, a random
+    projection of the output otherwise), in the network's current mode; per parameter, the norm of the difference over the
+    norm of Paddle's gradient, the largest of them. Parameters whose gradient is negligible
+    (below 1e-4 of the largest, such as the bias of a convolution followed by BatchNorm, which is 0 up
+    to rounding) are left out. The network's weights, BatchNorm statistics, gradients and Paddle's
+    random state are as before afterwards. 0.0 where :func:`onednn_convolutions` changes nothing
+    (a GPU, no oneDNN, no plain convolution).
+
+    Args:
+        network (paddle.nn.Layer): the model.
+        input_shape (list[int]): the batch shape to test, e.g. ``[16, 3, 32, 32]``.
+        seed (int, optional): seed of the random batch. Default: 0.
+
+    Returns:
+        float: the largest relative gradient difference.
+
+    Examples:
+        >>> net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 8, 3), paddle.nn.ReLU(), paddle.nn.Conv2D(8, 4, 3))
+        >>> onednn_gradient_error(net, [2, 3, 12, 12]) < 1e-4
+        True
+    """
+    if not _usable_convolutions(network):
+        return 0.0
+    rng_state = paddle.get_rng_state()
+    state = {k: v.clone() for k, v in network.state_dict().items()}
+    params = [(name, p) for name, p in network.named_parameters() if not p.stop_gradient]
+    saved_grads = {name: None if p.grad is None else p.grad.clone() for name, p in params}
+    generator = np.random.default_rng(seed)
+    x = paddle.to_tensor(generator.standard_normal(input_shape).astype("float32"))
+    upstream = None
+    grads = []
+    try:
+        for enabled in (False, True):
+            network.set_state_dict(state)
+            for _, p in params:
+                p.clear_gradient(set_to_zero=False)
+            paddle.set_rng_state(rng_state)  # the same dropout masks both times
+            with onednn_convolutions(network, enabled):
+                out = network(x)
+                if upstream is None:  # a classifier's loss on random labels; a random projection otherwise
+                    upstream = (paddle.to_tensor(generator.integers(0, out.shape[1], [out.shape[0], 1]))
+                                if len(out.shape) == 2 else
+                                paddle.to_tensor(generator.standard_normal(out.shape).astype("float32")))
+                loss = (paddle.nn.functional.cross_entropy(out, upstream) if upstream.dtype == paddle.int64
+                        else (out * upstream).sum())
+                loss.backward()
+            grads.append({name: p.grad.numpy().copy() for name, p in params if p.grad is not None})
+    finally:
+        network.set_state_dict(state)
+        for name, p in params:
+            p.grad = saved_grads[name]  # None where there was none
+        paddle.set_rng_state(rng_state)
+    reference, onednn = grads
+    norms = {name: float(np.linalg.norm(g)) for name, g in reference.items()}
+    largest = max(norms.values(), default=0.0)
+    errors = [float(np.linalg.norm(onednn[name] - g)) / norms[name] for name, g in reference.items()
+              if norms[name] > 1e-4 * largest and name in onednn]
+    return max(errors, default=0.0)

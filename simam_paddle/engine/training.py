@@ -365,7 +365,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
           batch_size: int = 32, lr: float = 0.01, weight_decay: float = 1e-4, momentum: float = 0.9,
           seed: int = 0, num_workers: int = 0, resume: bool = False, device: str = "auto",
           verbose: int = 1, visualdl: bool = True, lr_callback: Optional[paddle.callbacks.Callback] = None,
-          callbacks: Sequence[paddle.callbacks.Callback] = (), onednn: bool = True) -> paddle.Model:
+          callbacks: Sequence[paddle.callbacks.Callback] = (), onednn: bool = False) -> paddle.Model:
     """Train ``network`` with the notebook's recipe, writing a resumable run folder.
 
     Writes into ``output_dir`` (rank 0 only): ``history.csv`` (one row per epoch),
@@ -395,9 +395,12 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
             it every batch (``paddle.callbacks.LRScheduler(by_step=True)``). Default: None.
         callbacks (list, optional): further callbacks. Default: ().
         onednn (bool, optional): on the CPU, run the convolutions on oneDNN kernels during training
-            and the per-epoch evaluation (:func:`~simam_paddle.engine.acceleration.onednn_convolutions`;
-            about 2-3x the images/s of Paddle's dygraph kernels, same results within float32
-            rounding). False keeps Paddle's dygraph kernels. Ignored on a GPU. Default: True.
+            and the per-epoch evaluation (:func:`~simam_paddle.engine.acceleration.onednn_convolutions`):
+            about 2-3x the images/s of Paddle's dygraph kernels for the CIFAR ResNets, but with Paddle
+            3.3.1 a network's gradients can then differ from those of Paddle's kernels by up to about
+            1% (relative), depending on the batch (measure it with
+            :func:`~simam_paddle.engine.acceleration.onednn_gradient_error`). Ignored on a GPU.
+            Default: False.
 
     Returns:
         paddle.Model: the prepared model holding the last epoch's weights.

@@ -105,8 +105,10 @@ class TrainConfig:
     device: str = _setting("auto", "device to train on: auto is the GPU if Paddle has one, else the CPU",
                            lambda v: isinstance(v, str), "a device name", resumable=True,
                            choices=("auto", "cpu", "gpu"))
-    onednn: bool = _setting(True, "on the CPU, run the convolutions on oneDNN kernels while training and evaluating "
-                            "(faster for most networks, see docs/PERFORMANCE.md); off: Paddle's own kernels", lambda v: isinstance(v, bool), "true or false", resumable=True)
+    onednn: bool = _setting(False, "on the CPU, run the convolutions on oneDNN kernels while training and evaluating: "
+                            "faster, but with Paddle 3.3.1 the gradients can differ from Paddle's own kernels by up "
+                            "to about 1% (docs/PERFORMANCE.md); off: Paddle's own kernels",
+                            lambda v: isinstance(v, bool), "true or false", resumable=True)
     train_per_class: Optional[int] = _setting(
         None, "use only the first N training images per class", _or_none(_positive_int), "a positive integer",
         default_help="all", metavar="N")

@@ -399,7 +399,7 @@ def _train_locked(config: Dict[str, Any], output: str, resume: bool, verbose: in
     train(network, train_data, eval_data, output_dir=output, epochs=config["epochs"],
           batch_size=config["batch_size"], lr=config["lr"], weight_decay=config["weight_decay"],
           momentum=config["momentum"], seed=config["seed"], num_workers=config["num_workers"],
-          resume=resume, device=config["device"], verbose=verbose, onednn=config.get("onednn", True))
+          resume=resume, device=config["device"], verbose=verbose, onednn=config.get("onednn", False))
     return config
 
 
