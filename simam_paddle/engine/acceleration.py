@@ -18,15 +18,14 @@ stays on Paddle's kernels: with SimAM's PyLayer fed straight from a compiled con
 layout matched to float32 rounding (relative error ~3e-6, as Paddle's own kernels).
 State-dict keys and the layer classes seen outside the ``with`` block are unchanged.
 
-That is not enough for whole networks: with Paddle 3.3.1, a network's gradients under
-:func:`onednn_convolutions` can differ from those of Paddle's kernels far beyond float32 rounding,
-although every convolution alone and every forward pass agree. How far depends on the network, its
-weights and the batch: on one random batch, the worst parameter's gradient (relative norm) differed
-by 3e-3 to 1.5e-2 for CIFAR ResNet-20 without attention (on another batch 4e-6, as good as Paddle's
-float32 kernels against float64), by 2e-3 to 1e-2 with SE or CBAM, 1.4e-2 with SimAM, and by 5e-3
-for three plain residual blocks of 16 channels at 32 px (Paddle's kernels: 1e-6 from float64).
-:func:`onednn_gradient_error` measures it for a network and batch shape. So ``train`` uses Paddle's
-kernels unless asked (``onednn=True``, ``--onednn``).
+A whole network's gradients are another matter: with Paddle 3.3.1 they can differ from those of
+Paddle's kernels by up to 1e-2 for the worst parameter (3e-3 for all gradients as one vector) on some
+batches, far beyond one float32 rounding. Paddle's own float32 kernels differ from a float64 copy of
+the network by as much on other batches (``benchmarks/onednn_gradients.py``), which points to the
+networks' sensitivity to any change of rounding; but not everywhere (TowerNet with SimAM on one batch:
+3e-2 for all gradients, where Paddle's float32 is within 3e-6 of float64). Until longer training
+shows equal accuracy, ``train`` uses Paddle's kernels unless asked (``onednn=True``,
+``--onednn``). :func:`onednn_gradient_error` measures the difference for a network and batch shape.
 """
 import contextlib
 from typing import Iterator, List
@@ -114,7 +113,7 @@ def _usable_convolutions(network: nn.Layer) -> List[nn.Conv2D]:
     return [m for m in network.sublayers(include_self=True) if type(m) is nn.Conv2D and not m._forward_post_hooks]
 
 
-def onednn_gradient_error(network: nn.Layer, input_shape: List[int], seed: int = 0) -> float:
+def onednn_gradient_error(network: nn.Layer, input_shape: List[int], seed: int = 0, measure: str = "worst") -> float:
     """How far the gradients of ``network`` under :func:`onednn_convolutions` are from Paddle's kernels.
 
     One forward and backward pass each way on the same random batch (inputs from ``seed``; the
@@ -130,6 +129,10 @@ def onednn_gradient_error(network: nn.Layer, input_shape: List[int], seed: int =
         network (paddle.nn.Layer): the model.
         input_shape (list[int]): the batch shape to test, e.g. ``[16, 3, 32, 32]``.
         seed (int, optional): seed of the random batch. Default: 0.
+        measure (str, optional): "worst": the largest relative difference of one parameter's
+            gradient (sensitive to parameters whose gradient float32 rounding already moves, such as a
+            BatchNorm scale on a nearly constant channel); "overall": the relative difference of all
+            gradients taken as one vector. Default: "worst".
 
     Returns:
         float: the largest relative gradient difference.
@@ -139,6 +142,8 @@ def onednn_gradient_error(network: nn.Layer, input_shape: List[int], seed: int =
         >>> onednn_gradient_error(net, [2, 3, 12, 12]) < 1e-4
         True
     """
+    if measure not in ("worst", "overall"):
+        raise ValueError(f"measure must be 'worst' or 'overall', got {measure!r}")
     if not _usable_convolutions(network):
         return 0.0
     rng_state = paddle.get_rng_state()
@@ -171,6 +176,10 @@ def onednn_gradient_error(network: nn.Layer, input_shape: List[int], seed: int =
             p.grad = saved_grads[name]  # None where there was none
         paddle.set_rng_state(rng_state)
     reference, onednn = grads
+    if measure == "overall":
+        names = [name for name in reference if name in onednn]
+        difference = np.sqrt(sum(float(np.sum((onednn[n] - reference[n]) ** 2)) for n in names))
+        return difference / max(np.sqrt(sum(float(np.sum(reference[n] ** 2)) for n in names)), 1e-30)
     norms = {name: float(np.linalg.norm(g)) for name, g in reference.items()}
     largest = max(norms.values(), default=0.0)
     errors = [float(np.linalg.norm(onednn[name] - g)) / norms[name] for name, g in reference.items()
