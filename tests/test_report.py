@@ -249,7 +249,8 @@ def test_report_update_rewrites_only_its_block(tmp_path, capsys):
     other.write_text("<!-- report docs/results/x -->\n<!-- end report -->\n", encoding="utf-8")
     assert main(["report", str(EXAMPLE), "--output", str(tmp_path / "o2"), "--no-figure", "--update", str(other)]) == 2
     err = capsys.readouterr().err
-    assert f"no line '<!-- report {EXAMPLE} -->'" in err and "report blocks there: <!-- report docs/results/x -->" in err
+    assert f"no line '<!-- report {EXAMPLE} -->' or '<!-- groups {EXAMPLE} -->'" in err
+    assert "blocks there: <!-- report docs/results/x -->" in err
     assert not (tmp_path / "o2").exists()  # refused before anything was written
 
 
@@ -262,16 +263,32 @@ def _experiments():
 
 @pytest.mark.parametrize("experiment", _experiments())
 def test_committed_results_rebuild_their_summary_and_results_md_byte_for_byte(experiment, tmp_path, monkeypatch):
-    """docs/results/<experiment>/summary.md and its block in docs/RESULTS.md are what `report` makes of the
-    committed histories now: rerunning `python -m simam_paddle report docs/results/<experiment> --update
-    docs/RESULTS.md` changes nothing."""
+    """docs/results/<experiment>/summary.md and its blocks in docs/RESULTS.md and the README are what
+    `report` makes of the committed histories now: rerunning `python -m simam_paddle report
+    docs/results/<experiment> --update docs/RESULTS.md` (and `--update README.md`) changes nothing."""
     from simam_paddle.experiments.report import write_report
 
     root = RESULTS_DIR.parents[1]
     monkeypatch.chdir(root)
-    copy = tmp_path / "RESULTS.md"
-    copy.write_bytes((root / "docs" / "RESULTS.md").read_bytes())
-    result = write_report(f"docs/results/{experiment}", output=tmp_path / "out", figure=False, update=copy)
-    assert (tmp_path / "out" / "summary.md").read_bytes() == (RESULTS_DIR / experiment / "summary.md").read_bytes()
-    assert copy.read_bytes() == (root / "docs" / "RESULTS.md").read_bytes()
+    assert f"<!-- report docs/results/{experiment} -->" in (root / "docs" / "RESULTS.md").read_text(encoding="utf-8")
+    for document in ("docs/RESULTS.md", "README.md"):
+        copy = tmp_path / os.path.basename(document)
+        copy.write_bytes((root / document).read_bytes())
+        if f" docs/results/{experiment} -->" not in copy.read_text(encoding="utf-8"):
+            continue  # the README shows some experiments only
+        result = write_report(f"docs/results/{experiment}", output=tmp_path / "out", figure=False, update=copy)
+        assert copy.read_bytes() == (root / document).read_bytes(), document
+    summary = (tmp_path / "out" / "summary.md").read_bytes()
+    assert summary == (RESULTS_DIR / experiment / "summary.md").read_bytes()
     assert all(row["finished"] for row in result["rows"]), "a committed run is unfinished"
+
+
+def test_report_update_fills_a_groups_block_with_the_table_of_means(tmp_path):
+    from simam_paddle.experiments.report import aggregate_runs, write_report
+
+    doc = tmp_path / "README.md"
+    doc.write_text(f"intro\n<!-- groups {EXAMPLE} -->\nold\n<!-- end groups -->\noutro\n", encoding="utf-8")
+    write_report(str(EXAMPLE), output=tmp_path / "out", figure=False, update=doc)
+    table = format_markdown_table(aggregate_runs(summarize_runs(str(EXAMPLE))))
+    assert doc.read_text(encoding="utf-8") == f"intro\n<!-- groups {EXAMPLE} -->\n{table}\n<!-- end groups -->\noutro\n"
+    assert "93.67 ± 4.17" in table  # the committed example's none group (tests/data/results_example_summary.md)

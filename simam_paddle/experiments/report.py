@@ -50,9 +50,7 @@ _HEADERS = {
 _MEAN_STD = {"best_eval_acc_mean": "best_eval_acc_std", "final_eval_acc_mean": "final_eval_acc_std"}
 _METRICS = {"best_eval_acc": "best eval accuracy (the highest over the epochs)",
             "final_eval_acc": "final eval accuracy (after the last epoch)"}
-# Marks the part of a markdown file that `write_report(..., update=FILE)` rewrites.
-_BLOCK_START = "<!-- report {} -->"
-_BLOCK_END = "<!-- end report -->"
+
 
 
 def _count_parameters(config: Dict[str, Any], cache: Dict[tuple, int]) -> int:
@@ -380,10 +378,11 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
             (``results`` itself).
         baseline (str, optional): the attention the others are paired against. Default: "none".
         figure (bool, optional): also draw ``curves.png``. Default: True.
-        update (str|PathLike, optional): a markdown file (such as ``docs/RESULTS.md``) holding the
-            block ``<!-- report RESULTS -->`` ... ``<!-- end report -->``, with ``RESULTS`` written as
-            given here; the block's content becomes the summary without its title, the rest of the
-            file stays as it is. Default: None.
+        update (str|PathLike, optional): a markdown file (such as ``docs/RESULTS.md`` or the
+            README) holding the block ``<!-- report RESULTS -->`` ... ``<!-- end report -->`` (it
+            gets the summary without its title) and/or ``<!-- groups RESULTS -->`` ...
+            ``<!-- end groups -->`` (the table of means only), with ``RESULTS`` written as given here;
+            the rest of the file stays as it is. Default: None.
 
     Returns:
         dict: ``rows``, ``groups``, ``differences`` (best accuracy), ``final_differences`` (final
@@ -441,7 +440,8 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
         lines += [f"Still training (excluded from nothing, counted as they are): {', '.join(unfinished)}.", ""]
     summary = "\n".join(lines)
     if update is not None:  # checked before anything is written
-        updated = _updated_markdown(os.fspath(update), results, summary)
+        updated = _updated_markdown(os.fspath(update), results,
+                                    {"report": report_block(summary), "groups": format_markdown_table(groups) + "\n"})
     os.makedirs(output, exist_ok=True)
     path = os.path.join(output, "summary.md")
     atomic_write_text(summary, path)
@@ -469,22 +469,33 @@ def report_block(summary: str) -> str:
     return summary.split("\n", 1)[1].lstrip("\n") if summary.startswith("# ") else summary
 
 
-def _updated_markdown(path: str, results: str, summary: str) -> Optional[str]:
-    """``path``'s text with its report block for ``results`` replaced (None when already current)."""
-    start = _BLOCK_START.format(results.replace(os.sep, "/").rstrip("/"))
+def _updated_markdown(path: str, results: str, blocks: Dict[str, str]) -> Optional[str]:
+    """``path``'s text with its blocks for ``results`` replaced (None when already current).
+
+    ``blocks`` maps a block kind to its content: ``<!-- KIND RESULTS -->`` ... ``<!-- end KIND -->``.
+    """
+    name = results.replace(os.sep, "/").rstrip("/")
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as err:
         raise FileNotFoundError(f"cannot read {path!r} to update its report block ({err.strerror})") from None
-    if text.count(start) != 1:
-        found = [line for line in text.splitlines() if line.startswith("<!-- report ")]
-        raise ValueError(f"{path!r} has {'no' if not text.count(start) else 'more than one'} line {start!r}; put "
-                         f"{start} and {_BLOCK_END} around the place for the tables "
-                         f"(report blocks there: {', '.join(found) or 'none'})")
-    head, rest = text.split(start, 1)
-    if _BLOCK_END not in rest:
-        raise ValueError(f"{path!r}: {start} has no {_BLOCK_END} after it; add one where the tables end")
-    tail = rest.split(_BLOCK_END, 1)[1]
-    new = f"{head}{start}\n{report_block(summary)}{_BLOCK_END}{tail}"
+    new, found = text, 0
+    for kind, content in blocks.items():
+        start, end = f"<!-- {kind} {name} -->", f"<!-- end {kind} -->"
+        count = new.count(start)
+        if count > 1:
+            raise ValueError(f"{path!r} has more than one line {start!r}; keep one")
+        if not count:
+            continue
+        head, rest = new.split(start, 1)
+        if end not in rest:
+            raise ValueError(f"{path!r}: {start} has no {end} after it; add one where the tables end")
+        new = f"{head}{start}\n{content}{end}{rest.split(end, 1)[1]}"
+        found += 1
+    if not found:
+        present = [line for line in text.splitlines() if line.startswith("<!-- ") and not line.startswith("<!-- end")]
+        wanted = " or ".join(f"'<!-- {kind} {name} -->'" for kind in blocks)
+        raise ValueError(f"{path!r} has no line {wanted}; put it and its end line (<!-- end report -->) around the "
+                         f"place for the tables (blocks there: {', '.join(present) or 'none'})")
     return None if new == text else new
