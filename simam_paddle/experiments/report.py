@@ -460,7 +460,7 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
 
 
 def report_block(summary: str) -> str:
-    """The part of a ``summary.md`` that a results document embeds: all but its title line.
+    r"""The part of a ``summary.md`` that a results document embeds: all but its title line.
 
     Examples:
         >>> report_block("# m on d: none, simam\n\nSame settings ...\n")
