@@ -292,3 +292,11 @@ def test_report_update_fills_a_groups_block_with_the_table_of_means(tmp_path):
     table = format_markdown_table(aggregate_runs(summarize_runs(str(EXAMPLE))))
     assert doc.read_text(encoding="utf-8") == f"intro\n<!-- groups {EXAMPLE} -->\n{table}\n<!-- end groups -->\noutro\n"
     assert "93.67 ± 4.17" in table  # the committed example's none group (tests/data/results_example_summary.md)
+
+
+def test_report_lists_the_baseline_first(tmp_path):
+    from simam_paddle.experiments.report import write_report
+
+    result = write_report(str(EXAMPLE), output=tmp_path, figure=False, baseline="simam")
+    assert [g["attention"] for g in result["groups"]] == ["simam", "none"]  # none's folders sort first
+    assert [r["attention"] for r in result["rows"]][:3] == ["simam"] * 3

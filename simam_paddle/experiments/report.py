@@ -400,7 +400,7 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
     for row in rows:
         order.setdefault(row["attention"], len(order))
     if baseline in order:
-        order = {baseline: -1, **order}
+        order = {**order, baseline: -1}
     rows.sort(key=lambda r: (order[r["attention"]], r["seed"]))
     groups = aggregate_runs(rows, by=("data", "model", "attention"))
     differences = paired_differences(rows, baseline=baseline)
