@@ -15,6 +15,8 @@ from typing import Dict, List
 
 __all__ = ["install_legacy_module_finder"]
 
+_MISSING = object()
+
 
 class _LegacyModule(types.ModuleType):
     """Stand-in for a module of the flat layout: attribute look-ups go to where the names live now."""
@@ -22,6 +24,7 @@ class _LegacyModule(types.ModuleType):
     def __init__(self, name: str, target: str, moved: Dict[str, str]):
         super().__init__(name, f"Moved to {target}.")
         self._target, self._moved = target, moved
+        self._originals: Dict[str, object] = {}  # what a name patched through this module was before
 
     def __getattr__(self, attr: str):
         if attr.startswith("__"):
@@ -35,10 +38,22 @@ class _LegacyModule(types.ModuleType):
 
     def __setattr__(self, attr: str, value) -> None:
         # Patching a name through the old path (tests, plugins) patches the module that uses it.
-        if attr.startswith("__") or attr in ("_target", "_moved"):
+        if attr.startswith("__") or attr in ("_target", "_moved", "_originals"):
             super().__setattr__(attr, value)
         else:
-            setattr(importlib.import_module(self._target), attr, value)
+            module = importlib.import_module(self._target)
+            self._originals.setdefault(attr, getattr(module, attr, _MISSING))
+            setattr(module, attr, value)
+
+    def __delattr__(self, attr: str) -> None:
+        # Deleting a name patched through the old path puts back what the module had before the first
+        # patch (pytest >= 9.2's monkeypatch undoes a patch of a module this way); otherwise it deletes it.
+        module = importlib.import_module(self._target)
+        original = self._originals.pop(attr, _MISSING)
+        if original is _MISSING:
+            delattr(module, attr)
+        else:
+            setattr(module, attr, original)
 
     def __dir__(self) -> List[str]:
         return sorted(set(dir(importlib.import_module(self._target))) | set(self._moved))

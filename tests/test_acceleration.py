@@ -7,7 +7,8 @@ from simam_paddle.engine.history import read_history
 from simam_paddle.engine.training import make_optimizer, seed_everything, select_device, train
 from simam_paddle.models.zoo import build_model
 
-pytestmark = pytest.mark.skipif(not onednn_available(), reason="this Paddle has no oneDNN kernels")
+pytestmark = [pytest.mark.skipif(not onednn_available(), reason="this Paddle has no oneDNN kernels"),
+              pytest.mark.paddle3(reason="oneDNN convolutions are refused on Paddle 2.6 (tests/test_paddle26.py)")]
 
 
 @pytest.fixture(autouse=True)

@@ -318,8 +318,8 @@ def test_damaged_image_error_names_the_file(tmp_path, image_size):
 
 _LOADER_SCRIPT = textwrap.dedent("""
     import sys
+    from simam_paddle import ImageFolderDataset, eval_transforms  # before paddle: see simam_paddle._paddle
     import paddle
-    from simam_paddle import ImageFolderDataset, eval_transforms
     ds = ImageFolderDataset(sys.argv[1], eval_transforms(8), image_size=8)
     try:
         for _ in paddle.io.DataLoader(ds, batch_size=2, num_workers=int(sys.argv[2])):

@@ -22,6 +22,8 @@ from reference import simam_reference as reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.paddle3(reason="the fused operator does not compile on Paddle 2.6 (tests/test_paddle26.py)")
+
 
 def numeric_grad(x, g, data_format, eps=1e-6):
     """d(sum(reference(x) * g))/dx by central differences in float64."""

@@ -175,6 +175,29 @@ def test_patching_through_an_old_path_patches_the_module_in_use(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from simam_paddle import fused as old
+    original = now._build
     sentinel = object()
     monkeypatch.setattr(old, "_build", sentinel)
     assert now._build is sentinel
+    # Undoing the patch (pytest >= 9.2 undoes it with delattr on the module patched) restores the module's own.
+    monkeypatch.undo()
+    assert now._build is original
+
+
+def test_deleting_a_name_patched_through_an_old_path_restores_the_first_value():
+    import warnings
+
+    from simam_paddle.layers import fused as now
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from simam_paddle import fused as old
+    original = now._build
+    try:
+        old._build = "first patch"
+        old._build = "second patch"
+        assert now._build == "second patch"
+        del old._build
+        assert now._build is original
+    finally:
+        now._build = original

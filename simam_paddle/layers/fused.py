@@ -53,6 +53,8 @@ from typing import Optional, Union
 
 import paddle
 
+from .._paddle import paddle_version
+
 __all__ = ["fused_available", "fused_unavailable_reason", "fused_cache_dir", "num_threads"]
 
 _OP_NAME = "simam_fused"
@@ -272,6 +274,13 @@ def _load(cache_dir=None, verbose: bool = False) -> None:
         raise FusedBuildError(_state["error"])
     folder = None
     try:
+        if paddle_version() != (0, 0) and paddle_version() < (3, 0):
+            # Paddle 2.x's custom-operator API has no double attributes (e_lambda is one), so
+            # the operator does not compile there; say so instead of showing compiler errors.
+            raise FusedBuildError(
+                f"it needs PaddlePaddle 3.x, this is {paddle.__version__}; "
+                "impl='paddle' computes the same SimAM"
+            )
         folder = fused_cache_dir(cache_dir)
         target = folder / f"{_LIB_NAME}.so"
         if not _intact(target):
@@ -352,6 +361,9 @@ def _run(x: paddle.Tensor, e_lambda: float, channels_last: bool) -> paddle.Tenso
 _warned = False
 
 
+# Never converted by paddle.jit.to_static: under tracing it is not called (simam checks
+# in_dynamic_mode first), and Paddle 2.6's converter cannot compile its `global` statement.
+@paddle.jit.not_to_static
 def _auto_usable(x: paddle.Tensor) -> bool:
     """Whether impl="auto" should use the fused op for ``x``; warns once per process if not."""
     global _warned
