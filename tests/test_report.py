@@ -300,3 +300,16 @@ def test_report_lists_the_baseline_first(tmp_path):
     result = write_report(str(EXAMPLE), output=tmp_path, figure=False, baseline="simam")
     assert [g["attention"] for g in result["groups"]] == ["simam", "none"]  # none's folders sort first
     assert [r["attention"] for r in result["rows"]][:3] == ["simam"] * 3
+
+
+@pytest.mark.parametrize("attentions, says", [
+    (["none"], "(no run of another attention shares a seed with `none` yet)"),
+    (["simam"], "(no `none` runs to pair)"),
+])
+def test_report_says_why_nothing_is_paired(tmp_path, attentions, says):
+    from simam_paddle.experiments.report import write_report
+
+    for seed, attention in enumerate(attentions):
+        fake_run(tmp_path / "runs", f"towernet_{attention}_seed{seed}", attention, seed, [0.5, 0.6])
+    summary = write_report(str(tmp_path / "runs"), output=tmp_path / "out", figure=False)["summary"]
+    assert summary.count(says) == 2  # best and final accuracy

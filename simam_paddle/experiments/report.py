@@ -424,12 +424,14 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
         format_markdown_table(groups),
         "",
     ]
+    nothing_paired = (f"(no run of another attention shares a seed with `{baseline}` yet)"
+                      if any(row["attention"] == baseline for row in rows) else f"(no `{baseline}` runs to pair)")
     for metric, paired in (("best_eval_acc", differences), ("final_eval_acc", final_differences)):
         lines += [
             f"Paired by seed, difference of the {_METRICS[metric]} to `{baseline}` (accuracy points) with its "
             "95 % t interval:",
             "",
-            format_paired_table(paired, baseline=baseline) if paired else f"(no `{baseline}` runs to pair)",
+            format_paired_table(paired, baseline=baseline) if paired else nothing_paired,
             "",
         ]
     lines += [
