@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
-from simam_paddle.engine.acceleration import onednn_available, onednn_gradient_error  # noqa: E402
+from simam_paddle.engine.acceleration import (  # noqa: E402
+    onednn_available, onednn_gradient_error, relative_gradient_difference)
 from simam_paddle.engine.training import select_device  # noqa: E402
 from simam_paddle.models.zoo import build_model  # noqa: E402
 
@@ -38,20 +39,11 @@ def float64_error(network: paddle.nn.Layer, shape, seed: int):
         copy.set_state_dict(state)
         copy.to(dtype=dtype)
         out = copy(paddle.to_tensor(x.astype(dtype)))
-        labels = paddle.to_tensor(generator_labels(seed, out.shape[1], shape[0]))
+        labels = paddle.to_tensor(np.random.default_rng(seed + 1).integers(0, out.shape[1], [shape[0], 1]))
         paddle.nn.functional.cross_entropy(out, labels).backward()
         grads.append({n: p.grad.numpy().astype("float64") for n, p in copy.named_parameters() if p.grad is not None})
     single, double = grads
-    norms = {n: np.linalg.norm(g) for n, g in double.items()}
-    largest = max(norms.values())
-    worst = max(np.linalg.norm(single[n] - g) / norms[n] for n, g in double.items() if norms[n] > 1e-4 * largest)
-    overall = (np.sqrt(sum(np.sum((single[n] - g) ** 2) for n, g in double.items()))
-               / np.sqrt(sum(np.sum(g ** 2) for g in double.values())))
-    return worst, overall
-
-
-def generator_labels(seed: int, classes: int, batch: int) -> np.ndarray:
-    return np.random.default_rng(seed + 1).integers(0, classes, [batch, 1])
+    return tuple(relative_gradient_difference(double, single, measure) for measure in ("worst", "overall"))
 
 
 def main() -> None:

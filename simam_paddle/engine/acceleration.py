@@ -28,7 +28,7 @@ shows equal accuracy, ``train`` uses Paddle's kernels unless asked (``onednn=Tru
 ``--onednn``). :func:`onednn_gradient_error` measures the difference for a network and batch shape.
 """
 import contextlib
-from typing import Iterator, List
+from typing import Dict, Iterator, List
 
 import numpy as np
 import paddle
@@ -36,7 +36,9 @@ import paddle.nn as nn
 
 from .._paddle import paddle_version
 
-__all__ = ["onednn_available", "onednn_convolutions", "onednn_gradient_error"]
+__all__ = ["onednn_available", "onednn_convolutions", "onednn_gradient_error", "relative_gradient_difference"]
+
+_MEASURES = ("worst", "overall")
 
 
 def onednn_available() -> bool:
@@ -151,8 +153,7 @@ def onednn_gradient_error(network: nn.Layer, input_shape: List[int], seed: int =
         >>> onednn_gradient_error(net, [2, 3, 12, 12]) < 1e-4
         True
     """
-    if measure not in ("worst", "overall"):
-        raise ValueError(f"measure must be 'worst' or 'overall', got {measure!r}")
+    _check_measure(measure)
     if not _usable_convolutions(network):
         return 0.0
     rng_state = paddle.get_rng_state()
@@ -185,12 +186,42 @@ def onednn_gradient_error(network: nn.Layer, input_shape: List[int], seed: int =
             p.grad = saved_grads[name]  # None where there was none
         paddle.set_rng_state(rng_state)
     reference, onednn = grads
+    return relative_gradient_difference(reference, onednn, measure)
+
+
+def _check_measure(measure: str) -> None:
+    if measure not in _MEASURES:
+        raise ValueError(f"measure must be one of {_MEASURES}, got {measure!r}")
+
+
+def relative_gradient_difference(reference: Dict[str, np.ndarray], other: Dict[str, np.ndarray],
+                                 measure: str = "worst") -> float:
+    """How far the gradients ``other`` are from ``reference``, relative to ``reference``.
+
+    Args:
+        reference (dict[str, ndarray]): gradient per parameter name, the one measured against.
+        other (dict[str, ndarray]): gradient per parameter name; names missing here are left out.
+        measure (str, optional): "worst": the largest ``|other - reference| / |reference|`` of one
+            parameter, leaving out parameters whose reference gradient is below 1e-4 of the largest;
+            "overall": the same ratio for all gradients taken as one vector. Default: "worst".
+
+    Returns:
+        float: the relative difference (0.0 when nothing is compared).
+
+    Examples:
+        >>> ref = {"w": np.array([3.0, 4.0]), "b": np.array([1e-9])}
+        >>> relative_gradient_difference(ref, {"w": np.array([3.0, 4.5]), "b": np.array([1.0])})  # b is left out
+        0.1
+        >>> round(relative_gradient_difference(ref, {"w": np.array([3.0, 4.5]), "b": np.array([0.0])}, "overall"), 4)
+        0.1
+    """
+    _check_measure(measure)
+    names = [name for name in reference if name in other]
     if measure == "overall":
-        names = [name for name in reference if name in onednn]
-        difference = np.sqrt(sum(float(np.sum((onednn[n] - reference[n]) ** 2)) for n in names))
-        return difference / max(np.sqrt(sum(float(np.sum(reference[n] ** 2)) for n in names)), 1e-30)
-    norms = {name: float(np.linalg.norm(g)) for name, g in reference.items()}
+        difference = np.sqrt(sum(float(np.sum((other[n] - reference[n]) ** 2)) for n in names))
+        return float(difference / max(np.sqrt(sum(float(np.sum(reference[n] ** 2)) for n in names)), 1e-30))
+    norms = {name: float(np.linalg.norm(reference[name])) for name in reference}
     largest = max(norms.values(), default=0.0)
-    errors = [float(np.linalg.norm(onednn[name] - g)) / norms[name] for name, g in reference.items()
-              if norms[name] > 1e-4 * largest and name in onednn]
+    errors = [float(np.linalg.norm(other[name] - reference[name])) / norms[name] for name in names
+              if norms[name] > 1e-4 * largest]
     return max(errors, default=0.0)
