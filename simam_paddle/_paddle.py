@@ -8,11 +8,12 @@ first decompression (a segmentation fault in ``inflateReset2``: scikit-learn's b
 SciPy's import, PNG images). Loading ``zlib`` before Paddle avoids it, which this module does
 whenever it is the first to import Paddle.
 """
+import functools
 import importlib.util
 import sys
 import warnings
 
-__all__ = ["paddle_version", "require_paddle"]
+__all__ = ["is_paddle2", "paddle_version", "require_paddle"]
 
 _INSTALL_HINT = (
     "simam_paddle needs PaddlePaddle 3.x (2.6 works with fewer features). Install the CPU build with "
@@ -24,12 +25,18 @@ _INSTALL_HINT = (
 )
 
 
+@functools.lru_cache(maxsize=None)
 def paddle_version() -> tuple:
     """The installed Paddle's (major, minor), e.g. ``(3, 3)``; ``(0, 0)`` for a source build."""
     import paddle
 
     parts = (paddle.__version__.split(".") + ["0", "0"])[:2]
     return tuple(int(p) if p.isdigit() else 0 for p in parts)
+
+
+def is_paddle2() -> bool:
+    """Whether the installed Paddle is a 2.x release (2.6, the oldest accepted); False for 3.x and source builds."""
+    return (0, 0) < paddle_version() < (3, 0)
 
 
 def require_paddle() -> None:
@@ -61,7 +68,7 @@ def require_paddle() -> None:
     # Source builds report "0.0.0"; trust them.
     if version != (0, 0) and version < (2, 6):
         raise ImportError(f"Found PaddlePaddle {paddle.__version__}. " + _INSTALL_HINT)
-    if (2, 6) <= version < (3, 0) and _zlib_loaded_after_paddle():
+    if is_paddle2() and _zlib_loaded_after_paddle():
         warnings.warn(
             f"PaddlePaddle {paddle.__version__} was imported before simam_paddle, and Python's zlib module after "
             "it: with Paddle 2.6 that zlib crashes the process on its first decompression (scikit-learn's "

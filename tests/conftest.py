@@ -22,9 +22,9 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     """Skip, with the reason, the tests that need another Paddle than the one installed."""
-    from simam_paddle._paddle import paddle_version
+    from simam_paddle._paddle import is_paddle2
 
-    paddle2 = (2, 6) <= paddle_version() < (3, 0)
+    paddle2 = is_paddle2()
     for item in items:
         wanted, why = ("paddle3", "needs PaddlePaddle 3.x") if paddle2 else ("paddle2", "checks PaddlePaddle 2.6")
         marker = item.get_closest_marker(wanted)

@@ -34,7 +34,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from .._paddle import paddle_version
+from .._paddle import is_paddle2
 
 __all__ = ["onednn_available", "onednn_convolutions", "onednn_gradient_error", "relative_gradient_difference"]
 
@@ -96,7 +96,7 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
     if not convs:
         yield 0
         return
-    if (0, 0) < paddle_version() < (3, 0):
+    if is_paddle2():
         # Measured on Paddle 2.6.2: the second training step's loss differs by up to 12 % from
         # Paddle's own kernels (tests/test_acceleration.py), so the path is refused there.
         raise RuntimeError(

@@ -53,7 +53,7 @@ from typing import Optional, Union
 
 import paddle
 
-from .._paddle import paddle_version
+from .._paddle import is_paddle2
 
 __all__ = ["fused_available", "fused_unavailable_reason", "fused_cache_dir", "num_threads"]
 
@@ -274,7 +274,7 @@ def _load(cache_dir=None, verbose: bool = False) -> None:
         raise FusedBuildError(_state["error"])
     folder = None
     try:
-        if paddle_version() != (0, 0) and paddle_version() < (3, 0):
+        if is_paddle2():
             # Paddle 2.x's custom-operator API has no double attributes (e_lambda is one), so
             # the operator does not compile there; say so instead of showing compiler errors.
             raise FusedBuildError(
