@@ -52,7 +52,6 @@ _METRICS = {"best_eval_acc": "best eval accuracy (the highest over the epochs)",
             "final_eval_acc": "final eval accuracy (after the last epoch)"}
 
 
-
 def _count_parameters(config: Dict[str, Any], cache: Dict[tuple, int]) -> int:
     from .runs import build_network
 
