@@ -459,7 +459,7 @@ def _add_report(subparsers) -> None:
         help="rebuild an experiment's tables and curves from its runs' config.json and history.csv",
         description="Reads every run folder under DIR (no weights needed, so it works on the committed "
         "docs/results/<experiment>/ folders) and writes DIR/summary.md: per attention the best eval accuracy "
-        "(mean ± sample std over seeds), the paired difference to --baseline with its 95 %% t interval, and every "
+        "(mean ± sample std over seeds), the paired difference to --baseline with its 95 % t interval, and every "
         "run; plus DIR/curves.png. The same histories always give the same summary.md.",
     )
     parser.add_argument("results", metavar="DIR", help="folder holding run folders")

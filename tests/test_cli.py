@@ -313,6 +313,19 @@ def test_a_help_default_follows_the_dataclass_default(monkeypatch):
     assert _option_help("train")["--epochs"].endswith("(default: 7)")
 
 
+def test_every_help_page_renders_as_written():
+    """argparse %-formats option help but not descriptions: a literal '%%' must not reach the reader."""
+    from simam_paddle.cli import build_parser
+
+    parser = build_parser()
+    pages = {"simam_paddle": parser.format_help()}
+    pages.update((name, sub.format_help())
+                 for name, sub in next(a for a in parser._actions if a.dest == "command").choices.items())
+    assert len(pages) > 5
+    for name, text in pages.items():
+        assert "%%" not in text and "%(" not in text, (name, text)
+
+
 def test_unset_options_are_not_given():
     from simam_paddle.cli import build_parser
 
