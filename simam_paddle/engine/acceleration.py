@@ -22,8 +22,10 @@ A whole network's gradients are another matter: with Paddle 3.3.1 they can diffe
 Paddle's kernels by up to 1e-2 for the worst parameter (3e-3 for all gradients as one vector) on some
 batches, far beyond one float32 rounding. Paddle's own float32 kernels differ from a float64 copy of
 the network by as much on other batches (``benchmarks/onednn_gradients.py``), which points to the
-networks' sensitivity to any change of rounding; but not everywhere (TowerNet with SimAM on one batch:
-3e-2 for all gradients, where Paddle's float32 is within 3e-6 of float64). Until longer training
+networks' sensitivity to any change of rounding: each such difference comes with a ReLU input
+within rounding of 0, or a max-pooling tie, that the two kernels decide differently (also TowerNet
+with SimAM on one batch, 3e-2 for all gradients, where Paddle's float32 is within 3e-6 of float64:
+a tie in a 3x3 pooling of a 2x2 map; docs/PERFORMANCE.md). Until longer training
 shows equal accuracy, ``train`` uses Paddle's kernels unless asked (``onednn=True``,
 ``--onednn``). :func:`onednn_gradient_error` measures the difference for a network and batch shape.
 """
