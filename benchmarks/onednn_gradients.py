@@ -124,8 +124,9 @@ def main() -> None:
         sys.exit("this Paddle has no oneDNN kernels; nothing to compare")
     select_device("cpu")
     print(f"Paddle {paddle.__version__}; worst relative gradient difference per network and seed\n")
-    print("| network | image px | batch | seed | oneDNN vs Paddle float32: worst | overall | ReLU signs / max-pool winners changed "
-          "| Paddle float32 vs float64: worst | overall | ReLU signs / max-pool winners changed |")
+    print("| network | image px | batch | seed | oneDNN vs Paddle float32: worst | overall "
+          "| ReLU signs / max-pool winners changed | Paddle float32 vs float64: worst | overall "
+          "| ReLU signs / max-pool winners changed |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for spec in args.models:
         model, _, shape = spec.partition("@")

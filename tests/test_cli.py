@@ -278,11 +278,16 @@ def test_a_second_train_says_how_to_resume_in_flags(trained, capsys):
     assert "pass --resume to continue it" in line and "resume=True" not in line
 
 
+def _commands(parser):
+    """{command name: its subparser} of the CLI's parser."""
+    return next(a for a in parser._actions if a.dest == "command").choices
+
+
 def _option_help(command):
     """{flag: help text} of a command's options, as argparse has them."""
     from simam_paddle.cli import build_parser
 
-    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    sub = _commands(build_parser())[command]
     return {a.option_strings[0]: a.help for a in sub._actions if a.option_strings}
 
 
@@ -319,8 +324,7 @@ def test_every_help_page_renders_as_written():
 
     parser = build_parser()
     pages = {"simam_paddle": parser.format_help()}
-    pages.update((name, sub.format_help())
-                 for name, sub in next(a for a in parser._actions if a.dest == "command").choices.items())
+    pages.update((name, sub.format_help()) for name, sub in _commands(parser).items())
     assert len(pages) > 5
     for name, text in pages.items():
         assert "%%" not in text and "%(" not in text, (name, text)
