@@ -313,3 +313,19 @@ def test_report_says_why_nothing_is_paired(tmp_path, attentions, says):
         fake_run(tmp_path / "runs", f"towernet_{attention}_seed{seed}", attention, seed, [0.5, 0.6])
     summary = write_report(str(tmp_path / "runs"), output=tmp_path / "out", figure=False)["summary"]
     assert summary.count(says) == 2  # best and final accuracy
+
+
+def test_runs_of_another_framework_say_so_and_never_average_with_the_packages(tmp_path):
+    from simam_paddle.experiments.report import write_report
+
+    mirror = {"framework": "pytorch 2.11.0 (tools/torch_towernet.py)", "device": "NVIDIA H200", "paddle_version": None}
+    for seed in (0, 1):
+        fake_run(tmp_path / "gpu", f"towernet_none_seed{seed}", "none", seed, [0.5, 0.6], **mirror)
+    summary = write_report(str(tmp_path / "gpu"), output=tmp_path / "out", figure=False)["summary"]
+    assert "momentum 0.9, weight decay 0.0002, pytorch 2.11.0 (tools/torch_towernet.py), on NVIDIA H200." in summary
+    assert "Paddle" not in summary.split("\n\n")[1]
+
+    fake_run(tmp_path / "mixed", "towernet_none_seed0", "none", 0, [0.5, 0.6], **mirror)
+    fake_run(tmp_path / "mixed", "towernet_none_seed1", "none", 1, [0.5, 0.6])
+    with pytest.raises(ValueError, match="framework"):
+        aggregate_runs(summarize_runs(str(tmp_path / "mixed")))

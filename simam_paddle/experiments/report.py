@@ -34,7 +34,7 @@ __all__ = [
 # The training settings a row carries: those that change what is trained (epochs as planned_epochs).
 _ROW_SETTINGS = [key for key in compared_settings() if key != "epochs"]
 # Settings that must agree within a group: a mean over seeds is only a mean over seeds if nothing else varies.
-_SAME_SETTINGS = ("planned_epochs", *_ROW_SETTINGS, "train_samples", "eval_samples", "num_classes")
+_SAME_SETTINGS = ("planned_epochs", *_ROW_SETTINGS, "train_samples", "eval_samples", "num_classes", "framework")
 
 RUN_COLUMNS = ["name", "data", "model", "attention", "seed", "best_eval_acc", "best_epoch", "final_eval_acc", "epochs",
                "time_per_epoch", "params"]
@@ -105,8 +105,9 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
         ``train_samples``, ``eval_samples``, ``num_classes``, ``planned_epochs``, ``epochs``
         (finished), ``finished``, ``best_eval_acc``, ``best_epoch`` (first epoch reaching it),
         ``final_eval_acc``, ``time_per_epoch`` (mean seconds, training and evaluation),
-        ``total_time``, ``params``, ``paddle_version``. Accuracies are fractions; those of a run
-        without an evaluated epoch are None.
+        ``total_time``, ``params``, ``paddle_version``, ``framework`` and ``device_name`` (of runs
+        trained outside the package, such as tools/torch_towernet.py's; None otherwise). Accuracies are
+        fractions; those of a run without an evaluated epoch are None.
 
     Examples:
         >>> rows = summarize_runs("runs/ablation")  # doctest: +SKIP
@@ -145,6 +146,9 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
             "total_time": float(np.sum(times)) if times else None,
             "params": _count_parameters(config, cache) if count_parameters else None,
             "paddle_version": config.get("paddle_version"),
+            # Set only by runs trained outside simam_paddle (tools/torch_towernet.py); None for the package's own.
+            "framework": config.get("framework"),
+            "device_name": config.get("device") if config.get("framework") else None,
         })
     return rows
 
@@ -410,7 +414,8 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
     setting = (f"{first['train_samples']} train / {first['eval_samples']} eval images, {first['num_classes']} "
                f"classes, {first['image_size']} px, {first['planned_epochs']} epochs, batch {first['batch_size']}, "
                f"lr {first['lr']} (cosine to 0), momentum {first['momentum']}, weight decay {first['weight_decay']}, "
-               f"Paddle {first['paddle_version']}")
+               + (f"{first['framework']}, on {first['device_name']}" if first["framework"]
+                  else f"Paddle {first['paddle_version']}"))
     lines = [
         f"# {first['model']} on {first['data']}: {', '.join(attentions)}",
         "",
