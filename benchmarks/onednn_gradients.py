@@ -3,8 +3,8 @@
 For each network and seed: :func:`simam_paddle.engine.acceleration.onednn_gradient_error` (one
 random batch, cross-entropy on random labels; the worst parameter's relative gradient difference and
 that of all gradients as one vector) and, as the scale of float32 rounding, the same measures between
-Paddle's float32 kernels and a float64 copy of the network. Prints a markdown table. This is why ``train`` keeps Paddle's kernels
-unless ``onednn=True``.
+Paddle's float32 kernels and a float64 copy of the network. Prints a markdown table. This is why
+``train`` keeps Paddle's kernels unless ``onednn=True``.
 
 "ReLU signs / max-pool winners changed" counts where the two forward passes took another branch
 of a piecewise function: ReLU inputs on the other side of 0, and max-pooling windows (with a positive
@@ -29,7 +29,7 @@ import paddle.nn as nn  # noqa: E402
 import paddle.nn.functional as F  # noqa: E402
 
 from simam_paddle.engine.acceleration import (  # noqa: E402
-    onednn_available, onednn_convolutions, onednn_gradient_error, relative_gradient_difference)
+    gradient_check_batch, onednn_available, onednn_convolutions, onednn_gradient_error, relative_gradient_difference)
 from simam_paddle.engine.training import select_device  # noqa: E402
 from simam_paddle.models.zoo import build_model  # noqa: E402
 
@@ -64,7 +64,7 @@ def onednn_decision_changes(network: paddle.nn.Layer, shape, seed: int):
     """ReLU signs and max-pooling winners that differ with and without oneDNN convolutions, on the batch
     :func:`onednn_gradient_error` uses for ``seed``: (ReLU inputs whose sign differs, max-pool windows
     whose winner differs)."""
-    x = paddle.to_tensor(np.random.default_rng(seed).standard_normal(shape).astype("float32"))
+    x = paddle.to_tensor(gradient_check_batch(shape, seed)[1])
     state = {k: v.clone() for k, v in network.state_dict().items()}
     passes = []
     for enabled in (False, True):

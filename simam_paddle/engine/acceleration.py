@@ -30,7 +30,7 @@ shows equal accuracy, ``train`` uses Paddle's kernels unless asked (``onednn=Tru
 ``--onednn``). :func:`onednn_gradient_error` measures the difference for a network and batch shape.
 """
 import contextlib
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 import paddle
@@ -38,7 +38,8 @@ import paddle.nn as nn
 
 from .._paddle import is_paddle2
 
-__all__ = ["onednn_available", "onednn_convolutions", "onednn_gradient_error", "relative_gradient_difference"]
+__all__ = ["onednn_available", "onednn_convolutions", "onednn_gradient_error", "gradient_check_batch",
+           "relative_gradient_difference"]
 
 _MEASURES = ("worst", "overall")
 
@@ -126,13 +127,26 @@ def _usable_convolutions(network: nn.Layer) -> List[nn.Conv2D]:
     return [m for m in network.sublayers(include_self=True) if type(m) is nn.Conv2D and not m._forward_post_hooks]
 
 
+def gradient_check_batch(input_shape: List[int], seed: int) -> Tuple[np.random.Generator, np.ndarray]:
+    """The random float32 batch :func:`onednn_gradient_error` feeds for ``seed``, and the generator after
+    drawing it (which then draws the labels), so that other probes can look at the same batch.
+
+    Examples:
+        >>> generator, batch = gradient_check_batch([2, 3, 4, 4], seed=0)
+        >>> batch.shape, batch.dtype
+        ((2, 3, 4, 4), dtype('float32'))
+    """
+    generator = np.random.default_rng(seed)
+    return generator, generator.standard_normal(input_shape).astype("float32")
+
+
 def onednn_gradient_error(network: nn.Layer, input_shape: List[int], seed: int = 0, measure: str = "worst") -> float:
     """How far the gradients of ``network`` under :func:`onednn_convolutions` are from Paddle's kernels.
 
     One forward and backward pass each way on the same random batch (inputs from ``seed``; the
     cross-entropy loss on random labels for a network with ``[batch, classes]`` output, a random
-    projection of the output otherwise), in the network's current mode; per parameter, the norm of the difference over the
-    norm of Paddle's gradient, the largest of them. Parameters whose gradient is negligible
+    projection of the output otherwise), in the network's current mode; per parameter, the norm of the
+    difference over the norm of Paddle's gradient, the largest of them. Parameters whose gradient is negligible
     (below 1e-4 of the largest, such as the bias of a convolution followed by BatchNorm, which is 0 up
     to rounding) are left out. The network's weights, BatchNorm statistics, gradients and Paddle's
     random state are as before afterwards. 0.0 where :func:`onednn_convolutions` changes nothing
@@ -162,8 +176,8 @@ def onednn_gradient_error(network: nn.Layer, input_shape: List[int], seed: int =
     state = {k: v.clone() for k, v in network.state_dict().items()}
     params = [(name, p) for name, p in network.named_parameters() if not p.stop_gradient]
     saved_grads = {name: None if p.grad is None else p.grad.clone() for name, p in params}
-    generator = np.random.default_rng(seed)
-    x = paddle.to_tensor(generator.standard_normal(input_shape).astype("float32"))
+    generator, batch = gradient_check_batch(input_shape, seed)
+    x = paddle.to_tensor(batch)
     upstream = None
     grads = []
     try:
