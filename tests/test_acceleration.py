@@ -23,7 +23,7 @@ def small_net():
                          nn.AdaptiveAvgPool2D(1), nn.Flatten(), nn.Linear(8, 2))
 
 
-def first_steps(onednn, name="cifar_resnet20", attention=None, size=32, steps=2):
+def first_steps(onednn, name="cifar_resnet20", attention=None, size=32, steps=2, evaluate_first=False):
     seed_everything(0)
     net = build_model(name, 10, attention=attention)
     net.train()
@@ -35,6 +35,11 @@ def first_steps(onednn, name="cifar_resnet20", attention=None, size=32, steps=2)
     y = paddle.to_tensor(rng.randint(0, 10, [8, 1]).astype("int64"))
     losses = []
     with onednn_convolutions(net, onednn):
+        if evaluate_first:  # an evaluation pass (no gradients) before the first training step
+            net.eval()
+            with paddle.no_grad():
+                net(x)
+            net.train()
         for _ in range(steps):
             loss = paddle.nn.functional.cross_entropy(net(x), y)
             loss.backward()
@@ -172,3 +177,45 @@ def test_gradient_error_measures_a_difference_between_the_two_paths(monkeypatch)
     net = small_net()
     net.train()
     assert 1e-3 < acceleration.onednn_gradient_error(net, [4, 3, 16, 16]) < 1.0
+
+
+def test_a_failing_compile_falls_back_to_paddle_kernels_with_a_warning(monkeypatch):
+    """Paddle's to_static once failed inside training ("Function: forward doesn't exist in the Module
+    transformed from AST"); the context now compiles on entry and, if that fails, trains on Paddle's kernels."""
+    net = small_net()
+    x = paddle.rand([2, 3, 8, 8])
+    want = net(x).numpy()
+    real = paddle.jit.to_static
+    calls = []
+
+    def breaking_to_static(layer, *args, **kwargs):
+        real(layer, *args, **kwargs)
+        calls.append(layer)
+        if len(calls) == 2:  # the second convolution's translation fails, as Paddle's did
+
+            def broken(*a, **k):
+                raise ValueError("Function: forward doesn't exist in the Module transformed from AST.")
+
+            layer.forward = broken
+        return layer
+
+    monkeypatch.setattr(paddle.jit, "to_static", breaking_to_static)
+    flag = paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"]
+    with pytest.warns(RuntimeWarning, match="could not be compiled .*transformed from AST.*Paddle's own kernels"):
+        with onednn_convolutions(net) as switched:
+            assert switched == 0
+            assert paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"] == flag
+            got = net(x).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    for conv in (net[0], net[3]):
+        assert type(conv) is paddle.nn.Conv2D and "forward" not in conv.__dict__
+
+
+def test_an_evaluation_before_training_keeps_the_convolution_gradients():
+    """The context compiles each convolution on entry; a later first call under no_grad (an evaluation
+    before any training step) must not change what training then computes."""
+    plain_losses, plain = first_steps(False)
+    fast_losses, fast = first_steps(True, evaluate_first=True)
+    np.testing.assert_allclose(fast_losses, plain_losses, rtol=1e-4)
+    for key in plain:
+        np.testing.assert_allclose(fast[key], plain[key], atol=5e-4, err_msg=key)

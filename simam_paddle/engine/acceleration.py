@@ -30,6 +30,7 @@ shows equal accuracy, ``train`` uses Paddle's kernels unless asked (``onednn=Tru
 ``--onednn``). :func:`onednn_gradient_error` measures the difference for a network and batch shape.
 """
 import contextlib
+import warnings
 from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
@@ -109,16 +110,44 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
     previous_flag = paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"]
     paddle.set_flags({"FLAGS_use_mkldnn": True})
     try:
-        for conv in convs:
-            conv.__class__ = _OneDNNConv2D
-            paddle.jit.to_static(conv, input_spec=_input_spec(conv), full_graph=True)
+        try:
+            for conv in convs:
+                conv.__class__ = _OneDNNConv2D
+                paddle.jit.to_static(conv, input_spec=_input_spec(conv), full_graph=True)
+                _compile_now(conv)
+        except Exception as error:  # Paddle's compiler, not the caller's code: train on Paddle's kernels
+            _restore(convs)
+            paddle.set_flags({"FLAGS_use_mkldnn": previous_flag})
+            warnings.warn(
+                f"oneDNN convolutions could not be compiled ({type(error).__name__}: {error}); training on "
+                "Paddle's own kernels instead, with the same results (docs/PERFORMANCE.md), only slower.",
+                RuntimeWarning, stacklevel=3)
+            convs = []
         yield len(convs)
     finally:
-        for conv in convs:
-            conv.__dict__.pop("forward", None)  # to_static put the compiled forward on the instance
-            conv.__dict__.get("_original_funcs", {}).pop("forward", None)
-            conv.__class__ = nn.Conv2D
+        _restore(convs)
         paddle.set_flags({"FLAGS_use_mkldnn": previous_flag})
+
+
+def _compile_now(conv: nn.Conv2D) -> None:
+    """Run the compiled forward once on a tiny batch, so that compiling fails here, not inside training.
+
+    ``paddle.jit.to_static`` translates the forward lazily, on the first call; with Paddle 3.3.1 that
+    translation has failed once inside a training run (``Function: forward doesn't exist in the Module
+    transformed from AST``, docs/PERFORMANCE.md)."""
+    size = [max(1, d * (k - 1) + 1) for k, d in zip(conv._kernel_size, conv._dilation)]
+    channels = conv._in_channels
+    shape = [1, *size, channels] if conv._data_format == "NHWC" else [1, channels, *size]
+    # With gradients on: this compile call made under no_grad changed the second training step of
+    # ResNet-20 (loss 0.7 % off Paddle's kernels, tests/test_acceleration.py); with them it does not.
+    conv(paddle.zeros(shape, dtype="float32"))
+
+
+def _restore(convs: List[nn.Conv2D]) -> None:
+    for conv in convs:
+        conv.__dict__.pop("forward", None)  # to_static put the compiled forward on the instance
+        conv.__dict__.get("_original_funcs", {}).pop("forward", None)
+        conv.__class__ = nn.Conv2D
 
 
 def _usable_convolutions(network: nn.Layer) -> List[nn.Conv2D]:
