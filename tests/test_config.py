@@ -7,6 +7,8 @@ from simam_paddle.experiments import TRAIN_DEFAULTS, TrainConfig
 from simam_paddle.experiments.config import (check_settings, compared_settings, per_run_settings, resumable_settings,
                                              setting_type, shared_settings)
 
+from subprocesses import run_python
+
 
 def test_defaults_are_the_notebook_recipe_and_train_defaults_derive_from_the_fields():
     assert TRAIN_DEFAULTS == {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -67,8 +69,5 @@ def test_help_facts_agree_with_the_model_registry_and_the_layers():
 
 
 def test_reading_the_config_does_not_import_paddle():
-    import subprocess
-    import sys
-
     code = "import sys, simam_paddle.experiments.config; print('paddle' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    assert run_python(code).stdout.strip() == "False"

@@ -19,6 +19,7 @@ from simam_paddle import SimAM, simam
 from simam_paddle.layers import fused
 
 from reference import simam_reference as reference
+import subprocesses
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -211,10 +212,8 @@ def test_errors_name_what_is_expected(op):
 
 
 def run_python(code, env_updates, timeout=300):
-    env = {k: v for k, v in os.environ.items() if k not in ("CC", "CXX")}
-    env.update(env_updates)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocesses.run_python(textwrap.dedent(code), env={"CC": None, "CXX": None, **env_updates},
+                                   timeout=timeout)
 
 
 CHECK_FUSED = """

@@ -1,9 +1,6 @@
 """Ctrl-C and SIGTERM during `train`: one line, the shell's exit code, a run folder that resumes."""
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -11,10 +8,10 @@ import pytest
 from simam_paddle.engine.history import read_history
 from simam_paddle.data.digits import make_digits_dataset
 from simam_paddle.data.split import split_dataset
+from subprocesses import start_cli
 
 pytest.importorskip("sklearn")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--model", "cifar_resnet20", "--image-size", "32", "--train-per-class", "5", "--eval-per-class", "2",
         "--batch-size", "10", "--quiet"]
 
@@ -28,10 +25,7 @@ def split(tmp_path_factory):
 
 
 def cli(*args):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SIMAM_PADDLE_FUSED": "0"}
-    env.pop("SIMAM_PADDLE_VERBOSE", None)
-    return subprocess.Popen([sys.executable, "-m", "simam_paddle", *args], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return start_cli(*args, env={"PYTHONUNBUFFERED": "1", "SIMAM_PADDLE_FUSED": "0", "SIMAM_PADDLE_VERBOSE": None})
 
 
 def interrupt_after(proc, line_start, signum, timeout=120):

@@ -1,10 +1,9 @@
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import simam_paddle
+from subprocesses import run_python
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
@@ -30,7 +29,7 @@ def test_import_has_no_side_effects():
         "import paddle; before = paddle.device.get_device(); "
         "import simam_paddle; assert paddle.device.get_device() == before, 'device changed'"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    out = run_python(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout == ""
 
@@ -113,7 +112,7 @@ def test_help_does_not_import_paddle():
             "try:\n    runpy.run_module('simam_paddle', run_name='__main__')\n"
             "except SystemExit:\n    pass\n"
             "print('paddle' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    out = run_python(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
 
@@ -138,7 +137,7 @@ def test_old_module_paths_still_import_and_name_the_new_place(old, new):
 ])
 def test_names_that_left_their_old_module_still_import(statement):
     code = f"import warnings; warnings.simplefilter('ignore'); {statement}"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    out = run_python(code)
     assert out.returncode == 0, out.stderr
 
 

@@ -2,9 +2,6 @@
 
 These run only on Paddle 2.6 (`bash .ci/run-paddle26`); on 3.x they are skipped.
 """
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import paddle
@@ -15,13 +12,9 @@ from simam_paddle.engine.acceleration import onednn_convolutions
 from simam_paddle.layers import fused
 
 from reference import simam_reference
+from subprocesses import run_python
 
 pytestmark = pytest.mark.paddle2(reason="Paddle 2.6 behaviour")
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_python(code):
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def test_fused_operator_is_refused_with_one_clear_reason_and_auto_falls_back(monkeypatch):

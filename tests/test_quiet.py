@@ -1,8 +1,6 @@
 """Quiet by default: no Paddle chatter on import, export or training; SIMAM_PADDLE_VERBOSE=1 shows it."""
 import os
 import re
-import subprocess
-import sys
 import warnings
 
 import paddle
@@ -11,18 +9,13 @@ import pytest
 from simam_paddle._paddle import is_paddle2
 from simam_paddle._quiet import VERBOSE_ENV, quiet_native_logs, training_warning_filters
 from simam_paddle.engine.training import train
+from subprocesses import run_python
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLOG_LINE = re.compile(r"^[IW]\d{4} ", flags=re.M)
 
 
 def python(code, verbose=False, args=()):
-    env = {**os.environ, "SIMAM_PADDLE_FUSED": "0"}
-    env.pop(VERBOSE_ENV, None)
-    if verbose:
-        env[VERBOSE_ENV] = "1"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return run_python(code, *args, env={"SIMAM_PADDLE_FUSED": "0", VERBOSE_ENV: "1" if verbose else None})
 
 
 def test_import_prints_nothing():

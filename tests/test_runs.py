@@ -15,6 +15,7 @@ from PIL import Image
 
 from simam_paddle.engine.history import RunFileError, read_history
 from simam_paddle.experiments.runs import complete_run, evaluate_run, load_config, load_run, train_run
+from subprocesses import start_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # cifar_resnet20 at 32 px is the zoo's cheapest model; two classes of four images keep an epoch short.
@@ -47,12 +48,6 @@ def copy_run(finished, tmp_path):
     return run
 
 
-def cli(*args):
-    """``python -m simam_paddle`` in a new process, run from the repository root (this checkout)."""
-    return subprocess.Popen([sys.executable, "-m", "simam_paddle", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
 def one_error_line(stderr):
     lines = [ln for ln in stderr.splitlines()
              if ln.strip() and "Warning" not in ln and "warnings.warn" not in ln]
@@ -64,7 +59,7 @@ def one_error_line(stderr):
 def test_a_second_train_on_a_busy_run_folder_fails_at_once_and_a_killed_run_does_not_block(finished, tmp_path):
     split, _ = finished
     run = str(tmp_path / "run")
-    first = cli("train", "--data", split, "--output", run, "--epochs", "400", *FAST_ARGS)
+    first = start_cli("train", "--data", split, "--output", run, "--epochs", "400", *FAST_ARGS)
     try:
         deadline = time.time() + 120
         while not (os.path.isfile(os.path.join(run, "last.json")) and first.poll() is None):
@@ -72,7 +67,7 @@ def test_a_second_train_on_a_busy_run_folder_fails_at_once_and_a_killed_run_does
             assert time.time() < deadline, "the first run finished no epoch in 2 minutes"
             time.sleep(0.2)
         for args in (["--data", split], ["--resume"]):
-            second = cli("train", "--output", run, "--epochs", "400", *args, *FAST_ARGS)
+            second = start_cli("train", "--output", run, "--epochs", "400", *args, *FAST_ARGS)
             _, stderr = second.communicate(timeout=120)
             assert second.returncode != 0
             line = one_error_line(stderr)
@@ -84,7 +79,7 @@ def test_a_second_train_on_a_busy_run_folder_fails_at_once_and_a_killed_run_does
     epochs = [r["epoch"] for r in read_history(run)]
     assert epochs == list(range(1, len(epochs) + 1))
     # The killed run's lock died with it: the folder is usable again (here: it says to resume).
-    again = cli("train", "--data", split, "--output", run, "--epochs", "400", *FAST_ARGS)
+    again = start_cli("train", "--data", split, "--output", run, "--epochs", "400", *FAST_ARGS)
     _, stderr = again.communicate(timeout=120)
     assert again.returncode != 0 and "--resume" in one_error_line(stderr)
 
