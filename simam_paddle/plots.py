@@ -29,7 +29,13 @@ from .engine.history import read_history
 from .layers.simam import SimAM, simam_weights
 
 __all__ = ["plot_sample_grid", "plot_curves", "plot_mean_curves", "plot_confusion_matrix", "attention_maps",
-           "attention_label", "plot_attention_maps"]
+           "attention_label", "plot_attention_maps", "curve_color"]
+
+# One colour per kind of network, the same in every figure and notebook: an attention variant takes its
+# attention's colour (the network is fixed in an ablation), a network without attention its family's.
+_ATTENTION_COLORS = {"se": "tab:orange", "cbam": "tab:red", "simam": "tab:green"}
+_FAMILY_COLORS = {"towernet": "tab:blue", "cifar": "tab:blue", "vgg": "tab:purple", "imagenet_resnet": "tab:brown",
+                  "mobilenet_v2": "tab:pink"}
 
 
 
@@ -121,7 +127,8 @@ def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
                 chance: Optional[float] = None, loss_scale: str = "auto"):
     """Loss and accuracy per epoch of several runs, training solid and evaluation dashed.
 
-    One colour per run; the legend sits beside the axes, so it never covers a curve. The loss axis
+    One colour per run, the network's own (:func:`curve_color`, read from the run's ``config.json``) when
+    every run has one and no two share it; the legend sits beside the axes, so it never covers a curve. The loss axis
     turns logarithmic when one curve dwarfs the others (an evaluation loss of 50 next to losses
     below 1, as BatchNorm's running statistics give after a few steps), so every curve stays
     readable; accuracy is drawn on 0..1.
@@ -144,7 +151,6 @@ def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
         >>> [ax.get_ylabel() for ax in fig.axes]  # doctest: +SKIP
         ['loss', 'accuracy']
     """
-    import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
@@ -159,12 +165,12 @@ def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
         raise ValueError(f"loss_scale must be 'auto', 'linear' or 'log', got {loss_scale!r}")
     fig = Figure(figsize=(11, 4.2))
     ax_loss, ax_acc = fig.subplots(1, 2)
-    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = _identity_colors([_run_identity(run) for run in run_dirs])
     losses = []
     for i, (run, label) in enumerate(zip(run_dirs, labels)):
         rows = read_history(run)
         epochs = [r["epoch"] for r in rows]
-        color = colors[i % len(colors)]
+        color = colors[i]
         for ax, key in ((ax_loss, "loss"), (ax_acc, "acc")):
             values = _column(rows, key)
             ax.plot(epochs, values, "-", color=color, marker=".", label=f"{label} train")
@@ -182,7 +188,7 @@ def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
     if chance is not None:
         ax_acc.axhline(chance, color="gray", linestyle=":", linewidth=1, label="chance")
-    handles = [Line2D([], [], color=colors[i % len(colors)], marker=".", label=label)
+    handles = [Line2D([], [], color=colors[i], marker=".", label=label)
                for i, label in enumerate(labels)]
     handles += [Line2D([], [], color="black", linestyle="-", label="train"),
                 Line2D([], [], color="black", linestyle="--", label="eval")]
@@ -190,6 +196,50 @@ def plot_curves(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
         handles.append(Line2D([], [], color="gray", linestyle=":", label=f"chance ({chance:.2f})"))
     _finish_epoch_axes(fig, (ax_loss, ax_acc), title, output, handles=handles)
     return fig
+
+
+def curve_color(model: Optional[str], attention: Optional[str]) -> Optional[str]:
+    """The colour that curves of ``model`` with ``attention`` get in every figure, or None if it has none.
+
+    SE is orange, CBAM red and SimAM green whatever the network; without attention TowerNet and the
+    CIFAR ResNets are blue, VGG19 purple, the ImageNet ResNets brown and MobileNetV2 pink.
+
+    Examples:
+        >>> curve_color("towernet", "simam"), curve_color("towernet", "none"), curve_color("resnet50", "none")
+        ('tab:green', 'tab:blue', 'tab:brown')
+    """
+    from .models.zoo import available_models, model_spec
+
+    if attention not in (None, "none"):
+        return _ATTENTION_COLORS.get(attention)
+    if model not in available_models():
+        return None
+    return _FAMILY_COLORS.get(model_spec(model).family)
+
+
+def _identity_colors(identities: Sequence[Optional[tuple]]) -> List[str]:
+    """Each curve's :func:`curve_color` when every curve has one and no two share it; else the colour cycle
+    by position (two seeds of one network, or runs without a config, must still be told apart)."""
+    import matplotlib
+
+    colors = [curve_color(*identity) if identity else None for identity in identities]
+    if None in colors or len(set(colors)) < len(colors):
+        cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+        return [cycle[i % len(cycle)] for i in range(len(identities))]
+    return colors
+
+
+def _run_identity(run: Union[str, os.PathLike]) -> Optional[tuple]:
+    """(model, attention) from the ``config.json`` beside a run's history, or None."""
+    import json
+
+    folder = run if os.path.isdir(run) else os.path.dirname(os.fspath(run))
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+        return config["model"], config.get("attention")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _spans_decades(values: Sequence[float], ratio: float = 20.0) -> bool:
@@ -419,7 +469,6 @@ def plot_mean_curves(groups: Sequence[Dict[str, Any]], output: Optional[Union[st
         >>> [ax.get_ylabel() for ax in fig.axes]  # doctest: +SKIP
         ['training loss', 'eval accuracy']
     """
-    import matplotlib
     from matplotlib.figure import Figure
 
     groups = list(groups)
@@ -429,7 +478,7 @@ def plot_mean_curves(groups: Sequence[Dict[str, Any]], output: Optional[Union[st
     varying = [k for k in keys if len({repr(g.get(k)) for g in groups}) > 1] or keys[-1:]
     fig = Figure(figsize=(10, 4))
     ax_loss, ax_acc = fig.subplots(1, 2)
-    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = _identity_colors([(g["model"], g["attention"]) if "model" in g else None for g in groups])
     for i, group in enumerate(groups):
         histories = [read_history(r["run"]) for r in group["runs"] if r.get("epochs")]
         if not histories:
@@ -447,7 +496,7 @@ def plot_mean_curves(groups: Sequence[Dict[str, Any]], output: Optional[Union[st
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # an epoch no run has evaluated stays NaN
                 mean, low, high = (f(values, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
-            color = colors[i % len(colors)]
+            color = colors[i]
             ax.plot(epochs, mean, "-", marker=".", color=color, label=label)
             if len(histories) > 1:
                 ax.fill_between(epochs, low, high, color=color, alpha=0.2, linewidth=0)

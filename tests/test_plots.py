@@ -7,6 +7,7 @@ from PIL import Image
 
 from simam_paddle.engine.history import HISTORY_COLUMNS
 from simam_paddle.plots import (
+    curve_color,
     attention_label,
     attention_maps,
     plot_attention_maps,
@@ -217,3 +218,41 @@ def test_plot_curves_legend_lies_outside_the_axes(tmp_path):
     for ax in fig.axes:
         assert not legend_box.overlaps(ax.get_window_extent())
     assert legend_box.x1 <= fig.bbox.x1 + 1  # and inside the figure
+
+
+def _run_with_config(folder, model, attention):
+    import json
+
+    run = write_history(folder, [[1, 2.0, 0.3, 1.8, 0.35, 0.01, 1], [2, 1.5, 0.5, 1.6, 0.45, 0.005, 1]])
+    (folder / "config.json").write_text(json.dumps({"model": model, "attention": attention}))
+    return run
+
+
+def test_each_network_keeps_its_colour_across_figures(tmp_path):
+    from matplotlib.colors import to_hex
+
+    baselines = [_run_with_config(tmp_path / n, n, "none") for n in ("vgg19", "resnet50", "mobilenet_v2")]
+    towernets = [_run_with_config(tmp_path / f"towernet_{a}", "towernet", a) for a in ("none", "se", "simam")]
+
+    def run_colors(fig):
+        return [to_hex(line.get_color()) for line in fig.axes[0].lines if line.get_label().endswith(" train")]
+
+    # Notebook 02, notebook 03 and notebook 04's mix, in other orders: a network's colour never moves.
+    first = dict(zip(baselines, run_colors(plot_curves(baselines))))
+    second = dict(zip(towernets[::-1], run_colors(plot_curves(towernets[::-1]))))
+    both = dict(zip(towernets + baselines, run_colors(plot_curves(towernets + baselines))))
+    assert both == {**first, **second}
+    assert len(set(both.values())) == 6
+    assert second[towernets[2]] == to_hex("tab:green") == to_hex(curve_color("cifar_resnet20", "simam"))
+
+
+def test_runs_that_would_share_a_colour_fall_back_to_one_colour_each(tmp_path):
+    from matplotlib.colors import to_hex
+
+    seeds = [_run_with_config(tmp_path / f"simam_seed{i}", "towernet", "simam") for i in range(2)]
+    bare = write_history(tmp_path / "no_config", [[1, 2.0, 0.3, "", "", 0.01, 1]])
+    for runs in (seeds, [seeds[0], bare]):
+        colors = [to_hex(line.get_color()) for line in plot_curves(runs).axes[0].lines
+                  if line.get_label().endswith(" train")]
+        assert len(set(colors)) == len(runs)
+    assert curve_color("towernet", "an_unknown_attention") is None and curve_color("unknown_net", "none") is None

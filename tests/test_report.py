@@ -177,6 +177,10 @@ def test_mean_curves_plot_the_mean_over_seeds(ablation):
     assert sorted(lines) == ["none (n=3)", "simam (n=3)"]
     expected = np.mean([accs[("simam", s)] for s in (0, 1, 2)], axis=0)
     np.testing.assert_allclose(lines["simam (n=3)"].get_ydata(), expected)
+    from matplotlib.colors import to_hex  # each group in its network's colour, as in plot_curves
+
+    assert to_hex(lines["simam (n=3)"].get_color()) == to_hex("tab:green")
+    assert to_hex(lines["none (n=3)"].get_color()) == to_hex("tab:blue")
     with Image.open(root / "curves.png") as image:
         assert image.size == (1000, 400)
 
