@@ -39,8 +39,8 @@ Usage::
     # on the GPU machine (PyTorch, numpy, Pillow): all runs of the experiment, in parallel processes
     python tools/torch_towernet.py train --data data/digits_split --output runs/towernet_digits256_gpu \\
         --attentions none se simam --seeds 0 1 2 --epochs 100 --image-size 256
-    # anywhere with PyTorch: the mirror against weights and logits exported by the Paddle network
-    python -m simam_paddle ...  # see ``reference`` below, written with Paddle
+    # the mirror against the Paddle network: weights, logits and two recipe steps written with Paddle,
+    # then compared with PyTorch (two environments are fine)
     python tools/torch_towernet.py reference --output ref.npz     # needs Paddle + simam_paddle
     python tools/torch_towernet.py check ref.npz                  # needs PyTorch
 """
