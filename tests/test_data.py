@@ -343,3 +343,5 @@ def test_damaged_image_in_a_dataloader_fails_naming_the_file_instead_of_hanging(
     output = done.stdout + done.stderr
     assert done.returncode == 3 and "main thread raised" in done.stdout, output[-3000:]
     assert f"cannot read image {bad}" in output, output[-3000:]
+    if num_workers:  # said by the worker itself: the main process's traceback of it can be cut short at exit
+        assert f"error: cannot read image {bad}" in done.stderr, output[-3000:]

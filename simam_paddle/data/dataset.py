@@ -147,9 +147,15 @@ class ImageFolderDataset(paddle.io.Dataset):
                     image = image.resize((width, height), Image.BILINEAR)
                 array = np.asarray(image, dtype=np.uint8)
         except Exception as err:  # Pillow raises many types for damaged files; all mean "this file"
-            raise ValueError(f"cannot read image {path} ({type(err).__name__}: {err}); the file is damaged or not "
-                             "an image. Re-run split_dataset on the original data (it skips files that do not "
-                             "decode) or remove the file.") from err
+            message = (f"cannot read image {path} ({type(err).__name__}: {err}); the file is damaged or not an "
+                       "image. Re-run split_dataset on the original data (it skips files that do not decode) or "
+                       "remove the file.")
+            if paddle.io.get_worker_info() is not None:
+                # In a DataLoader worker the main thread gets only Paddle's "Blocking queue is killed"
+                # SystemError, and the reader thread's traceback that names the file can be cut short when
+                # the process exits: say it here, whole, before raising.
+                print(f"error: {message}", file=sys.stderr, flush=True)
+            raise ValueError(message) from err
         array.flags.writeable = False
         if self.cache and self._cached_bytes + array.nbytes <= self.cache_bytes:
             self._cache[index] = array
