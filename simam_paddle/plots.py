@@ -25,7 +25,7 @@ require_paddle()
 import paddle  # noqa: E402
 
 from .data.images import is_hidden, is_image_name
-from .engine.history import read_history
+from .engine.history import RunFileError, read_history, read_run_json
 from .layers.simam import SimAM, simam_weights
 
 __all__ = ["plot_sample_grid", "plot_curves", "plot_mean_curves", "plot_confusion_matrix", "attention_maps",
@@ -230,16 +230,13 @@ def _identity_colors(identities: Sequence[Optional[tuple]]) -> List[str]:
 
 
 def _run_identity(run: Union[str, os.PathLike]) -> Optional[tuple]:
-    """(model, attention) from the ``config.json`` beside a run's history, or None."""
-    import json
-
+    """(model, attention) from the ``config.json`` beside a run's history, or None if it has none."""
     folder = run if os.path.isdir(run) else os.path.dirname(os.fspath(run))
     try:
-        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
-            config = json.load(f)
-        return config["model"], config.get("attention")
-    except (OSError, ValueError, KeyError, TypeError):
+        config = read_run_json(os.path.join(folder, "config.json"), "train writes it when a run starts")
+    except (OSError, RunFileError):
         return None
+    return (config["model"], config.get("attention")) if "model" in config else None
 
 
 def _spans_decades(values: Sequence[float], ratio: float = 20.0) -> bool:

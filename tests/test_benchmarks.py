@@ -9,11 +9,13 @@ import paddle.nn.functional as F
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
+
 def _load(name):
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
 
 def test_changed_decisions_counts_relu_sign_flips_and_positive_pool_winner_changes():
     gradients = _load("onednn_gradients")
@@ -26,6 +28,7 @@ def test_changed_decisions_counts_relu_sign_flips_and_positive_pool_winner_chang
     # channel 1's all-zero window passes no gradient whichever element wins (not counted).
     assert gradients.changed_decisions(first, second) == (2, 1)
     assert gradients.changed_decisions(first, first) == (0, 0)
+
 
 def test_decisions_records_every_relu_input_and_the_pool_winners_then_restores_relu():
     gradients = _load("onednn_gradients")

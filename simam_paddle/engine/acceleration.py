@@ -138,8 +138,8 @@ def _compile_now(conv: nn.Conv2D) -> None:
     size = [max(1, d * (k - 1) + 1) for k, d in zip(conv._kernel_size, conv._dilation)]
     channels = conv._in_channels
     shape = [1, *size, channels] if conv._data_format == "NHWC" else [1, channels, *size]
-    # With gradients on: this compile call made under no_grad changed the second training step of
-    # ResNet-20 (loss 0.7 % off Paddle's kernels, tests/test_acceleration.py); with them it does not.
+    # With gradients on: made under no_grad, this call changed ResNet-20's second training step (loss
+    # 0.7 % off Paddle's kernels, measured once); tests/test_acceleration.py checks the steps as it is.
     conv(paddle.zeros(shape, dtype="float32"))
 
 
