@@ -6,8 +6,9 @@ under ``no_grad``, logits to NumPy), on random images, first with Paddle's dygra
 ("before") and then inside :func:`simam_paddle.engine.acceleration.onednn_convolutions` (what
 ``train(..., onednn=True)`` does, "after"). Each figure is the median of ``--steps`` timed steps after
 ``--warmup`` steps (the first steps compile the convolutions). All available cores are used
-(``select_device``). With ``--torch-python`` the same ResNet-20 also runs in PyTorch
-(``benchmarks/torch_resnet20.py`` in that interpreter; torch is no dependency of the project).
+(``select_device``) unless ``--threads`` says otherwise. With ``--torch-python`` the same ResNet-20
+also runs in PyTorch, with as many threads (``benchmarks/torch_resnet20.py`` in that interpreter;
+torch is no dependency of the project).
 Prints a markdown table.
 
     python benchmarks/bench_train.py
@@ -88,10 +89,10 @@ def measure(spec: dict, onednn: bool, warmup: int, num_classes: int) -> dict:
     return {"train": train, "eval": evaluate, "switched": switched, "convs": convs}
 
 
-def measure_torch(python: str, batch_size: int, steps: int, warmup: int) -> dict:
+def measure_torch(python: str, batch_size: int, steps: int, warmup: int, threads: int) -> dict:
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_resnet20.py")
     done = subprocess.run([python, script, "--batch-size", str(batch_size), "--steps", str(steps),
-                           "--warmup", str(warmup)], capture_output=True, text=True)
+                           "--warmup", str(warmup), "--threads", str(threads)], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{python} {script} failed:\n{done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -104,11 +105,12 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps where a spec names none (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: every available core)")
     parser.add_argument("--torch-python", default=None,
                         help="a Python with torch: also time the ResNet-20 in PyTorch (same batch and steps)")
     args = parser.parse_args(argv)
     specs = [parse_spec(s, args.steps) for s in args.models]
-    device = select_device("cpu")
+    device = select_device("cpu", num_threads=args.threads)
     from simam_paddle.engine.training import describe_device
 
     print(f"paddle {paddle.__version__} on {describe_device()} ({device}), median of the timed steps "
@@ -129,7 +131,9 @@ def main(argv=None) -> None:
               f"| {before['eval']:.1f} | {after['eval']:.1f} | {after['eval'] / before['eval']:.2f} |", flush=True)
     if args.torch_python and resnet20 is not None:
         spec, before, after = resnet20
-        torch = measure_torch(args.torch_python, spec["batch_size"], spec["steps"], args.warmup)
+        from simam_paddle.layers.fused import num_threads
+
+        torch = measure_torch(args.torch_python, spec["batch_size"], spec["steps"], args.warmup, num_threads())
         print(f"| cifar_resnet20, PyTorch {torch['torch']} ({torch['threads']} threads) | {spec['image_size']} "
               f"| {spec['batch_size']} | {spec['steps']} | - | {torch['train_images_s']:.1f} | | "
               f"| {torch['eval_images_s']:.1f} | | |")

@@ -48,3 +48,33 @@ def test_decisions_records_every_relu_input_and_the_pool_winners_then_restores_r
     flat = pooled_input.reshape(1, 2, 16)
     winners = np.take_along_axis(flat, mask.reshape(1, 2, 4), axis=2).reshape(1, 2, 2, 2)
     np.testing.assert_array_equal(winners, windows.max(axis=-1))
+
+
+def _operator(name, ts, dur, tid=1):
+    return {"cat": "Operator", "ph": "X", "name": f"{name}[{dur} us]", "ts": ts, "dur": dur, "tid": tid}
+
+
+def test_self_times_take_nested_operators_out_of_their_parent_once():
+    profile = _load("profile_train")
+    events = [
+        _operator("Global_Dy2StGradNode", 0, 100),  # a compiled convolution's backward program ...
+        _operator("onednn_op.conv2d_grad", 10, 50),  # ... with two operators inside it,
+        _operator("pd_op.onednn_to_paddle_layout", 70, 20),
+        _operator("relu dygraph", 120, 7),  # a sibling after it
+        _operator("conv2d dygraph", 0, 30, tid=2),  # another thread
+        {"cat": "Forward", "ph": "X", "name": "TowerNet", "ts": 0, "dur": 500, "tid": 1},  # not an operator
+    ]
+    assert profile.self_times(events) == {"Global_Dy2StGradNode": 30.0, "onednn_op.conv2d_grad": 50.0,
+                                          "pd_op.onednn_to_paddle_layout": 20.0, "relu": 7.0, "conv2d": 30.0}
+
+
+def test_every_operator_of_a_training_step_has_one_kind():
+    profile = _load("profile_train")
+    assert profile.kind_of("conv2d") == profile.kind_of("Global_Conv2dGradNodeFinal") == "convolution, Paddle kernels"
+    assert profile.kind_of("onednn_op.conv2d_grad") == "convolution, oneDNN kernels"
+    assert profile.kind_of("onednn_op.add_grad") == profile.kind_of("onednn_op.reshape") \
+        == "bias add and its gradient inside oneDNN programs"
+    assert profile.kind_of("Global_Dy2StGradNode") == profile.kind_of("pd_op.assign") \
+        == "oneDNN programs: layout changes, copies, launch"
+    assert profile.kind_of("Global_CustomOpGradNode: simam_fused_grad") == "SimAM (fused operator)"
+    assert profile.kind_of("cross_entropy_with_softmax") == profile.OTHER

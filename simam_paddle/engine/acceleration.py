@@ -36,6 +36,7 @@ from typing import Dict, Iterator, List, Tuple
 import numpy as np
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 
 from .._paddle import is_paddle2
 
@@ -58,17 +59,35 @@ def onednn_available() -> bool:
 
 
 class _OneDNNConv2D(nn.Conv2D):
-    """``nn.Conv2D`` whose output is copied once, so that a static program does not end in conv2d."""
+    """``nn.Conv2D`` whose convolution runs as a compiled static program (oneDNN kernels).
+
+    Each program ends in a copy (``assign``), so that it does not end in ``conv2d`` (see the module
+    docstring). A bias is added in dygraph while gradients are recorded: oneDNN's gradient of the
+    broadcast bias add (``add_grad``) took longer than the convolution's own gradient, which kept
+    TowerNet (every convolution with a bias) from gaining (docs/PERFORMANCE.md). Without gradients
+    (evaluation) the compiled program adds it, faster than Paddle's dygraph add.
+    """
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if self.bias is not None and paddle.is_grad_enabled():
+            return self._convolution(x) + self.bias.reshape([1, -1, 1, 1])
+        return self._convolution_and_bias(x)
+
+    def _convolution(self, x: paddle.Tensor) -> paddle.Tensor:
+        return paddle.assign(F.conv2d(x, self.weight, None, stride=self._stride, padding=self._padding,
+                                      dilation=self._dilation, groups=self._groups,
+                                      data_format=self._data_format))
+
+    def _convolution_and_bias(self, x: paddle.Tensor) -> paddle.Tensor:
         return paddle.assign(nn.Conv2D.forward(self, x))
+
+
+_COMPILED = ("_convolution", "_convolution_and_bias")
 
 
 def _input_spec(conv: nn.Conv2D) -> List[paddle.static.InputSpec]:
     # Batch, height and width left open: one program per conv for every batch and image size.
-    channels = conv._in_channels
-    shape = [None, None, None, channels] if conv._data_format == "NHWC" else [None, channels, None, None]
-    return [paddle.static.InputSpec(shape=shape, dtype="float32")]
+    return [paddle.static.InputSpec(shape=[None, conv._in_channels, None, None], dtype="float32")]
 
 
 @contextlib.contextmanager
@@ -76,9 +95,10 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
     """While active, every ``nn.Conv2D`` of ``network`` runs on oneDNN kernels (forward and backward).
 
     Each convolution is compiled alone with ``paddle.jit.to_static`` and ``FLAGS_use_mkldnn`` is set;
-    both are undone on exit. Subclasses of ``nn.Conv2D`` (their forward may do more) and convolutions
-    with forward post-hooks (see the module docstring) are left alone,
-    as is everything on a GPU or on a Paddle without oneDNN (nothing is changed then). The forward
+    both are undone on exit. Subclasses of ``nn.Conv2D`` (their forward may do more), convolutions
+    with forward post-hooks (see the module docstring), those padding other than with zeros and
+    channels-last ones (``NHWC``: Paddle 3.3.1's oneDNN program returns them channels-first) are left
+    alone, as is everything on a GPU or on a Paddle without oneDNN (nothing is changed then). The forward
     pass and each convolution's gradients agree with Paddle's own kernels within float32 rounding; a
     whole network's gradients may not (see the module docstring and :func:`onednn_gradient_error`).
 
@@ -113,7 +133,9 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
         try:
             for conv in convs:
                 conv.__class__ = _OneDNNConv2D
-                paddle.jit.to_static(conv, input_spec=_input_spec(conv), full_graph=True)
+                for name in _COMPILED:  # one static program per method, on the instance
+                    setattr(conv, name, paddle.jit.to_static(getattr(conv, name), input_spec=_input_spec(conv),
+                                                             full_graph=True))
                 _compile_now(conv)
         except Exception as error:  # Paddle's compiler, not the caller's code: train on Paddle's kernels
             _restore(convs)
@@ -130,30 +152,34 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
 
 
 def _compile_now(conv: nn.Conv2D) -> None:
-    """Run the compiled forward once on a tiny batch, so that compiling fails here, not inside training.
+    """Run the compiled programs once on a tiny batch, so that compiling fails here, not inside training.
 
-    ``paddle.jit.to_static`` translates the forward lazily, on the first call; with Paddle 3.3.1 that
+    ``paddle.jit.to_static`` translates lazily, on the first call; with Paddle 3.3.1 that
     translation has failed once inside a training run (``Function: forward doesn't exist in the Module
     transformed from AST``, docs/PERFORMANCE.md)."""
-    size = [max(1, d * (k - 1) + 1) for k, d in zip(conv._kernel_size, conv._dilation)]
-    channels = conv._in_channels
-    shape = [1, *size, channels] if conv._data_format == "NHWC" else [1, channels, *size]
-    # With gradients on: made under no_grad, this call changed ResNet-20's second training step (loss
-    # 0.7 % off Paddle's kernels, measured once); tests/test_acceleration.py checks the steps as it is.
+    shape = [1, conv._in_channels] + [max(1, d * (k - 1) + 1) for k, d in zip(conv._kernel_size, conv._dilation)]
+    # The training program with gradients on: made under no_grad, this call changed ResNet-20's second
+    # training step (loss 0.7 % off Paddle's kernels, measured once); tests/test_acceleration.py checks
+    # the steps as it is.
     conv(paddle.zeros(shape, dtype="float32"))
+    if conv.bias is not None:  # the evaluation program (bias inside) is a program of its own
+        with paddle.no_grad():
+            conv(paddle.zeros(shape, dtype="float32"))
 
 
 def _restore(convs: List[nn.Conv2D]) -> None:
     for conv in convs:
-        conv.__dict__.pop("forward", None)  # to_static put the compiled forward on the instance
-        conv.__dict__.get("_original_funcs", {}).pop("forward", None)
+        for name in _COMPILED:
+            conv.__dict__.pop(name, None)
         conv.__class__ = nn.Conv2D
 
 
 def _usable_convolutions(network: nn.Layer) -> List[nn.Conv2D]:
     if not (onednn_available() and paddle.device.get_device() == "cpu"):
         return []
-    return [m for m in network.sublayers(include_self=True) if type(m) is nn.Conv2D and not m._forward_post_hooks]
+    return [m for m in network.sublayers(include_self=True)
+            if type(m) is nn.Conv2D and not m._forward_post_hooks and m._padding_mode == "zeros"
+            and m._data_format == "NCHW"]
 
 
 def gradient_check_batch(input_shape: List[int], seed: int) -> Tuple[np.random.Generator, np.ndarray]:
