@@ -92,6 +92,20 @@ def test_a_biased_convolution_has_paddles_gradients_and_numpys_bias_gradient():
     np.testing.assert_allclose(fast_bias_grad, g.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-4)
 
 
+def test_channel_bias_is_numpys_broadcast_sum_with_its_gradients():
+    from simam_paddle.engine.acceleration import _ChannelBias
+
+    rng = np.random.RandomState(1)
+    x_np, b_np, g_np = rng.randn(3, 5, 4, 6), rng.randn(5), rng.randn(3, 5, 4, 6)
+    x = paddle.to_tensor(x_np.astype("float32"), stop_gradient=False)
+    b = paddle.to_tensor(b_np.astype("float32"), stop_gradient=False)
+    out = _ChannelBias.apply(x, b)
+    np.testing.assert_allclose(out.numpy(), x_np + b_np[None, :, None, None], rtol=1e-6, atol=1e-6)
+    (out * paddle.to_tensor(g_np.astype("float32"))).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), g_np, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(b.grad.numpy(), g_np.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
+
+
 def test_channels_last_and_other_padding_stay_on_paddle_kernels():
     """Paddle 3.3.1's oneDNN program returns a channels-last convolution's output channels-first."""
     channels_last = paddle.nn.Conv2D(3, 4, 3, data_format="NHWC")
