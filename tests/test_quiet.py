@@ -86,6 +86,7 @@ def test_training_filters_hide_only_their_messages(monkeypatch):
 
 
 def test_training_names_its_device_once(tmp_path, capsys):
+    """A network without convolutions: nothing is said about oneDNN (tests/test_acceleration.py has the rest)."""
     data = paddle.io.TensorDataset([paddle.rand([8, 4]), paddle.randint(0, 2, [8, 1])])
     train(paddle.nn.Linear(4, 2), data, data, output_dir=str(tmp_path / "run"), epochs=2, batch_size=4,
           verbose=2, device="cpu", visualdl=False)

@@ -40,7 +40,7 @@ import paddle.nn.functional as F
 
 from .._paddle import is_paddle2
 
-__all__ = ["onednn_available", "onednn_convolutions", "onednn_gradient_error", "gradient_check_batch",
+__all__ = ["onednn_available", "onednn_default", "onednn_convolutions", "onednn_gradient_error", "gradient_check_batch",
            "relative_gradient_difference"]
 
 _MEASURES = ("worst", "overall")
@@ -56,6 +56,19 @@ def onednn_available() -> bool:
     core = paddle.base.core
     check = getattr(core, "is_compiled_with_onednn", None) or getattr(core, "is_compiled_with_mkldnn", None)
     return bool(check and check())
+
+
+def onednn_default() -> bool:
+    """Whether ``train`` runs the convolutions on oneDNN kernels when not told: on a Paddle 3.x with oneDNN.
+
+    Paddle 2.6 trains to other losses on them and refuses them (see :func:`onednn_convolutions`); on a
+    GPU they are never used, whatever this says.
+
+    Examples:
+        >>> onednn_default() == (onednn_available() and not is_paddle2())
+        True
+    """
+    return onednn_available() and not is_paddle2()
 
 
 class _ChannelBias(paddle.autograd.PyLayer):
