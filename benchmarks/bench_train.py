@@ -23,12 +23,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import numpy as np  # noqa: E402
-import paddle  # noqa: E402
-
+# The package before Paddle: its first import of Paddle hides the ccache warning and glog's chatter.
 from simam_paddle.engine.acceleration import onednn_convolutions  # noqa: E402
 from simam_paddle.engine.training import make_optimizer, seed_everything, select_device  # noqa: E402
 from simam_paddle.models.zoo import build_model  # noqa: E402
+
+import numpy as np  # noqa: E402,I100
+import paddle  # noqa: E402,I100
 
 # model[:attention]@image_size x batch[/steps]: the 224 px networks are slow on a small CPU, so they
 # get small batches and few steps.

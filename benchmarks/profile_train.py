@@ -73,14 +73,15 @@ def self_times(events: List[dict]) -> Dict[str, float]:
 
 def profile(spec: str, onednn: bool, evaluate: bool, steps: int, warmup: int) -> dict:
     """Run in a child process: ms per step by kind of operator."""
-    import numpy as np
-    import paddle
-    import paddle.profiler as profiler
-
+    # The package before Paddle: its first import of Paddle hides the ccache warning and glog's chatter.
     from bench_train import parse_spec
     from simam_paddle.engine.acceleration import onednn_convolutions
     from simam_paddle.engine.training import make_optimizer, seed_everything, select_device
     from simam_paddle.models.zoo import build_model
+
+    import numpy as np
+    import paddle
+    import paddle.profiler as profiler
 
     select_device("cpu")
     spec = parse_spec(spec, steps)

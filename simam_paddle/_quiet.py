@@ -10,10 +10,14 @@ Three kinds of message say nothing to a user of this package and are hidden by d
 - BatchNorm warns "When training, we now always track global mean and variance." on the first
   training step, and hapi warns "To copy construct from a tensor"; :func:`training_warning_filters`
   hides those two messages while the package trains.
+- Compiling a layer with ``paddle.jit.to_static`` logs "input provided by inputs has no use" (through
+  Python's root logger) and warns "Tensor do not have 'place' interface"; :func:`compile_log_filters`
+  hides those two while the package compiles its oneDNN convolutions.
 
 With ``SIMAM_PADDLE_VERBOSE=1`` (or true/yes/on) in the environment nothing is hidden.
 """
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -21,7 +25,7 @@ import tempfile
 import warnings
 from typing import Iterator
 
-__all__ = ["VERBOSE_ENV", "is_verbose", "quiet_native_logs", "training_warning_filters"]
+__all__ = ["VERBOSE_ENV", "compile_log_filters", "is_verbose", "quiet_native_logs", "training_warning_filters"]
 
 VERBOSE_ENV = "SIMAM_PADDLE_VERBOSE"
 """Environment variable: ``1`` shows every message that the package otherwise hides."""
@@ -66,9 +70,43 @@ def training_warning_filters() -> Iterator[None]:
             warnings.filterwarnings("ignore", message="When training, we now always track", category=UserWarning)
             # hapi's train_batch re-wraps tensors with to_tensor; not ours to fix.
             warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
-            # Compiling a convolution on oneDNN (engine.acceleration) asks a static tensor for its place.
-            warnings.filterwarnings("ignore", message="Tensor do not have 'place' interface", category=UserWarning)
         yield
+
+
+class _DropLogMessages(logging.Filter):
+    def __init__(self, *messages: str) -> None:
+        super().__init__()
+        self.messages = set(messages)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.messages
+
+
+@contextlib.contextmanager
+def compile_log_filters() -> Iterator[None]:
+    """Hide what ``paddle.jit.to_static`` logs and warns on every compile of a layer (unless verbose).
+
+    Paddle 3.3.1 logs "input provided by inputs has no use" on the root logger when it builds the
+    backward program of a layer whose input needs no gradient, and warns that a static tensor has
+    no 'place'; neither asks anything of the user.
+
+    Examples:
+        >>> import logging
+        >>> with compile_log_filters():
+        ...     logging.warning("input provided by inputs has no use")  # dropped
+    """
+    if is_verbose():
+        yield
+        return
+    drop = _DropLogMessages("input provided by inputs has no use")
+    root = logging.getLogger()
+    root.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Tensor do not have 'place' interface", category=UserWarning)
+            yield
+    finally:
+        root.removeFilter(drop)
 
 
 @contextlib.contextmanager

@@ -103,3 +103,21 @@ def test_verbose_switch(monkeypatch, value, expected):
 
     monkeypatch.setenv(VERBOSE_ENV, value)
     assert is_verbose() is expected
+
+
+@pytest.mark.skipif(is_paddle2(), reason="oneDNN convolutions need Paddle 3")
+def test_onednn_compile_prints_nothing():
+    """Compiling convolutions logs "input provided by inputs has no use" and warns about 'place' in Paddle 3.3."""
+    code = ("from simam_paddle.engine.acceleration import onednn_available, onednn_convolutions\n"
+            "import paddle\n"
+            "net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.ReLU())\n"
+            "with onednn_convolutions(net) as n:\n"
+            "    net(paddle.rand([2, 3, 8, 8])).mean().backward()\n"
+            "print(n, onednn_available())\n")
+    quiet = python(code)
+    assert quiet.returncode == 0, quiet.stderr
+    if quiet.stdout.split() != ["1", "True"]:
+        pytest.skip(f"this Paddle build has no oneDNN: {quiet.stdout!r}")
+    assert quiet.stderr == ""
+    verbose = python(code, verbose=True)
+    assert "input provided by inputs has no use" in verbose.stderr, verbose.stderr

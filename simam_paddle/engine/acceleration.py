@@ -41,6 +41,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .._paddle import is_paddle2
+from .._quiet import compile_log_filters
 
 __all__ = ["onednn_available", "onednn_convolutions", "onednn_gradient_error", "gradient_check_batch",
            "relative_gradient_difference"]
@@ -157,12 +158,8 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
     paddle.set_flags({"FLAGS_use_mkldnn": True})
     try:
         try:
-            for conv in convs:
-                conv.__class__ = _OneDNNConv2D
-                for name in _COMPILED:  # one static program per method, on the instance
-                    setattr(conv, name, paddle.jit.to_static(getattr(conv, name), input_spec=_input_spec(conv),
-                                                             full_graph=True))
-                _compile_now(conv)
+            with compile_log_filters():
+                _compile_all(convs)
         except Exception as error:  # Paddle's compiler, not the caller's code: train on Paddle's kernels
             _restore(convs)
             paddle.set_flags({"FLAGS_use_mkldnn": previous_flag})
@@ -177,6 +174,15 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
         paddle.set_flags({"FLAGS_use_mkldnn": previous_flag})
 
 
+def _compile_all(convs: List[nn.Conv2D]) -> None:
+    for conv in convs:
+        conv.__class__ = _OneDNNConv2D
+        for name in _COMPILED:  # one static program per method, on the instance
+            setattr(conv, name, paddle.jit.to_static(getattr(conv, name), input_spec=_input_spec(conv),
+                                                     full_graph=True))
+        _compile_now(conv)
+
+
 def _compile_now(conv: nn.Conv2D) -> None:
     """Run the compiled programs once on a tiny batch, so that compiling fails here, not inside training.
 
@@ -188,6 +194,10 @@ def _compile_now(conv: nn.Conv2D) -> None:
     # training step (loss 0.7 % off Paddle's kernels, measured once); tests/test_acceleration.py checks
     # the steps as it is.
     x = paddle.zeros(shape, dtype="float32")
+    conv(x)  # an input without gradient, as the network's first convolution sees
+    # Paddle keeps one program per input gradient state: every later convolution sees an input with
+    # gradient, which would otherwise be translated again at the first training step.
+    x.stop_gradient = False
     conv(x)
     if conv.bias is not None:  # the evaluation program (bias inside) is a program of its own
         with paddle.no_grad():
