@@ -116,7 +116,7 @@ def main(argv=None) -> None:
 
     print(f"paddle {paddle.__version__} on {describe_device()} ({device}), median of the timed steps "
           f"after {args.warmup} warm-up steps; before = Paddle dygraph kernels, after = oneDNN convolutions "
-          "(train(onednn=True), off by default)\n")
+          "(train's default on the CPU; onednn=False: Paddle's kernels)\n")
     print("| network | image px | batch | steps | oneDNN convs | train before | train after | x "
           "| eval before | eval after | x |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

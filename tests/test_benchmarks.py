@@ -78,3 +78,21 @@ def test_every_operator_of_a_training_step_has_one_kind():
         == "oneDNN programs: layout changes, copies, launch"
     assert profile.kind_of("Global_CustomOpGradNode: simam_fused_grad") == "SimAM (fused operator)"
     assert profile.kind_of("cross_entropy_with_softmax") == profile.OTHER
+
+
+def test_bias_benchmark_times_both_sums_and_compares_them(capsys, monkeypatch):
+    bench = _load("bench_bias")
+    monkeypatch.setattr(bench, "SHAPES", [[2, 3, 4, 5]])
+    bench.main(["--repeats", "1"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| [")]
+    assert len(rows) == 1 and rows[0].startswith("| [2, 3, 4, 5] |")
+    # The bias gradients of the two sums, compared by the script, agree to float32 rounding.
+    assert float(rows[0].rstrip(" |").rsplit("|", 1)[1]) < 1e-5
+    _, _, out, bias_grad, x_grad = bench.time_ms(bench._channel_bias, [2, 3, 4, 5], 1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal([2, 3, 4, 5], dtype=np.float32)
+    bias = rng.standard_normal(3, dtype=np.float32)
+    grad = rng.standard_normal([2, 3, 4, 5], dtype=np.float32)
+    np.testing.assert_array_equal(out, x + bias[None, :, None, None])
+    np.testing.assert_allclose(bias_grad, grad.sum(axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_array_equal(x_grad, grad)

@@ -262,9 +262,13 @@ def test_two_processes_under_the_launcher_write_one_run(finished, tmp_path):
     assert [r["epoch"] for r in read_history(run)] == [1, 2]
 
 
-def test_config_json_stores_the_attention_and_weight_decay_it_resolved(finished, tmp_path):
+def test_config_json_stores_the_attention_weight_decay_and_kernels_it_resolved(finished, tmp_path):
+    from simam_paddle.engine.acceleration import onednn_available
+    from simam_paddle._paddle import is_paddle2
+
     config = json.load(open(os.path.join(finished[1], "config.json")))
     assert config["attention"] == "none" and config["weight_decay"] == 1e-4  # cifar_resnet20 as published
+    assert config["onednn"] is (onednn_available() and not is_paddle2())  # not given: on where Paddle can
     run = str(tmp_path / "towernet")
     with pytest.raises(ValueError, match="image_size=32 does not fit model 'towernet': it needs at least 127"):
         train_run(finished[0], run, model="towernet", image_size=32, epochs=1, verbose=0)

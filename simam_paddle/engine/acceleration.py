@@ -25,11 +25,11 @@ the network by as much on other batches (``benchmarks/onednn_gradients.py``), wh
 networks' sensitivity to any change of rounding: each such difference comes with a ReLU input
 within rounding of 0, or a max-pooling tie, that the two kernels decide differently (also TowerNet
 with SimAM on one batch, 3e-2 for all gradients, where Paddle's float32 is within 3e-6 of float64:
-a tie in a 3x3 pooling of a 2x2 map; docs/PERFORMANCE.md). Trained to the end, three seeds of
-ResNet-20 reach the same accuracy on both kernel sets, but three seeds of TowerNet are 0.46 points
-lower with oneDNN (95 % interval [-0.85, -0.06], docs/RESULTS.md), so ``train`` uses Paddle's kernels
-unless asked (``onednn=True``, ``--onednn``). :func:`onednn_gradient_error` measures the difference
-for a network and batch shape.
+a tie in a 3x3 pooling of a 2x2 map; docs/PERFORMANCE.md). Trained to the end, three seeds each of
+ResNet-20 and TowerNet reach the same accuracy on both kernel sets (paired differences 0.00 and +0.09
+points, docs/RESULTS.md), so ``train`` uses oneDNN convolutions wherever Paddle can
+(:func:`onednn_default`) and Paddle's kernels when told (``onednn=False``, ``--no-onednn``).
+:func:`onednn_gradient_error` measures the difference for a network and batch shape.
 """
 import contextlib
 import warnings
@@ -43,7 +43,7 @@ import paddle.nn.functional as F
 from .._paddle import is_paddle2
 from .._quiet import compile_log_filters
 
-__all__ = ["onednn_available", "onednn_convolutions", "onednn_gradient_error", "gradient_check_batch",
+__all__ = ["onednn_available", "onednn_default", "onednn_convolutions", "onednn_gradient_error", "gradient_check_batch",
            "relative_gradient_difference"]
 
 _MEASURES = ("worst", "overall")
@@ -61,13 +61,27 @@ def onednn_available() -> bool:
     return bool(check and check())
 
 
+def onednn_default() -> bool:
+    """Whether ``train`` runs the convolutions on oneDNN kernels when not told: on a Paddle 3.x with oneDNN.
+
+    Paddle 2.6 trains to other losses on them and refuses them (see :func:`onednn_convolutions`); on a
+    GPU they are never used, whatever this says.
+
+    Examples:
+        >>> onednn_default() == (onednn_available() and not is_paddle2())
+        True
+    """
+    return onednn_available() and not is_paddle2()
+
+
 class _ChannelBias(paddle.autograd.PyLayer):
     """``x + bias`` over the channels of an NCHW tensor, and its gradient, as matrix products.
 
     Paddle 3.3.1's broadcast ``add`` and its gradient are slow on the CPU: for a [32, 64, 64, 64]
-    tensor, 100 ms forward and 200 ms backward on one thread, against 32 ms for the same sum as
-    ``addmm`` (a rank-1 update) and 1.4 ms for the bias gradient as a matrix-vector product
-    (docs/PERFORMANCE.md). The input's gradient passes through unchanged.
+    tensor, 88 ms forward and 117 ms backward on two threads, against 41 and 22 ms for the same sum as
+    ``addmm`` (a rank-1 update) and the bias gradient as a matrix-vector product
+    (``benchmarks/bench_bias.py``, docs/PERFORMANCE.md). The sum is the same to the bit, the input's
+    gradient passes through unchanged, and the bias gradient differs by summation order only.
     """
 
     @staticmethod

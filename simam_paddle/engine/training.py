@@ -25,7 +25,7 @@ import paddle
 
 from .._io import atomic_write_text, is_main_process
 from .._quiet import training_warning_filters
-from .acceleration import onednn_convolutions
+from .acceleration import onednn_convolutions, onednn_default
 from .callbacks import CheckpointSaver, EpochLR, HistoryLogger, SaveBestModel, make_visualdl
 from .checkpoints import check_state_fits, load_checkpoint_state, load_state, restore_optimizer_state
 from .history import RunFileError, read_history  # read_history: train's example
@@ -365,7 +365,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
           batch_size: int = 32, lr: float = 0.01, weight_decay: float = 1e-4, momentum: float = 0.9,
           seed: int = 0, num_workers: int = 0, resume: bool = False, device: str = "auto",
           verbose: int = 1, visualdl: bool = True, lr_callback: Optional[paddle.callbacks.Callback] = None,
-          callbacks: Sequence[paddle.callbacks.Callback] = (), onednn: bool = False) -> paddle.Model:
+          callbacks: Sequence[paddle.callbacks.Callback] = (), onednn: Optional[bool] = None) -> paddle.Model:
     """Train ``network`` with the notebook's recipe, writing a resumable run folder.
 
     Writes into ``output_dir`` (rank 0 only): ``history.csv`` (one row per epoch),
@@ -394,14 +394,16 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
         lr_callback (paddle.callbacks.Callback, optional): how hapi steps the schedule; None steps
             it every batch (``paddle.callbacks.LRScheduler(by_step=True)``). Default: None.
         callbacks (list, optional): further callbacks. Default: ().
-        onednn (bool, optional): on the CPU, run the convolutions on oneDNN kernels during training
-            and the per-epoch evaluation (:func:`~simam_paddle.engine.acceleration.onednn_convolutions`):
-            measured 2-3.6x the training images/s of Paddle's dygraph kernels for TowerNet and the CIFAR
-            ResNet-20 (docs/PERFORMANCE.md); ResNet-20 reached the same accuracy over three seeds, TowerNet
-            0.46 points less, and one batch's gradients can differ from those of Paddle's kernels by more
-            than float32 rounding (measure it with
-            :func:`~simam_paddle.engine.acceleration.onednn_gradient_error`). Ignored on a GPU.
-            Default: False.
+        onednn (bool|None, optional): on the CPU, run the convolutions on oneDNN kernels during
+            training and the per-epoch evaluation
+            (:func:`~simam_paddle.engine.acceleration.onednn_convolutions`): measured 2.7x the training
+            images/s of Paddle's dygraph kernels for TowerNet and 4.7x for the CIFAR ResNet-20, and the same
+            accuracy over three seeds of each (docs/PERFORMANCE.md); one batch's gradients can differ from
+            those of Paddle's kernels by more than float32 rounding (ReLU and max-pooling decisions that
+            rounding flips; :func:`~simam_paddle.engine.acceleration.onednn_gradient_error` measures it).
+            False: Paddle's own kernels. None: on wherever Paddle can
+            (:func:`~simam_paddle.engine.acceleration.onednn_default`: Paddle 3.x with oneDNN). Ignored
+            on a GPU. Default: None.
 
     Returns:
         paddle.Model: the prepared model holding the last epoch's weights.
@@ -478,7 +480,8 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
     current = _CurrentEpoch(initial_epoch)
     own.insert(0, current)
     try:
-        with training_warning_filters(), _SigtermAsInterrupt(), onednn_convolutions(network, onednn) as switched:
+        use_onednn = onednn_default() if onednn is None else onednn
+        with training_warning_filters(), _SigtermAsInterrupt(), onednn_convolutions(network, use_onednn) as switched:
             if verbose and is_main_process():
                 kernels = f", {switched} convolutions on oneDNN kernels (onednn=False: Paddle's)" if switched else ""
                 print(f"training on {describe_device()}{kernels}", flush=True)

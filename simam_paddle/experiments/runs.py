@@ -310,6 +310,7 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         >>> config["num_classes"]  # doctest: +SKIP
         10
     """
+    from ..engine.acceleration import onednn_default
     from ..engine.training import default_weight_decay
     from ..models.zoo import resolve_attention
 
@@ -339,6 +340,8 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         config["attention"] = resolve_attention(config["model"], config["attention"])
         if config["weight_decay"] is None:
             config["weight_decay"] = default_weight_decay(config["model"])
+        if config["onednn"] is None:
+            config["onednn"] = onednn_default()
         attention_options(config)
         _split_dirs(config["data"])
     with lock_run_folder(output):
