@@ -96,3 +96,19 @@ def test_bias_benchmark_times_both_sums_and_compares_them(capsys, monkeypatch):
     np.testing.assert_array_equal(out, x + bias[None, :, None, None])
     np.testing.assert_allclose(bias_grad, grad.sum(axis=(0, 2, 3)), rtol=1e-5)
     np.testing.assert_array_equal(x_grad, grad)
+
+
+def test_inference_benchmark_gets_dygraphs_logits_from_every_variant(tmp_path):
+    """Paddle Inference with and without oneDNN (the README's serving path) against the dygraph network."""
+    import pytest
+
+    from simam_paddle._paddle import is_paddle2
+
+    if is_paddle2():
+        pytest.skip("Paddle 2.6 saves model.pdmodel, the benchmark reads Paddle 3's model.json")
+    bench = _load("bench_inference")
+    spec = _load("bench_train").parse_spec("cifar_resnet20@32x4", 1)
+    found = bench.measure(spec, steps=1, warmup=0, threads=1, folder=str(tmp_path))
+    assert list(found) == ["dygraph", "dygraph, oneDNN convolutions", "Paddle Inference", "Paddle Inference, oneDNN"]
+    for name, (speed, diff) in found.items():
+        assert speed > 0 and diff < 1e-3, (name, diff)

@@ -36,7 +36,7 @@ from .training import (
     TrainingInterrupted,
     describe_device,
 )
-from .acceleration import onednn_available, onednn_convolutions, onednn_gradient_error
+from .acceleration import onednn_available, onednn_convolutions, onednn_default, onednn_gradient_error
 from .evaluation import evaluate, predict, confusion_matrix, per_class_accuracy, save_confusion_matrix_csv
 
 __all__ = [
@@ -73,6 +73,7 @@ __all__ = [
     "describe_device",
     "onednn_available",
     "onednn_convolutions",
+    "onednn_default",
     "onednn_gradient_error",
     "confusion_matrix",
     "per_class_accuracy",
