@@ -399,7 +399,7 @@ def _add_demo(subparsers) -> None:
         "trains TowerNet with attention simam and none (same seed and settings), and writes curves.png, "
         "attention.png and summary.md. Re-running skips finished runs and resumes unfinished ones.",
     )
-    parser.add_argument("--quick", action="store_true", help="a smaller run (about 2 minutes on 2 CPU cores)")
+    parser.add_argument("--quick", action="store_true", help="a smaller run (about half a minute on 2 CPU cores)")
     parser.add_argument("--output", default="runs/demo", help="folder for data, runs and results (default: runs/demo)")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     parser.set_defaults(func=_run_demo)
