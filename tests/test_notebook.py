@@ -223,3 +223,28 @@ def test_open_run_needs_a_prepared_model(tmp_path):
     model = paddle.Model(paddle.nn.Sequential(paddle.nn.Flatten(), paddle.nn.Linear(192, 3)))
     with pytest.raises(ValueError, match="prepare the model first"):
         open_run(str(tmp_path / "run"), model, None, tmp_path / "imgs", {"model": "x", "epochs": 1})
+
+
+def test_open_run_records_the_kernels_it_trains_with(tmp_path):
+    """``run.onednn``: given, else the run folder's record (runs without one used Paddle's kernels), else the default."""
+    import json
+
+    from simam_paddle.engine import onednn_default
+
+    data = _image_dataset(tmp_path, per_class=2)
+    settings = dict(model="towernet", epochs=2, image_size=8, batch_size=4, lr=0.01, seed=0)
+
+    def opened(name, **extra):
+        model, loader = _hapi_model(data, 2)
+        run = open_run(str(tmp_path / name), model, loader, tmp_path / "imgs", {**settings, **extra}, verbose=0)
+        return run, json.loads((tmp_path / name / "config.json").read_text())["onednn"]
+
+    run, recorded = opened("default")
+    assert run.onednn is recorded is onednn_default()
+    run, recorded = opened("off", onednn=False)
+    assert run.onednn is recorded is False
+    # A run folder made before the setting existed (config.json with null) trained on Paddle's kernels.
+    config = tmp_path / "default" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "onednn": None}))
+    assert opened("default")[0].onednn is False
+    assert opened("default", onednn=True)[0].onednn is True  # may be switched when the run is picked up again

@@ -281,7 +281,7 @@ def layer_table(network, input_size: Union[int, Sequence[int]], depth: int = 1) 
 
 
 # Settings that may differ when a run is picked up again: they do not change what is trained.
-_FREE_SETTINGS = ("num_workers", "cache", "device")
+_FREE_SETTINGS = ("num_workers", "cache", "device", "onednn")
 
 
 @dataclass
@@ -295,6 +295,9 @@ class NotebookRun:
         status (str): ``"new"``, ``"resumed"`` or ``"finished"``.
         message (str): one line saying what happened, for the notebook to print.
         callbacks (list): the callbacks to give ``model.fit``; empty for a finished run.
+        onednn (bool): whether the run trains with oneDNN convolutions on the CPU, as ``config.json``
+            records it: the notebook fits inside
+            ``simam_paddle.engine.onednn_convolutions(model.network, run.onednn)``.
     """
 
     path: str
@@ -303,6 +306,7 @@ class NotebookRun:
     status: str
     message: str
     callbacks: List[Any] = field(default_factory=list)
+    onednn: bool = False
 
     @property
     def remaining_epochs(self) -> int:
@@ -398,6 +402,10 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
       optimizer state (learning-rate schedule included) and resumes after that epoch;
     - **new** (or started without finishing an epoch): writes ``config.json`` and starts.
 
+    ``onednn`` says whether to fit inside ``onednn_convolutions`` (as ``train`` does on the CPU):
+    ``settings["onednn"]`` if given, else what an existing run's ``config.json`` records (Paddle's
+    kernels for runs that predate the setting), else ``onednn_default()``; a new run records it.
+
     ``callbacks`` are the package's: the per-epoch seed and learning rate, ``SaveBestModel``,
     ``HistoryLogger``, ``CheckpointSaver``, VisualDL, hapi's per-step ``LRScheduler`` and one
     printed line per epoch; the run folder matches what :func:`simam_paddle.complete_run` writes,
@@ -420,13 +428,14 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     Examples:
         >>> run = open_run("runs/nb/resnet50", model, train_loader, "data/digits_split", SETTINGS)  # doctest: +SKIP
         >>> if run.remaining_epochs:  # doctest: +SKIP
-        ...     model.fit(train_loader, eval_loader, epochs=run.remaining_epochs, callbacks=run.callbacks, verbose=0)
+        ...     with onednn_convolutions(model.network, run.onednn):  # doctest: +SKIP
+        ...         model.fit(train_loader, eval_loader, epochs=run.remaining_epochs, callbacks=run.callbacks)
     """
     import paddle
 
     from ..engine import (CheckpointSaver, EpochLR, EpochSeed, HistoryLogger, SaveBestModel, check_state_fits,
                           default_weight_decay, is_main_process, load_checkpoint_state, load_state, make_visualdl,
-                          restore_optimizer_state)
+                          onednn_default, restore_optimizer_state)
     from .runs import TRAIN_DEFAULTS, load_config
 
     run_dir = os.fspath(run_dir)
@@ -446,8 +455,11 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     epochs = int(given["epochs"])
 
     initial_epoch, best_state = 0, {}
+    onednn = given.get("onednn")
     if os.path.isfile(config_path):
         config = load_config(run_dir)
+        if onednn is None:
+            onednn = bool(config.get("onednn", False))
         changed = {k: (config.get(k), v) for k, v in given.items()
                    if k not in _FREE_SETTINGS and config.get(k) != v}
         if changed:
@@ -460,7 +472,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
             check_state_fits(state, network, path)
             network.set_state_dict(state)
             message = f"{run_dir}: finished ({epochs} epochs), its best weights read back; nothing to train"
-            run = NotebookRun(run_dir, epochs, epochs, "finished", message, [])
+            run = NotebookRun(run_dir, epochs, epochs, "finished", message, [], onednn)
             if verbose:
                 print(message)
             return run
@@ -478,9 +490,11 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
             for name in ("history.csv", "best_model.pdparams", "last.pdparams", "last.pdopt"):
                 if os.path.exists(os.path.join(run_dir, name)):
                     os.remove(os.path.join(run_dir, name))
+    if onednn is None:
+        onednn = onednn_default()
     if initial_epoch == 0 and is_main_process():
         classes = _dataset_classes(train_loader.dataset)
-        config = {**TRAIN_DEFAULTS, **given, "data": os.path.abspath(data), "num_classes": len(classes),
+        config = {**TRAIN_DEFAULTS, **given, "onednn": onednn, "data": os.path.abspath(data), "num_classes": len(classes),
                   "classes": classes, "train_samples": len(train_loader.dataset),
                   "eval_samples": len(eval_loader.dataset) if eval_loader is not None else None,
                   "paddle_version": paddle.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -516,7 +530,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
         status, message = "new", f"{run_dir}: new run of {epochs} epochs"
     if verbose:
         print(message)
-    return NotebookRun(run_dir, epochs, initial_epoch, status, message, callbacks)
+    return NotebookRun(run_dir, epochs, initial_epoch, status, message, callbacks, onednn)
 
 
 def class_examples(dataset, classes: int = 3) -> Dict[str, Any]:
