@@ -19,14 +19,13 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
 # The package before Paddle: its first import of Paddle hides the ccache warning and glog's chatter.
-from bench_train import parse_spec  # noqa: E402
+from bench_train import median_images_s, parse_spec  # noqa: E402
 from simam_paddle._quiet import quiet_native_logs  # noqa: E402
 from simam_paddle.engine.acceleration import onednn_convolutions  # noqa: E402
 from simam_paddle.engine.training import describe_device, seed_everything, select_device  # noqa: E402
@@ -37,16 +36,6 @@ import paddle  # noqa: E402,I100
 from paddle import inference  # noqa: E402,I100
 
 DEFAULT_MODELS = ["towernet:simam@128x32", "cifar_resnet20@32x128"]
-
-
-def median_images_s(run, batch_size, steps, warmup):
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        run()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return batch_size / float(np.median(times))
 
 
 def predictor_for(prefix, onednn, threads):

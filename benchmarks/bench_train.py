@@ -50,7 +50,7 @@ def parse_spec(spec: str, default_steps: int) -> dict:
                          "e.g. 'towernet:simam@128x32/5'") from None
 
 
-def _median_images_s(step, batch_size: int, steps: int, warmup: int) -> float:
+def median_images_s(step, batch_size: int, steps: int, warmup: int) -> float:
     for _ in range(warmup):
         step()
     times = []
@@ -83,9 +83,9 @@ def measure(spec: dict, onednn: bool, warmup: int, num_classes: int) -> dict:
 
     with onednn_convolutions(network, onednn) as switched:
         network.train()
-        train = _median_images_s(train_step, batch, spec["steps"], warmup)
+        train = median_images_s(train_step, batch, spec["steps"], warmup)
         network.eval()
-        evaluate = _median_images_s(eval_step, batch, spec["steps"], warmup)
+        evaluate = median_images_s(eval_step, batch, spec["steps"], warmup)
     convs = sum(isinstance(m, paddle.nn.Conv2D) for m in network.sublayers())
     return {"train": train, "eval": evaluate, "switched": switched, "convs": convs}
 
