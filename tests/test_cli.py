@@ -337,6 +337,22 @@ def test_unset_options_are_not_given():
     assert all(getattr(args, name) is None for name in ("epochs", "attention", "cache", "lr", "device"))
 
 
+def test_optimizer_adam_reaches_the_trainer_and_config_json(trained, tmp_path, monkeypatch):
+    from simam_paddle.engine import training
+
+    seen = []
+    real_train = training.train
+    monkeypatch.setattr(training, "train", lambda *a, **k: seen.append(k["optimizer"]) or real_train(*a, **k))
+    run = str(tmp_path / "run")
+    assert main(["train", "--data", trained[0], "--output", run, "--epochs", "1", "--quiet", "--optimizer", "adam",
+                 "--lr", "0.001", *FAST]) == 0
+    assert json.load(open(os.path.join(run, "config.json")))["optimizer"] == "adam"
+    assert seen == ["adam"]
+    with pytest.raises(SystemExit):
+        main(["train", "--data", trained[0], "--output", str(tmp_path / "other"), "--optimizer", "sgd", *FAST])
+    assert not os.path.exists(tmp_path / "other")
+
+
 def test_no_onednn_reaches_the_trainer_and_a_resume_may_switch_it(trained, tmp_path, monkeypatch):
     """``--no-onednn`` is stored in config.json and passed to ``engine.training.train``; being a
     resumable setting, a resumed run may turn it back on."""

@@ -225,6 +225,29 @@ def test_open_run_needs_a_prepared_model(tmp_path):
         open_run(str(tmp_path / "run"), model, None, tmp_path / "imgs", {"model": "x", "epochs": 1})
 
 
+def test_open_run_records_the_optimizer_and_refuses_a_model_prepared_with_another(tmp_path):
+    import json
+
+    import paddle
+    import simam_paddle as sp
+
+    data = _image_dataset(tmp_path, per_class=2)
+    settings = dict(model="towernet", epochs=2, image_size=8, batch_size=4, lr=0.01, seed=0)
+    model, loader = _hapi_model(data, 2)  # Momentum, from make_optimizer
+    with pytest.raises(ValueError, match=r"prepared with Momentum, but the run's settings say optimizer='adam'.*"
+                                         r"give settings optimizer='momentum'"):
+        open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", {**settings, "optimizer": "adam"}, verbose=0)
+    with pytest.raises(ValueError, match="optimizer='rmsprop': must be one of momentum, adam"):
+        open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", {**settings, "optimizer": "rmsprop"}, verbose=0)
+    assert not (tmp_path / "a").exists()
+    model.prepare(sp.engine.make_optimizer(model.parameters(), 0.001, 2, len(loader), optimizer="adam"),
+                  paddle.nn.CrossEntropyLoss(), paddle.metric.Accuracy())
+    with pytest.raises(ValueError, match=r"prepared with Adam, but the run's settings say optimizer='momentum'"):
+        open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", settings, verbose=0)
+    open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", {**settings, "optimizer": "adam"}, verbose=0)
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["optimizer"] == "adam"
+
+
 def test_open_run_records_the_kernels_it_trains_with(tmp_path):
     """``run.onednn``: given, else the run folder's record (runs without one used Paddle's kernels), else the default."""
     import json

@@ -111,19 +111,19 @@ def test_aggregate_refuses_to_average_different_settings(tmp_path):
     with pytest.raises(ValueError, match="image_size.*add 'image_size' to `by`"):
         aggregate_runs(rows)
     assert len(aggregate_runs(rows, by=("data", "model", "attention", "image_size"))) == 2
-    with pytest.raises(ValueError, match="cannot group by \\['optimizer'\\]"):
-        aggregate_runs(rows, by=("optimizer",))
+    with pytest.raises(ValueError, match="cannot group by \\['learning_rate'\\]"):
+        aggregate_runs(rows, by=("learning_rate",))
 
 
 
-@pytest.mark.parametrize("setting", ["e_lambda", "train_per_class", "init_from"])
+@pytest.mark.parametrize("setting", ["e_lambda", "train_per_class", "init_from", "optimizer"])
 def test_every_setting_that_changes_training_must_agree_in_a_group(tmp_path, setting):
     # The list comes from TrainConfig: settings a resume may not change, and not set per run.
     from simam_paddle.experiments.config import compared_settings
 
     assert setting in compared_settings()
     a = fake_run(tmp_path, "a", "simam", 0, [0.5])
-    b = fake_run(tmp_path, "b", "simam", 1, [0.6], **{setting: 1 if setting != "init_from" else "/runs/x"})
+    b = fake_run(tmp_path, "b", "simam", 1, [0.6], **{setting: {"init_from": "/runs/x", "optimizer": "adam"}.get(setting, 1)})
     with pytest.raises(ValueError, match=f"differ in {setting}"):
         aggregate_runs(summarize_runs([a, b], count_parameters=False))
 
@@ -317,6 +317,18 @@ def test_report_says_why_nothing_is_paired(tmp_path, attentions, says):
         fake_run(tmp_path / "runs", f"towernet_{attention}_seed{seed}", attention, seed, [0.5, 0.6])
     summary = write_report(str(tmp_path / "runs"), output=tmp_path / "out", figure=False)["summary"]
     assert summary.count(says) == 2  # best and final accuracy
+
+
+def test_the_summary_names_adam_and_its_beta1_and_old_runs_momentum(tmp_path):
+    from simam_paddle.experiments.report import write_report
+
+    for seed in (0, 1):
+        fake_run(tmp_path / "adam", f"towernet_none_seed{seed}", "none", seed, [0.5, 0.6], optimizer="adam", lr=1e-4)
+        fake_run(tmp_path / "old", f"towernet_none_seed{seed}", "none", seed, [0.5, 0.6])  # no optimizer key
+    summary = write_report(str(tmp_path / "adam"), output=tmp_path / "a", figure=False)["summary"]
+    assert "batch 32, Adam, lr 0.0001 (cosine to 0), beta1 0.9, weight decay 0.0002, Paddle 3.3.1." in summary
+    summary = write_report(str(tmp_path / "old"), output=tmp_path / "b", figure=False)["summary"]
+    assert "batch 32, lr 0.01 (cosine to 0), momentum 0.9, weight decay 0.0002, Paddle 3.3.1." in summary
 
 
 def test_runs_of_another_framework_say_so_and_never_average_with_the_packages(tmp_path):

@@ -115,6 +115,7 @@ def test_resume_refuses_weights_that_do_not_fit_the_network(finished, tmp_path):
     ("train_per_class", 0, "train_per_class="),
     ("e_lambda", -1.0, "e_lambda="),
     ("device", "gpu", "gpu"),
+    ("optimizer", "sgd", "optimizer='sgd': must be one of momentum, adam"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(finished, tmp_path, setting, value, expected):
     if setting == "device" and paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
@@ -308,6 +309,22 @@ def test_an_old_config_with_attention_null_loads_resumes_and_reports(finished, t
     train_run(None, run, resume=True, attention="NONE", verbose=0)  # finished: resuming trains nothing
     assert read_history(run) == before
     assert json.load(open(os.path.join(run, "config.json")))["attention"] == "none"
+
+
+def test_an_old_config_without_optimizer_trained_with_momentum(finished, tmp_path):
+    run = copy_run(finished, tmp_path)
+    path = os.path.join(run, "config.json")
+    config = json.load(open(path))
+    assert config["optimizer"] == "momentum"  # written by train_run
+    del config["optimizer"]
+    with open(path, "w") as f:
+        json.dump(config, f)
+    assert load_config(run)["optimizer"] == "momentum"
+    before = read_history(run)
+    train_run(None, run, resume=True, optimizer="momentum", verbose=0)  # finished: nothing to do, no refusal
+    assert read_history(run) == before
+    with pytest.raises(ValueError, match="optimizer: run has 'momentum', given 'adam'"):
+        train_run(None, run, resume=True, optimizer="adam", verbose=0)
 
 
 def test_config_json_names_data_inside_the_working_folder_relatively_and_resumes_there(tmp_path, monkeypatch):

@@ -137,6 +137,32 @@ def test_weight_decay_is_l2_on_the_weights():
     assert default_weight_decay("towernet") == 2e-4 and default_weight_decay("vgg19") == 1e-4
 
 
+def test_adam_is_numpy_adam_with_l2_beta1_momentum_and_the_cosine_lr():
+    """Two steps of make_optimizer(optimizer="adam") against Adam written out in numpy (Kingma & Ba, with the
+    L2 term added to the gradient and ``momentum`` as beta1)."""
+    paddle.seed(0)
+    layer = paddle.nn.Linear(3, 2)
+    x = np.random.RandomState(0).rand(4, 3).astype("float32")
+    lr, wd, beta1, beta2, eps = 0.01, 0.1, 0.8, 0.999, 1e-8
+    opt = make_optimizer(layer.parameters(), lr, epochs=1, steps_per_epoch=4, momentum=beta1, weight_decay=wd,
+                         optimizer="adam")
+    assert type(opt) is paddle.optimizer.Adam
+    w = layer.weight.numpy().astype("float64")
+    m = v = np.zeros_like(w)
+    for t in range(1, 3):
+        opt.clear_grad()
+        (layer(paddle.to_tensor(x)) ** 2).sum().backward()
+        g = 2 * x.T.astype("float64") @ (x.astype("float64") @ w + layer.bias.numpy()) + wd * w
+        opt.step()
+        opt._learning_rate.step()
+        m, v = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g * g
+        step = cosine(lr, t - 1, 4) * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+        w = w - step * m / (np.sqrt(v) + eps * np.sqrt(1 - beta2 ** t))
+        np.testing.assert_allclose(layer.weight.numpy(), w, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match=r"optimizer 'sgd' not found; available optimizers = \['momentum', 'adam'\]"):
+        make_optimizer(layer.parameters(), lr, 1, 1, optimizer="sgd")
+
+
 def test_history_and_best_model_match_the_network(tmp_path):
     out, model = run(tmp_path, "hist", epochs=3)
     rows = read_history(out)
@@ -177,6 +203,19 @@ def test_resume_continues_epochs_lr_and_matches_an_uninterrupted_run(tmp_path):
     assert [r["epoch"] for r in b] == [1, 2, 3, 4]
     for key in ("loss", "acc", "eval_loss", "eval_acc", "lr"):
         np.testing.assert_allclose([r[key] for r in b], [r[key] for r in a], rtol=1e-5, err_msg=key)
+
+
+def test_an_adam_run_resumes_with_its_moments_and_matches_an_uninterrupted_run(tmp_path):
+    full, _ = run(tmp_path, "full", epochs=3, optimizer="adam")
+    part, _ = run(tmp_path, "part", epochs=3, optimizer="adam", callbacks=[StopAfter(1)])
+    _, model = run(tmp_path, "part", epochs=3, optimizer="adam", resume=True)
+    assert type(model._optimizer) is paddle.optimizer.Adam
+    a, b = read_history(full), read_history(part)
+    for key in ("loss", "acc", "eval_loss", "eval_acc"):
+        np.testing.assert_allclose([r[key] for r in b], [r[key] for r in a], rtol=1e-5, err_msg=key)
+    # Adam differs from Momentum on this run: the setting reaches the optimizer.
+    momentum, _ = run(tmp_path, "momentum", epochs=3)
+    assert not np.allclose([r["loss"] for r in read_history(momentum)][1:], [r["loss"] for r in a][1:])
 
 
 def test_same_seed_same_history(tmp_path):

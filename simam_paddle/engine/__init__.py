@@ -25,6 +25,7 @@ from .checkpoints import (
 )
 from .training import (
     CosineDecayToZero,
+    OPTIMIZERS,
     make_optimizer,
     default_weight_decay,
     seed_everything,
@@ -58,6 +59,7 @@ __all__ = [
     "read_run_json",
     "load_state",
     "CosineDecayToZero",
+    "OPTIMIZERS",
     "make_optimizer",
     "default_weight_decay",
     "seed_everything",

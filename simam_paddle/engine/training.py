@@ -32,6 +32,7 @@ from .history import RunFileError, read_history  # read_history: train's example
 
 __all__ = [
     "CosineDecayToZero",
+    "OPTIMIZERS",
     "make_optimizer",
     "default_weight_decay",
     "seed_everything",
@@ -103,36 +104,48 @@ def default_weight_decay(model_name: str) -> float:
     return model_spec(model_name).weight_decay
 
 
+OPTIMIZERS = {"momentum": paddle.optimizer.Momentum, "adam": paddle.optimizer.Adam}
+"""The optimizers :func:`make_optimizer` builds, by the name a run's ``optimizer`` setting takes
+(:data:`simam_paddle.experiments.config.OPTIMIZERS` lists the same names without importing Paddle)."""
+
+
 def make_optimizer(parameters, lr: float, epochs: int, steps_per_epoch: int,
-                   momentum: float = 0.9, weight_decay: float = 1e-4) -> paddle.optimizer.Momentum:
-    """Momentum with L2 weight decay and a :class:`CosineDecayToZero` learning rate.
+                   momentum: float = 0.9, weight_decay: float = 1e-4,
+                   optimizer: str = "momentum") -> paddle.optimizer.Optimizer:
+    """The notebook's Momentum (or Adam) with L2 weight decay and a :class:`CosineDecayToZero` learning rate.
 
     Args:
         parameters (list): the parameters to train, e.g. ``network.parameters()``.
         lr (float): learning rate at the first step (the notebook uses 0.01).
         epochs (int): epochs in the whole run.
         steps_per_epoch (int): batches per epoch, e.g. ``len(train_loader)``.
-        momentum (float, optional): momentum. Default: 0.9.
-        weight_decay (float, optional): L2 coefficient; the notebook uses 1e-4 for the baselines
-            and 2e-4 for TowerNet (see :func:`default_weight_decay`). Default: 1e-4.
+        momentum (float, optional): momentum; for Adam its ``beta1``, the decay of the running mean of
+            gradients that momentum is in SGD. Default: 0.9.
+        weight_decay (float, optional): L2 coefficient, added to the gradient (for Adam too: not AdamW's
+            decoupled decay); the notebook uses 1e-4 for the baselines and 2e-4 for TowerNet (see
+            :func:`default_weight_decay`). Default: 1e-4.
+        optimizer (str, optional): ``"momentum"`` (``paddle.optimizer.Momentum``, the notebook's) or
+            ``"adam"`` (``paddle.optimizer.Adam``, its default ``beta2`` and ``epsilon``). Default: "momentum".
 
     Returns:
-        paddle.optimizer.Momentum: its ``_learning_rate`` is the scheduler.
+        paddle.optimizer.Optimizer: its ``_learning_rate`` is the scheduler.
 
     Examples:
         >>> opt = make_optimizer(paddle.nn.Linear(2, 2).parameters(), 0.01, epochs=3, steps_per_epoch=5)
-        >>> opt.get_lr()
-        0.01
+        >>> type(opt).__name__, opt.get_lr()
+        ('Momentum', 0.01)
+        >>> type(make_optimizer(paddle.nn.Linear(2, 2).parameters(), 1e-4, 3, 5, optimizer="adam")).__name__
+        'Adam'
     """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer {optimizer!r} not found; available optimizers = {list(OPTIMIZERS)}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
     schedule = CosineDecayToZero(lr, epochs, steps_per_epoch)
-    return paddle.optimizer.Momentum(
-        learning_rate=schedule,
-        momentum=momentum,
-        weight_decay=paddle.regularizer.L2Decay(weight_decay),
-        parameters=parameters,
-    )
+    decay = paddle.regularizer.L2Decay(weight_decay)
+    first_moment = {"momentum": "momentum", "adam": "beta1"}[optimizer]
+    return OPTIMIZERS[optimizer](learning_rate=schedule, weight_decay=decay, parameters=parameters,
+                                 **{first_moment: momentum})
 
 
 def seed_everything(seed: int) -> None:
@@ -363,7 +376,7 @@ def _saved_epochs(output_dir: str) -> int:
 
 def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: str, epochs: int,
           batch_size: int = 32, lr: float = 0.01, weight_decay: float = 1e-4, momentum: float = 0.9,
-          seed: int = 0, num_workers: int = 0, resume: bool = False, device: str = "auto",
+          optimizer: str = "momentum", seed: int = 0, num_workers: int = 0, resume: bool = False, device: str = "auto",
           verbose: int = 1, visualdl: bool = True, lr_callback: Optional[paddle.callbacks.Callback] = None,
           callbacks: Sequence[paddle.callbacks.Callback] = (), onednn: Optional[bool] = None) -> paddle.Model:
     """Train ``network`` with the notebook's recipe, writing a resumable run folder.
@@ -383,7 +396,8 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
         batch_size (int, optional): per-process batch size. Default: 32.
         lr (float, optional): initial learning rate of the cosine schedule. Default: 0.01.
         weight_decay (float, optional): L2 coefficient. Default: 1e-4.
-        momentum (float, optional): Momentum. Default: 0.9.
+        momentum (float, optional): Momentum (Adam: beta1). Default: 0.9.
+        optimizer (str, optional): "momentum" or "adam", see :func:`make_optimizer`. Default: "momentum".
         seed (int, optional): seed for Python, NumPy, Paddle and the shuffling. Default: 0.
         num_workers (int, optional): DataLoader worker processes. Default: 0.
         resume (bool, optional): continue from ``output_dir/last.*`` with the LR schedule, best
@@ -425,7 +439,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
     train_loader = make_loader(train_data, batch_size, shuffle=True, num_workers=num_workers)
     eval_loader = make_loader(eval_data, batch_size, num_workers=num_workers) if eval_data is not None else None
     optimizer = make_optimizer(network.parameters(), lr, epochs, len(train_loader),
-                               momentum=momentum, weight_decay=weight_decay)
+                               momentum=momentum, weight_decay=weight_decay, optimizer=optimizer)
     model = paddle.Model(network)
     model.prepare(optimizer, paddle.nn.CrossEntropyLoss(), paddle.metric.Accuracy())
 

@@ -16,8 +16,12 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["TrainConfig", "TRAIN_DEFAULTS", "setting_problems", "check_settings", "resumable_settings",
+__all__ = ["TrainConfig", "TRAIN_DEFAULTS", "OPTIMIZERS", "setting_problems", "check_settings", "resumable_settings",
            "per_run_settings", "shared_settings", "compared_settings", "setting_type"]
+
+
+OPTIMIZERS: Tuple[str, ...] = ("momentum", "adam")
+"""The optimizers a run can train with (the ``optimizer`` setting): ``paddle.optimizer.Momentum`` and ``Adam``."""
 
 
 def _is_int(value: Any) -> bool:
@@ -93,7 +97,11 @@ class TrainConfig:
     batch_size: int = _setting(32, "batch size per process", _positive_int, "a positive integer")
     lr: float = _setting(0.01, "initial learning rate, cosine to 0 over all epochs", _positive_finite,
                          "a finite number > 0")
-    momentum: float = _setting(0.9, "momentum", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
+    optimizer: str = _setting(
+        "momentum", "optimizer, with the same L2 weight decay and cosine learning rate: momentum (the notebook's) "
+        "or adam", lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS), choices=OPTIMIZERS)
+    momentum: float = _setting(0.9, "momentum (Adam: beta1, the decay of its running mean of gradients)",
+                               lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
     weight_decay: Optional[float] = _setting(
         None, "L2 coefficient", _or_none(lambda v: _is_number(v) and math.isfinite(v) and v >= 0),
         "a finite number >= 0", default_help="the model's own, e.g. 2e-4 for TowerNet, 1e-4 for the ResNets")

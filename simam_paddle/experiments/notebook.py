@@ -284,6 +284,19 @@ def layer_table(network, input_size: Union[int, Sequence[int]], depth: int = 1) 
 _FREE_SETTINGS = ("num_workers", "cache", "device", "onednn")
 
 
+def _check_prepared_optimizer(optimizer: Any, name: str) -> None:
+    """Refuse a model prepared with another optimizer than the run's settings name (config.json records the name)."""
+    from ..engine import OPTIMIZERS
+
+    if type(optimizer) is OPTIMIZERS[name]:
+        return
+    matching = [key for key, cls in OPTIMIZERS.items() if type(optimizer) is cls]
+    fix = (f"give settings optimizer={matching[0]!r}" if matching else
+           f"prepare it with simam_paddle.engine.make_optimizer(..., optimizer={name!r})")
+    raise ValueError(f"the model was prepared with {type(optimizer).__name__}, but the run's settings say "
+                     f"optimizer={name!r} (what config.json records); {fix}")
+
+
 @dataclass
 class NotebookRun:
     """A run folder tied to a ``paddle.Model`` that the notebook prepared: see :func:`open_run`.
@@ -436,6 +449,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     from ..engine import (CheckpointSaver, EpochLR, EpochSeed, HistoryLogger, SaveBestModel, check_state_fits,
                           default_weight_decay, is_main_process, load_checkpoint_state, load_state, make_visualdl,
                           onednn_default, restore_optimizer_state)
+    from .config import check_settings
     from .runs import TRAIN_DEFAULTS, load_config
 
     run_dir = os.fspath(run_dir)
@@ -449,6 +463,8 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     given = {k: v for k, v in settings.items() if v is not None}
     if isinstance(given["epochs"], bool) or not isinstance(given["epochs"], int) or given["epochs"] < 1:
         raise ValueError(f"epochs must be a positive integer, got {given['epochs']!r}")
+    check_settings(given)
+    _check_prepared_optimizer(model._optimizer, given.get("optimizer", TRAIN_DEFAULTS["optimizer"]))
     network = model.network
     history = os.path.join(run_dir, "history.csv")
     config_path = os.path.join(run_dir, "config.json")

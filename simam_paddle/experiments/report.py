@@ -413,7 +413,9 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
     unfinished = [r["name"] for r in rows if not r["finished"]]
     setting = (f"{first['train_samples']} train / {first['eval_samples']} eval images, {first['num_classes']} "
                f"classes, {first['image_size']} px, {first['planned_epochs']} epochs, batch {first['batch_size']}, "
-               f"lr {first['lr']} (cosine to 0), momentum {first['momentum']}, weight decay {first['weight_decay']}, "
+               + ("Adam, " if first["optimizer"] == "adam" else "")
+               + f"lr {first['lr']} (cosine to 0), {'beta1' if first['optimizer'] == 'adam' else 'momentum'} "
+               f"{first['momentum']}, weight decay {first['weight_decay']}, "
                + (f"{first['framework']}, on {first['device_name']}" if first["framework"]
                   else f"Paddle {first['paddle_version']}"))
     lines = [

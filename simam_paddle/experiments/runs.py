@@ -162,7 +162,8 @@ def load_config(run_dir: str) -> Dict[str, Any]:
     """Read ``config.json`` of a run folder; a broken one is a :class:`RunFileError` naming it.
 
     A config written before attention names were stored (``"attention": null``, the model as published)
-    gets the name it meant, so every reader sees the attention that was trained.
+    gets the name it meant, and one written before the ``optimizer`` setting gets ``"momentum"``, so every
+    reader sees what was trained.
 
     Examples:
         >>> load_config("runs/demo/towernet_simam")["model"]  # doctest: +SKIP
@@ -189,6 +190,8 @@ def load_config(run_dir: str) -> Dict[str, Any]:
                         f"got {config['data']!r}")
     if problems:
         raise RunFileError(f"{path}: {'; '.join(problems)}")
+    # Runs written before the optimizer setting existed all trained with Momentum.
+    config.setdefault("optimizer", "momentum")
     if config.get("attention") is None:
         from ..models.zoo import available_models, resolve_attention
 
@@ -401,7 +404,7 @@ def _train_locked(config: Dict[str, Any], output: str, resume: bool, verbose: in
         atomic_write_text(json.dumps(config, indent=2) + "\n", os.path.join(output, "config.json"))
     train(network, train_data, eval_data, output_dir=output, epochs=config["epochs"],
           batch_size=config["batch_size"], lr=config["lr"], weight_decay=config["weight_decay"],
-          momentum=config["momentum"], seed=config["seed"], num_workers=config["num_workers"],
+          momentum=config["momentum"], optimizer=config["optimizer"], seed=config["seed"], num_workers=config["num_workers"],
           resume=resume, device=config["device"], verbose=verbose, onednn=config.get("onednn", False))
     return config
 
