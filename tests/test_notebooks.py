@@ -93,6 +93,21 @@ def test_committed_outputs_are_clean(name):
         f"{name} is committed with another profile than cpu: {profile_lines[:1]}"
 
 
+def test_committed_outputs_show_every_model_learning_well_above_chance():
+    """The done-when of the CPU profile: notebook 04's table of every run of notebooks 02 and 03 (read back from
+    their run folders) shows each model at three times chance or better on the ten digit classes."""
+    nb = _read("04_compare")
+    tables = [out["data"]["text/markdown"] for cell in _code_cells(nb) for out in cell.outputs
+              if "text/markdown" in out.get("data", {})]
+    assert len(tables) == 1, "04_compare shows one table of runs"
+    header, _, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in tables[0].splitlines()]
+    best = {row[header.index("run")]: float(row[header.index("best eval acc (%)")]) for row in rows}
+    expected = {"vgg19", "resnet50", "mobilenet_v2", "towernet_simam", "towernet_none", "towernet_se"}
+    assert set(best) == expected, f"04_compare's committed table lacks {sorted(expected - set(best))}"
+    low = {run: acc for run, acc in best.items() if acc < 30.0}
+    assert not low, f"committed runs near chance (10 %): {low}"
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_kernelspec_is_ipykernels_own(name):
     # JupyterLab writes the running kernel's spec into the notebook when the kernel starts; any other
@@ -172,6 +187,7 @@ def test_02_baselines_executes(executed):
     for model in ("vgg19", "resnet50", "mobilenet_v2"):
         config = json.loads((runs / model / "config.json").read_text())
         assert (config["model"], config["image_size"], config["epochs"]) == (model, 32, 2)
+        assert config["optimizer"] == ("adam" if model == "vgg19" else "momentum")
         assert _history_rows(runs / model) == 2
         assert (runs / model / "visualdl").is_dir()
 
