@@ -26,7 +26,7 @@ class BasicConv2d(nn.Sequential):
 
     Examples:
         >>> import paddle
-        >>> from simam_paddle import BasicConv2d
+        >>> from simam_paddle.models import BasicConv2d
         >>> list(BasicConv2d(3, 16, 3, stride=2, padding=1)(paddle.randn([1, 3, 32, 32])).shape)
         [1, 16, 16, 16]
     """
