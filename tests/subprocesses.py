@@ -1,6 +1,7 @@
 """This checkout's Python and command line in a fresh process, for tests of what a user's process sees
 (import side effects, stderr, signals, compiled-operator caches)."""
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,10 @@ def run_python(code: str, *args: str, env: Optional[Mapping[str, Optional[str]]]
 
 
 def start_cli(*args: str, env: Optional[Mapping[str, Optional[str]]] = None) -> subprocess.Popen:
-    """``python -m simam_paddle args`` from the repository root, started, with stdout and stderr piped as text."""
+    """``python -m simam_paddle args`` from the repository root, started, with stdout and stderr piped as text.
+
+    The command starts with Ctrl-C (SIGINT) at its default, as when typed in a terminal, also when the tests
+    themselves run in a background job (``pytest &``), whose commands inherit SIGINT ignored."""
     return subprocess.Popen([sys.executable, "-m", "simam_paddle", *args], cwd=ROOT, env=environment(env),
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
