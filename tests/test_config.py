@@ -66,6 +66,11 @@ def test_help_facts_agree_with_the_model_registry_and_the_layers():
     assert (model_spec("towernet").attention, model_spec("resnet50").attention) == ("simam", "none")
     assert "1e-4" in meta["e_lambda"]["default_help"] and SimAM().e_lambda == 1e-4
     assert "16" in meta["reduction"]["default_help"] and SEModule(64).fc1.weight.shape[0] == 64 // 16
+    # The optimizer names are listed here without Paddle; the engine maps the same names to Paddle's classes.
+    from simam_paddle.engine import OPTIMIZERS as OPTIMIZER_CLASSES
+    from simam_paddle.experiments.config import OPTIMIZERS
+
+    assert tuple(OPTIMIZER_CLASSES) == OPTIMIZERS == meta["optimizer"]["choices"]
 
 
 def test_reading_the_config_does_not_import_paddle():

@@ -411,10 +411,11 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
     first = rows[0]
     attentions = list(dict.fromkeys(r["attention"] for r in rows))
     unfinished = [r["name"] for r in rows if not r["finished"]]
+    adam = first["optimizer"] == "adam"  # Momentum runs keep the words they always had
     setting = (f"{first['train_samples']} train / {first['eval_samples']} eval images, {first['num_classes']} "
                f"classes, {first['image_size']} px, {first['planned_epochs']} epochs, batch {first['batch_size']}, "
-               + ("Adam, " if first["optimizer"] == "adam" else "")
-               + f"lr {first['lr']} (cosine to 0), {'beta1' if first['optimizer'] == 'adam' else 'momentum'} "
+               + ("Adam, " if adam else "")
+               + f"lr {first['lr']} (cosine to 0), {'beta1' if adam else 'momentum'} "
                f"{first['momentum']}, weight decay {first['weight_decay']}, "
                + (f"{first['framework']}, on {first['device_name']}" if first["framework"]
                   else f"Paddle {first['paddle_version']}"))
