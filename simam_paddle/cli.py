@@ -285,13 +285,21 @@ def _add_evaluate(subparsers) -> None:
                         "(default: the run's eval data)")
     parser.add_argument("--batch-size", type=int, help="default: the run's")
     parser.add_argument("--output", metavar="DIR", help="folder for the confusion matrix files (default: RUN)")
+    _add_kernel_option(parser)
     parser.set_defaults(func=_run_evaluate)
+
+
+def _add_kernel_option(parser) -> None:
+    parser.add_argument("--onednn", action=argparse.BooleanOptionalAction, default=None,
+                        help="run the convolutions on oneDNN kernels, or on Paddle's (default: the kernels the run "
+                        "trained with, config.json's onednn, so the logits are those of its training)")
 
 
 def _run_evaluate(args) -> int:
     from .experiments.runs import evaluate_run
 
-    result = evaluate_run(args.run, data=args.data, batch_size=args.batch_size, output=args.output)
+    result = evaluate_run(args.run, data=args.data, batch_size=args.batch_size, output=args.output,
+                          onednn=args.onednn)
     print(f"acc {result['acc']:.4f}  loss {result['loss']:.4f}")
     if result["best_eval_acc"] is not None and args.data is None:
         print(f"best eval_acc in history.csv {result['best_eval_acc']:.4f}")
@@ -347,13 +355,15 @@ def _add_predict(subparsers) -> None:
     parser.add_argument("--output", metavar="CSV", help="also write the predictions to this CSV file")
     parser.add_argument("--weights", choices=["best", "last"], default="best", help="default: best")
     parser.add_argument("--batch-size", type=int, help="default: the run's")
+    _add_kernel_option(parser)
     parser.set_defaults(func=_run_predict)
 
 
 def _run_predict(args) -> int:
     from .experiments.prediction import predict_images, write_predictions_csv
 
-    rows = predict_images(args.run, args.images, top_k=args.top_k, weights=args.weights, batch_size=args.batch_size)
+    rows = predict_images(args.run, args.images, top_k=args.top_k, weights=args.weights, batch_size=args.batch_size,
+                          onednn=args.onednn)
     if not rows:
         raise CLIError(f"no images found in {', '.join(args.images)}")
     for row in rows:

@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import zlib
 
 import numpy as np
 import paddle
@@ -10,7 +11,8 @@ from PIL import Image
 
 from simam_paddle._paddle import is_paddle2  # noqa: E402
 from simam_paddle.engine.history import read_history  # noqa: E402
-from simam_paddle.cli import main  # noqa: E402
+from simam_paddle.cli import build_parser, main  # noqa: E402
+from simam_paddle.engine.acceleration import onednn_default  # noqa: E402
 from simam_paddle.experiments.runs import evaluate_run, load_run  # noqa: E402
 
 # mobilenet_v2 is the zoo's fastest model at a tiny size; TowerNet needs >= 127 px.
@@ -36,7 +38,8 @@ def make_split(root, classes=CLASSES, train=6, eval_=3):
         for c in classes:
             os.makedirs(root / part / c)
             for i in range(count):
-                draw(c, hash((part, c, i)) % 1000).save(root / part / c / f"{i}.png")
+                # crc32, not hash(): str hashes change with every process, and so would the images
+                draw(c, zlib.crc32(f"{part}/{c}/{i}".encode()) % 1000).save(root / part / c / f"{i}.png")
     return str(root)
 
 
@@ -81,15 +84,37 @@ def test_evaluate_reproduces_the_best_epoch(trained, capsys):
     assert main(["evaluate", run]) == 0
     out = capsys.readouterr().out
     printed = float(out.split("acc ", 1)[1].split()[0])
-    best = max(r["eval_acc"] for r in read_history(run))
+    rows = read_history(run)
+    best = max(r["eval_acc"] for r in rows)
     assert printed == pytest.approx(best, abs=1e-4)
     result = evaluate_run(run)
     assert result["acc"] == pytest.approx(best, abs=1e-9)
+    # The same logits as in training, not only the same count of right answers: the mean loss of the
+    # best epoch (the first with the best accuracy, whose weights are best_model.pdparams) to float32
+    # rounding. Evaluated on other kernels than it trained with, the network's logits differ by more.
+    best_row = next(r for r in rows if r["eval_acc"] == best)
+    assert result["loss"] == pytest.approx(best_row["eval_loss"], rel=1e-5, abs=1e-6)
+    assert result["onednn"] == (bool(json.load(open(os.path.join(run, "config.json")))["onednn"])
+                                and onednn_default())
     cm = np.loadtxt(os.path.join(run, "confusion_matrix.csv"), delimiter=",", skiprows=1, usecols=(1, 2, 3))
     assert cm.sum() == 9 and np.trace(cm) / 9 == pytest.approx(best)
     for name in CLASSES:
         assert name in out
     assert os.path.getsize(os.path.join(run, "confusion_matrix.png")) > 0
+
+
+@pytest.mark.parametrize("command", [["evaluate", "RUN"], ["predict", "RUN", "photo.jpg"]])
+def test_evaluate_and_predict_take_the_runs_kernels_unless_told(command):
+    parser = build_parser()
+    assert parser.parse_args(command).onednn is None
+    assert parser.parse_args(command + ["--no-onednn"]).onednn is False
+    assert parser.parse_args(command + ["--onednn"]).onednn is True
+
+
+def test_evaluate_on_other_kernels_than_the_runs(trained, tmp_path):
+    _, run = trained
+    result = evaluate_run(run, onednn=False, output=str(tmp_path))
+    assert result["onednn"] is False and result["confusion_matrix"].sum() == 9
 
 
 def test_export_gives_the_dygraph_logits(trained, tmp_path, capsys):

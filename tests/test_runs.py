@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from simam_paddle.engine.history import RunFileError, read_history
-from simam_paddle.experiments.runs import complete_run, evaluate_run, load_config, load_run, train_run
+from simam_paddle.engine.acceleration import onednn_default
+from simam_paddle.experiments.runs import complete_run, evaluate_run, load_config, load_run, run_kernels, train_run
 from subprocesses import start_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -350,3 +351,26 @@ def test_config_json_names_data_inside_the_working_folder_relatively_and_resumes
     # data outside the working folder is stored absolutely (nothing relative to a guess)
     outside = make_split(tmp_path / "outside", train=1, eval_=1)
     assert load_config(train_run(outside, "runs/o", **FAST) and "runs/o")["data"] == os.path.abspath(outside)
+
+
+@pytest.mark.parametrize("config, onednn, switched", [
+    ({"onednn": True}, None, 1),  # the run's own kernels
+    ({"onednn": False}, None, 0),
+    ({}, None, 0),  # config.json written before the setting: Paddle's kernels, as it trained
+    ({"onednn": True}, False, 0),  # told otherwise
+    ({"onednn": False}, True, 1),
+])
+def test_run_kernels_are_those_the_run_trained_with_unless_told(config, onednn, switched):
+    if switched and not onednn_default():
+        pytest.skip("oneDNN convolutions need Paddle 3.x with oneDNN")
+    paddle.set_device("cpu")
+    network = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.ReLU())
+    with run_kernels(network, config, onednn) as count:
+        assert count == switched
+        assert (type(network[0]) is not paddle.nn.Conv2D) == bool(switched)  # compiled while active
+    assert type(network[0]) is paddle.nn.Conv2D
+
+
+def test_run_kernels_refuse_a_value_that_is_not_a_switch():
+    with pytest.raises(TypeError, match="onednn must be True, False or None"):
+        run_kernels(paddle.nn.Conv2D(3, 4, 3), {"onednn": True}, "yes")

@@ -82,7 +82,8 @@ def _load(path: str, transform) -> np.ndarray:
 
 
 def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]], top_k: int = 5,
-                   weights: str = "best", batch_size: Optional[int] = None) -> List[Prediction]:
+                   weights: str = "best", batch_size: Optional[int] = None,
+                   onednn: Optional[bool] = None) -> List[Prediction]:
     """Classify image files with a run's network (loaded by :func:`simam_paddle.load_run`).
 
     Each image is converted to RGB and put through the run's evaluation transforms
@@ -94,6 +95,8 @@ def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]]
         top_k (int, optional): classes per image; at most the run's class count. Default: 5.
         weights (str, optional): "best" or "last". Default: "best".
         batch_size (int, optional): images per forward pass; None uses the run's. Default: None.
+        onednn (bool|None, optional): convolution kernels; None uses the run's, as
+            :func:`simam_paddle.evaluate_run` does (:func:`simam_paddle.experiments.runs.run_kernels`). Default: None.
 
     Returns:
         list[Prediction]: one per image, in the order of :func:`find_images`.
@@ -104,7 +107,7 @@ def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]]
         (37, 2, True)
     """
     from ..data.dataset import eval_transforms
-    from .runs import load_run
+    from .runs import load_run, run_kernels
 
     if not (isinstance(top_k, int) and top_k > 0):
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
@@ -115,6 +118,13 @@ def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]]
     transform = eval_transforms(config["image_size"])
     size = batch_size or config["batch_size"]
     rows = [Prediction(path) for path in files]
+    with run_kernels(network, config, onednn):
+        _predict_batches(network, rows, transform, size, classes, k)
+    return rows
+
+
+def _predict_batches(network, rows: List[Prediction], transform, size: int, classes: List[str], k: int) -> None:
+    """Fill in each row's top-k classes and probabilities (or its error), ``size`` images per forward pass."""
     for start in range(0, len(rows), size):
         batch, inputs = [], []
         for row in rows[start:start + size]:
@@ -133,7 +143,6 @@ def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]]
             order = np.argsort(-p, kind="stable")[:k]
             row.classes = [classes[i] for i in order]
             row.probs = [float(p[i]) for i in order]
-    return rows
 
 
 def write_predictions_csv(rows: Sequence[Prediction], path: PathLike) -> None:

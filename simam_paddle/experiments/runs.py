@@ -31,7 +31,8 @@ from .config import TRAIN_DEFAULTS, TrainConfig, check_settings, resumable_setti
 __all__ = [
     "TRAIN_DEFAULTS", "TrainConfig", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets",
     "train_run", "stored_data_path",
-    "complete_run", "load_config", "load_run", "evaluate_run", "export_run", "lock_run_folder", "RunInUseError",
+    "complete_run", "load_config", "load_run", "run_kernels", "evaluate_run", "export_run", "lock_run_folder",
+    "RunInUseError",
 ]
 
 def _check_settings(settings: Dict[str, Any]) -> None:
@@ -486,9 +487,44 @@ def load_run(run_dir: str, weights: str = "best") -> Tuple[paddle.nn.Layer, Dict
     return network, config
 
 
+def run_kernels(network: paddle.nn.Layer, config: Dict[str, Any], onednn: Optional[bool] = None):
+    """While active, ``network`` runs its convolutions on the kernels its run was trained and evaluated with.
+
+    A network trained on oneDNN convolutions (``config["onednn"]``, the default on Paddle 3.x CPUs)
+    and evaluated again on Paddle's own kernels gets logits that differ beyond rounding wherever a
+    ReLU input or a pooling tie sits within rounding of its threshold (see
+    :mod:`simam_paddle.engine.acceleration`); an image whose two best classes are that close then
+    changes class, so the accuracy printed in training is not reproduced. With the run's own kernels,
+    the same batches give the same logits on the same machine. Where this Paddle cannot run oneDNN
+    convolutions (Paddle 2.6, a build without oneDNN) or the network is on a GPU, Paddle's kernels are used.
+
+    Args:
+        network (paddle.nn.Layer): the run's network, e.g. from :func:`load_run`.
+        config (dict): the run's ``config.json``; runs written before the setting used Paddle's kernels.
+        onednn (bool|None, optional): None: the run's kernels; True or False: oneDNN's or Paddle's. Default: None.
+
+    Returns:
+        A context manager yielding the number of convolutions switched to oneDNN (0: Paddle's kernels).
+
+    Examples:
+        >>> network, config = load_run("runs/demo/towernet_simam")  # doctest: +SKIP
+        >>> with run_kernels(network, config) as switched:  # doctest: +SKIP
+        ...     logits = network(paddle.zeros([1, 3, config["image_size"], config["image_size"]]))
+    """
+    from ..engine.acceleration import onednn_convolutions, onednn_default
+
+    if onednn is not None and not isinstance(onednn, bool):
+        raise TypeError(f"onednn must be True, False or None (the run's kernels), got {onednn!r}")
+    enabled = (bool(config.get("onednn")) and onednn_default()) if onednn is None else onednn
+    return onednn_convolutions(network, enabled)
+
+
 def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[int] = None,
-                 output: Optional[str] = None) -> Dict[str, Any]:
+                 output: Optional[str] = None, onednn: Optional[bool] = None) -> Dict[str, Any]:
     """Evaluate a run's best weights; write ``confusion_matrix.csv`` and ``.png``.
+
+    On the run's own evaluation data, with its batch size and kernels (:func:`run_kernels`), the
+    accuracy is the best ``eval_acc`` of its history when evaluated on the machine it trained on.
 
     Args:
         run_dir (str): the run folder.
@@ -496,10 +532,12 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
             the run's own evaluation data. Default: None.
         batch_size (int, optional): None uses the run's. Default: None.
         output (str, optional): folder for the confusion matrix files; None is ``run_dir``. Default: None.
+        onednn (bool|None, optional): convolution kernels; None uses the run's (:func:`run_kernels`). Default: None.
 
     Returns:
         dict: ``acc``, ``loss``, ``per_class`` (class name to accuracy), ``confusion_matrix``,
-        ``classes``, ``best_eval_acc`` (from the history, None if absent) and ``files``.
+        ``classes``, ``best_eval_acc`` (from the history, None if absent), ``onednn`` (whether the
+        convolutions ran on oneDNN kernels) and ``files``.
 
     Examples:
         >>> result = evaluate_run("runs/demo/towernet_simam")  # doctest: +SKIP
@@ -527,7 +565,8 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
     if root is None:  # the run's own evaluation data, limited as in training
         dataset = per_class_subset(dataset, config.get("eval_per_class"))
     model = paddle.Model(network)
-    result = evaluate(model, dataset, batch_size=batch_size or config["batch_size"])
+    with run_kernels(network, config, onednn) as switched:
+        result = evaluate(model, dataset, batch_size=batch_size or config["batch_size"])
     cm = confusion_matrix(result["labels"], result["logits"], num_classes=config["num_classes"])
     out = output or run_dir
     files = [os.path.join(out, "confusion_matrix.csv"), os.path.join(out, "confusion_matrix.png")]
@@ -545,6 +584,7 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
         "confusion_matrix": cm,
         "classes": list(config["classes"]),
         "best_eval_acc": best,
+        "onednn": switched > 0,
         "files": files,
     }
 
