@@ -507,9 +507,11 @@ def run_kernels(network: paddle.nn.Layer, config: Dict[str, Any], onednn: Option
         A context manager yielding the number of convolutions switched to oneDNN (0: Paddle's kernels).
 
     Examples:
-        >>> network, config = load_run("runs/demo/towernet_simam")  # doctest: +SKIP
-        >>> with run_kernels(network, config) as switched:  # doctest: +SKIP
-        ...     logits = network(paddle.zeros([1, 3, config["image_size"], config["image_size"]]))
+        >>> network = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.Flatten(), paddle.nn.Linear(4, 2))
+        >>> with run_kernels(network, {"onednn": False}) as switched:  # a run trained on Paddle's kernels
+        ...     logits = network(paddle.zeros([1, 3, 3, 3]))
+        >>> switched, list(logits.shape)
+        (0, [1, 2])
     """
     from ..engine.acceleration import onednn_convolutions, onednn_default
 
