@@ -10,7 +10,7 @@ from PIL import Image
 from simam_paddle.cli import main
 from simam_paddle.data import NOTEBOOK_MEAN, NOTEBOOK_STD
 from simam_paddle.experiments.prediction import Prediction, find_images, predict_images
-from simam_paddle.experiments.runs import load_run, train_run
+from simam_paddle.experiments.runs import load_run, run_kernels, train_run
 
 COLOURS = {"blue": (0, 0, 250), "green": (0, 250, 0), "red": (250, 0, 0)}
 
@@ -56,7 +56,7 @@ def expected(run, path, k):
             image = Image.alpha_composite(background, image)
         image = image.convert("RGB").resize((32, 32), Image.BILINEAR)
     x = (np.asarray(image, "float32") / 255 - np.array(NOTEBOOK_MEAN)) / np.array(NOTEBOOK_STD)
-    with paddle.no_grad():
+    with paddle.no_grad(), run_kernels(network, config):  # the kernels the run trained with, as predict uses
         logits = network(paddle.to_tensor(x.transpose(2, 0, 1)[None].astype("float32"))).numpy()[0]
     probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     order = np.argsort(-probs)[:k]
