@@ -277,8 +277,9 @@ def _add_evaluate(subparsers) -> None:
         "evaluate",
         help="evaluate a run's best weights: accuracy, per-class accuracy, confusion matrix",
         description="Rebuild the model from RUN/config.json, load best_model.pdparams and evaluate it on the run's "
-        "eval data (or --data). Prints the accuracy (on the run's own eval data it equals the best eval_acc of "
-        "history.csv) and the accuracy per class; writes confusion_matrix.csv and confusion_matrix.png.",
+        "eval data (or --data), on the convolution kernels it trained with. Prints the accuracy (on the run's "
+        "own eval data, on the machine it trained on, it equals the best eval_acc of history.csv) and the accuracy "
+        "per class; writes confusion_matrix.csv and confusion_matrix.png.",
     )
     parser.add_argument("run", metavar="RUN", help="run folder written by `train`")
     parser.add_argument("--data", metavar="DIR", help="class folder, or split folder whose eval/ is used "
