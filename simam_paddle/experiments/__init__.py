@@ -20,6 +20,7 @@ _EXPORTS = {
     "complete_run": "runs",
     "load_config": "runs",
     "load_run": "runs",
+    "run_kernels": "runs",
     "evaluate_run": "runs",
     "export_run": "runs",
     "lock_run_folder": "runs",
