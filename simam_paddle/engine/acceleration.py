@@ -178,8 +178,8 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
             _restore(convs)
             paddle.set_flags({"FLAGS_use_mkldnn": previous_flag})
             warnings.warn(
-                f"oneDNN convolutions could not be compiled ({type(error).__name__}: {error}); training on "
-                "Paddle's own kernels instead, with the same results (docs/PERFORMANCE.md), only slower.",
+                f"oneDNN convolutions could not be compiled ({type(error).__name__}: {error}); running on "
+                "Paddle's own kernels instead, only slower (docs/PERFORMANCE.md).",
                 RuntimeWarning, stacklevel=3)
             convs = []
         yield len(convs)
