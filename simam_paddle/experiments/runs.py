@@ -515,8 +515,7 @@ def run_kernels(network: paddle.nn.Layer, config: Dict[str, Any], onednn: Option
     """
     from ..engine.acceleration import onednn_convolutions, onednn_default
 
-    if onednn is not None and not isinstance(onednn, bool):
-        raise TypeError(f"onednn must be True, False or None (the run's kernels), got {onednn!r}")
+    check_settings({"onednn": onednn})  # the rule of the training setting: True, False or None
     enabled = (bool(config.get("onednn")) and onednn_default()) if onednn is None else onednn
     return onednn_convolutions(network, enabled)
 
