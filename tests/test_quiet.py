@@ -61,6 +61,19 @@ def test_export_prints_no_glog_lines(run, tmp_path):
     assert verbose.returncode == 0 and GLOG_LINE.search(verbose.stderr), verbose.stderr  # Paddle does log
 
 
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_predict_and_evaluate_print_nothing_to_stderr(run, tmp_path, command):
+    # A fresh process whose first Paddle import is the command's own (predict's module once imported
+    # Paddle itself, before the package could quiet it: the ccache warning and glog lines showed).
+    if command == "predict":
+        done = cli("predict", run, os.path.join(os.path.dirname(run), "split", "eval"))
+        assert len(done.stdout.splitlines()) == 4, done.stdout  # a line per evaluation image
+    else:
+        done = cli("evaluate", run, "--output", str(tmp_path))
+        assert done.stdout.startswith("acc "), done.stdout
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
 def test_quiet_native_logs_keeps_other_stderr(capfd):
     with quiet_native_logs():
         os.write(2, b"I1123 19:15:43.334529  6992 pir_interpreter.cc:1606] New Executor is Running ...\n")

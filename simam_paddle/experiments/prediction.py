@@ -10,10 +10,15 @@ from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
-import paddle
 from PIL import Image
 
-from ..data.images import is_hidden, is_image_name, to_rgb
+from .._paddle import require_paddle
+
+require_paddle()  # a clear message for a missing Paddle; a quiet import if this module loads it
+
+import paddle  # noqa: E402
+
+from ..data.images import is_hidden, is_image_name, to_rgb  # noqa: E402
 
 __all__ = ["Prediction", "find_images", "predict_images", "write_predictions_csv"]
 
