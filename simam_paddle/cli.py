@@ -45,21 +45,38 @@ _COMMANDS: list = []
 def _add_make_data(subparsers) -> None:
     parser = subparsers.add_parser(
         "make-data",
-        help="write an offline demo data set (handwritten digits, plain or cluttered)",
+        help="write a data set: Caltech101 (embedded 16 classes, a local copy or a download) or digits",
         description=(
             "Write scikit-learn's bundled handwritten digits as PNG class folders. 'digits': "
             "DST/<class>/*.png, ready for `split`. 'cluttered-digits': one digit per canvas among "
             "fragments of other digits, already split into DST/train and DST/eval with no shared "
             "source digit, plus DST/manifest.csv. Re-running with the same options verifies and "
-            "writes nothing; a DST holding anything else is refused, never cleaned."
+            "writes nothing; a DST holding anything else is refused, never cleaned. 'caltech101': "
+            "DST/<class>/<image> class folders of Caltech101, ready for `split`: the embedded 16 classes "
+            "(data/caltech16) by default, or any classes from --from (caltech-101.zip, "
+            "101_ObjectCategories.tar.gz or the unpacked folder) or from the official archive, downloaded "
+            "(resumable) and checked against its MD5. Every image is checked against the committed "
+            "SHA-256 manifest before anything is written."
         ),
     )
-    parser.add_argument("kind", choices=["digits", "cluttered-digits"], help="which data set")
+    parser.add_argument("kind", choices=["caltech101", "digits", "cluttered-digits"], help="which data set")
     parser.add_argument("dst", metavar="DST", help="folder to create (new or empty)")
     parser.add_argument("--image-size", type=int, default=None,
-                        help="side of the square images (default: 32 for digits, 128 for cluttered-digits)")
+                        help="side of the square images (default: 32 for digits, 128 for cluttered-digits, "
+                             "the original JPEGs for caltech101; 32 makes a CIFAR-like Caltech-101)")
     parser.add_argument("--resample", default="nearest", choices=["nearest", "bilinear", "bicubic"],
                         help="digits only: upscaling filter (default: nearest, exact 4x4 blocks at 32)")
+    caltech = parser.add_argument_group("caltech101 only")
+    caltech.add_argument("--classes", default=None,
+                         help="'caltech16' (the embedded subset, default), 'all' (101 classes) or names: a,b,c")
+    caltech.add_argument("--from", dest="source", metavar="PATH",
+                         help="a local caltech-101.zip, 101_ObjectCategories.tar.gz or unpacked folder "
+                              "(default: the embedded copy where it holds the classes, else a download)")
+    caltech.add_argument("--url", help="download from here instead of CaltechDATA (with --checksum)")
+    caltech.add_argument("--checksum", metavar="ALGO:HEX",
+                         help="md5:<hex> or sha256:<hex> of the archive at --url (default: the official MD5)")
+    caltech.add_argument("--download-dir", metavar="DIR", help="where the downloaded archive is kept "
+                                                               "(default: DST's parent folder)")
     clutter = parser.add_argument_group("cluttered-digits only")
     clutter.add_argument("--digit-size", type=int, nargs=2, metavar=("MIN", "MAX"),
                          help="side range of the placed digit (default: 32 56)")
@@ -81,6 +98,15 @@ def _add_make_data(subparsers) -> None:
 def _run_make_data(args) -> int:
     from .data.digits import make_cluttered_digits_dataset, make_digits_dataset
 
+    caltech = {"classes": args.classes, "source": args.source, "url": args.url, "checksum": args.checksum,
+               "download_dir": args.download_dir}
+    caltech = {name: value for name, value in caltech.items() if value is not None}
+    if args.kind == "caltech101":
+        return _make_caltech(args, caltech)
+    if caltech:
+        flags = ", ".join(_flag(name) if name != "source" else "--from" for name in caltech)
+        raise CLIError(f"{flags}: caltech101 options; {args.kind} does not take them")
+
     options = {
         "digit_size": args.digit_size, "fragments": args.fragments, "fragment_size": args.fragment_size,
         "seed": args.seed, "samples_per_digit": args.samples_per_digit,
@@ -99,6 +125,28 @@ def _run_make_data(args) -> int:
             raise CLIError("--resample only applies to digits; cluttered-digits always resizes bicubically")
         summary = make_cluttered_digits_dataset(args.dst, **options)
     print(summary.format())
+    if args.grid:
+        from .plots import plot_sample_grid
+
+        plot_sample_grid(args.dst, output=args.grid)
+        print(f"sample grid: {args.grid}")
+    return 0
+
+
+def _make_caltech(args, options) -> int:
+    from .data.caltech import make_caltech101
+
+    digits_only = [flag for flag, value in (("--digit-size", args.digit_size), ("--fragments", args.fragments),
+                                            ("--seed", args.seed), ("--noise", args.noise),
+                                            ("--max-per-class", args.max_per_class)) if value is not None]
+    if digits_only or args.resample != "nearest":
+        raise CLIError(f"{', '.join(digits_only) or '--resample'}: digits options; caltech101 takes --classes, "
+                       "--from, --image-size, --url, --checksum and --download-dir")
+    if "url" in options and "checksum" not in options:
+        raise CLIError("--url needs --checksum md5:<hex> or sha256:<hex>: a download is checked before it is used")
+    summary = make_caltech101(args.dst, image_size=args.image_size, **options)
+    print(summary.format())
+    print(f"next: python -m simam_paddle split {args.dst} {args.dst.rstrip('/')}_split")
     if args.grid:
         from .plots import plot_sample_grid
 

@@ -19,6 +19,15 @@ from .dataset import (
 )
 from .split import split_dataset, SplitReport, SkippedFile, MANIFEST_NAME
 from .digits import make_digits_dataset, make_cluttered_digits_dataset, DigitsSummary
+from .caltech import (
+    CALTECH16_CLASSES,
+    CALTECH101_CITATION,
+    CaltechError,
+    CaltechSummary,
+    caltech101_classes,
+    embedded_caltech16,
+    make_caltech101,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -38,4 +47,11 @@ __all__ = [
     "make_digits_dataset",
     "make_cluttered_digits_dataset",
     "DigitsSummary",
+    "CALTECH16_CLASSES",
+    "CALTECH101_CITATION",
+    "CaltechError",
+    "CaltechSummary",
+    "caltech101_classes",
+    "embedded_caltech16",
+    "make_caltech101",
 ]
