@@ -528,6 +528,9 @@ def _add_report(subparsers) -> None:
     parser.add_argument("--update", metavar="MARKDOWN",
                         help="also rewrite the block between '<!-- report DIR -->' and '<!-- end report -->' in this "
                         "file (e.g. docs/RESULTS.md) with the new tables, DIR written as given here")
+    parser.add_argument("--mixed-kernels", action="store_true",
+                        help="pool runs whose convolutions ran on different kernels (oneDNN / Paddle's), refused "
+                             "otherwise")
     parser.set_defaults(func=_run_report)
 
 
@@ -535,7 +538,7 @@ def _run_report(args) -> int:
     from .experiments.report import write_report
 
     result = write_report(args.results, output=args.output, baseline=args.baseline, figure=not args.no_figure,
-                          update=args.update)
+                          update=args.update, mixed_kernels=args.mixed_kernels)
     print(result["summary"])
     print(f"wrote {', '.join(result['files'])}")
     return 0

@@ -44,7 +44,17 @@ from .._paddle import is_paddle2
 from .._quiet import compile_log_filters
 
 __all__ = ["onednn_available", "onednn_default", "onednn_convolutions", "onednn_gradient_error", "gradient_check_batch",
-           "relative_gradient_difference"]
+           "relative_gradient_difference", "convolution_kernels", "OneDNNCompileError", "COMPILE_ATTEMPTS"]
+
+COMPILE_ATTEMPTS = 3
+"""How often :func:`onednn_convolutions` tries to compile before it stops with :class:`OneDNNCompileError`."""
+
+
+class OneDNNCompileError(RuntimeError):
+    """oneDNN convolutions asked for could not be compiled, after :data:`COMPILE_ATTEMPTS` tries.
+
+    Raised instead of running on other kernels than asked for, so that no run silently mixes kernel sets.
+    """
 
 _MEASURES = ("worst", "overall")
 
@@ -110,6 +120,7 @@ class _OneDNNConv2D(nn.Conv2D):
     """
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        self._onednn_calls = self.__dict__.get("_onednn_calls", 0) + 1  # read by convolution_kernels
         if self.bias is not None and paddle.is_grad_enabled():
             return _ChannelBias.apply(self._convolution(x), self.bias)
         return self._convolution_and_bias(x)
@@ -171,21 +182,59 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
     previous_flag = paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"]
     paddle.set_flags({"FLAGS_use_mkldnn": True})
     try:
-        try:
-            with compile_log_filters():
-                _compile_all(convs)
-        except Exception as error:  # Paddle's compiler, not the caller's code: train on Paddle's kernels
-            _restore(convs)
-            paddle.set_flags({"FLAGS_use_mkldnn": previous_flag})
-            warnings.warn(
-                f"oneDNN convolutions could not be compiled ({type(error).__name__}: {error}); running on "
-                "Paddle's own kernels instead, only slower (docs/PERFORMANCE.md).",
-                RuntimeWarning, stacklevel=3)
-            convs = []
+        for attempt in range(1, COMPILE_ATTEMPTS + 1):
+            try:
+                with compile_log_filters():
+                    _compile_all(convs)
+                break
+            except Exception as error:  # Paddle's compiler, not the caller's code: try again, then stop
+                _restore(convs)
+                if attempt == COMPILE_ATTEMPTS:
+                    raise OneDNNCompileError(
+                        f"oneDNN convolutions could not be compiled ({type(error).__name__}: {error}), "
+                        f"{COMPILE_ATTEMPTS} tries; stopped rather than run on other kernels than asked for. Run "
+                        "the same command again, or train on Paddle's own kernels (onednn=False, --no-onednn)"
+                    ) from error
+                warnings.warn(f"oneDNN convolutions could not be compiled ({type(error).__name__}: {error}); "
+                              f"trying again ({attempt + 1} of {COMPILE_ATTEMPTS})", RuntimeWarning, stacklevel=3)
         yield len(convs)
     finally:
         _restore(convs)
         paddle.set_flags({"FLAGS_use_mkldnn": previous_flag})
+
+
+def convolution_kernels(network: nn.Layer, reset: bool = True) -> Tuple[int, int]:
+    """How many of ``network``'s convolution layers ran on oneDNN kernels, and how many on Paddle's, since the
+    last call (or since :func:`onednn_convolutions` began).
+
+    A convolution counts as oneDNN's when its compiled program ran while ``FLAGS_use_mkldnn`` was set; every
+    other ``nn.Conv2D`` (a GPU's, one left out by :func:`onednn_convolutions`, one under ``onednn=False``)
+    counts as Paddle's. What a run's ``history.csv`` records per epoch (``onednn_convs``, ``paddle_convs``).
+
+    Args:
+        network (paddle.nn.Layer): the model.
+        reset (bool, optional): start counting afresh after this call. Default: True.
+
+    Returns:
+        tuple[int, int]: ``(onednn, paddle)`` convolution layers.
+
+    Examples:
+        >>> net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 8, 3), paddle.nn.ReLU(), paddle.nn.Conv2D(8, 4, 3))
+        >>> with onednn_convolutions(net):
+        ...     _ = net(paddle.rand([1, 3, 9, 9]))
+        ...     counts = convolution_kernels(net)
+        >>> counts == ((2, 0) if onednn_default() else (0, 2))
+        True
+    """
+    convs = [m for m in network.sublayers(include_self=True) if isinstance(m, nn.Conv2D)]
+    flag = paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"]
+    ran = 0
+    for conv in convs:
+        if type(conv) is _OneDNNConv2D and flag and conv.__dict__.get("_onednn_calls", 0) > 0:
+            ran += 1
+        if reset:
+            conv.__dict__.pop("_onednn_calls", None)
+    return ran, len(convs) - ran
 
 
 def _compile_all(convs: List[nn.Conv2D]) -> None:
@@ -195,6 +244,7 @@ def _compile_all(convs: List[nn.Conv2D]) -> None:
             setattr(conv, name, paddle.jit.to_static(getattr(conv, name), input_spec=_input_spec(conv),
                                                      full_graph=True))
         _compile_now(conv)
+        conv.__dict__.pop("_onednn_calls", None)  # the compile calls are not the run's
 
 
 def _compile_now(conv: nn.Conv2D) -> None:
@@ -220,7 +270,7 @@ def _compile_now(conv: nn.Conv2D) -> None:
 
 def _restore(convs: List[nn.Conv2D]) -> None:
     for conv in convs:
-        for name in _COMPILED:
+        for name in (*_COMPILED, "_onednn_calls"):
             conv.__dict__.pop(name, None)
         conv.__class__ = nn.Conv2D
 

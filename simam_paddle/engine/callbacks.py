@@ -19,12 +19,13 @@ import shutil
 import tempfile
 import time
 import warnings
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import paddle
 from paddle.callbacks import Callback
 
 from .._io import atomic_write_text, is_main_process
+from .acceleration import convolution_kernels
 from .checkpoints import atomic_save, portable_optimizer_state
 from .history import HISTORY_COLUMNS
 
@@ -234,7 +235,9 @@ class HistoryLogger(_AfterEvalCallback):
     Columns are :data:`HISTORY_COLUMNS`: ``epoch`` (1-based), ``loss`` and ``acc`` (training, loss
     averaged over the epoch's samples, accuracy accumulated over the epoch), ``eval_loss`` and
     ``eval_acc`` (empty without evaluation data), ``lr`` (the learning rate of the epoch's first
-    step) and ``time`` (seconds for the epoch, training plus evaluation). Each row is flushed and
+    step), ``time`` (seconds for the epoch, training plus evaluation), ``onednn_convs`` and ``paddle_convs`` (the
+    convolution layers that ran on oneDNN and on Paddle's kernels in the epoch, as
+    :func:`~simam_paddle.engine.acceleration.convolution_kernels` counts them). Each row is flushed and
     fsynced as it is written, so an interrupted run keeps every finished epoch. Under data
     parallelism ``eval_acc`` covers all samples (hapi gathers them), while the losses and ``acc``
     are those of rank 0's share.
@@ -288,17 +291,26 @@ class HistoryLogger(_AfterEvalCallback):
             "lr": self._lr,
             "time": round(time.time() - self._start, 3),
         }
+        row["onednn_convs"], row["paddle_convs"] = convolution_kernels(self.model.network)
         if not is_main_process():
             return
         new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        # A history begun before the kernel columns existed keeps its header (resumed runs stay one table).
+        columns = HISTORY_COLUMNS if new else _header(self.path)
         with open(self.path, "a", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS)
+            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
             f.flush()
             os.fsync(f.fileno())
+
+
+def _header(path: str) -> Tuple[str, ...]:
+    with open(path, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), None)
+    return tuple(header) if header and "epoch" in header else HISTORY_COLUMNS
 
 
 class EpochLR(Callback):

@@ -11,8 +11,9 @@ from typing import Any, Dict, List, Optional
 
 __all__ = ["HISTORY_COLUMNS", "RunFileError", "read_history", "read_run_json"]
 
-HISTORY_COLUMNS = ("epoch", "loss", "acc", "eval_loss", "eval_acc", "lr", "time")
-"""Columns of ``history.csv``, in order."""
+HISTORY_COLUMNS = ("epoch", "loss", "acc", "eval_loss", "eval_acc", "lr", "time", "onednn_convs", "paddle_convs")
+"""Columns of ``history.csv``, in order. The last two, the convolution layers that ran on oneDNN and on Paddle's
+kernels in the epoch, are new since 2026-12-06: older histories end at ``time`` (kernels not recorded)."""
 
 
 class RunFileError(ValueError):

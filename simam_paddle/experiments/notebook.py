@@ -509,11 +509,14 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     if onednn is None:
         onednn = onednn_default()
     if initial_epoch == 0 and is_main_process():
+        from ..engine.training import describe_device
+
         classes = _dataset_classes(train_loader.dataset)
         config = {**TRAIN_DEFAULTS, **given, "onednn": onednn, "data": os.path.abspath(data), "num_classes": len(classes),
                   "classes": classes, "train_samples": len(train_loader.dataset),
                   "eval_samples": len(eval_loader.dataset) if eval_loader is not None else None,
-                  "paddle_version": paddle.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+                  "paddle_version": paddle.__version__, "ran_on": describe_device(),
+                  "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         if config["weight_decay"] is None:
             config["weight_decay"] = default_weight_decay(config["model"])
         os.makedirs(run_dir, exist_ok=True)

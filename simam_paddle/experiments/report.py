@@ -12,7 +12,7 @@ so runs trained on another machine, e.g. a GPU, can be compared without retraini
   range over seeds shaded.
 """
 import os
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from .._paddle import require_paddle
@@ -28,7 +28,7 @@ from .config import compared_settings
 
 __all__ = [
     "summarize_runs", "aggregate_runs", "format_markdown_table", "paired_differences", "format_paired_table",
-    "write_report", "report_block",
+    "write_report", "report_block", "check_kernels",
 ]
 
 # The training settings a row carries: those that change what is trained (epochs as planned_epochs).
@@ -37,7 +37,7 @@ _ROW_SETTINGS = [key for key in compared_settings() if key != "epochs"]
 _SAME_SETTINGS = ("planned_epochs", *_ROW_SETTINGS, "train_samples", "eval_samples", "num_classes", "framework")
 
 RUN_COLUMNS = ["name", "data", "model", "attention", "seed", "best_eval_acc", "best_epoch", "final_eval_acc", "epochs",
-               "time_per_epoch", "params"]
+               "time_per_epoch", "params", "kernels"]
 GROUP_COLUMNS = ["data", "model", "attention", "n", "best_eval_acc_mean", "best_epoch_mean", "final_eval_acc_mean",
                  "epochs", "time_per_epoch", "params"]
 _HEADERS = {
@@ -46,6 +46,7 @@ _HEADERS = {
     "best_eval_acc_mean": "best eval acc (%), mean ± std", "best_epoch_mean": "best epoch (mean)",
     "final_eval_acc": "final eval acc (%)", "total_time": "training time (s)",
     "final_eval_acc_mean": "final eval acc (%), mean ± std",
+    "kernels": "convolutions: oneDNN / Paddle",
 }
 _MEAN_STD = {"best_eval_acc_mean": "best_eval_acc_std", "final_eval_acc_mean": "final_eval_acc_std"}
 _METRICS = {"best_eval_acc": "best eval accuracy (the highest over the epochs)",
@@ -127,6 +128,7 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
         scored = [r for r in history if r["eval_acc"] is not None]
         best = max(scored, key=lambda r: r["eval_acc"]) if scored else None  # max keeps the first of ties
         times = [r["time"] for r in history if r["time"] is not None]
+        kernels, kernel_set = _kernels(history)
         rows.append({
             "name": os.path.basename(os.path.normpath(run)),
             "run": run,
@@ -146,11 +148,64 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
             "total_time": float(np.sum(times)) if times else None,
             "params": _count_parameters(config, cache) if count_parameters else None,
             "paddle_version": config.get("paddle_version"),
+            "kernels": kernels,
+            "kernel_set": kernel_set,
             # Set only by runs trained outside simam_paddle (tools/torch_towernet.py); None for the package's own.
             "framework": config.get("framework"),
             "device_name": config.get("device") if config.get("framework") else None,
         })
     return rows
+
+
+def _kernels(history: List[Dict[str, Any]]) -> Tuple[str, Optional[str]]:
+    """What a run's history says ran: ``("20 / 1", "onednn")``, ``("mixed: ...", "mixed")``, ``("not recorded", None)``.
+
+    Examples:
+        >>> _kernels([{"epoch": 1, "onednn_convs": 20.0, "paddle_convs": 1.0}] * 2)
+        ('20 / 1', 'onednn')
+        >>> _kernels([{"epoch": 1, "onednn_convs": 20.0, "paddle_convs": 1.0},
+        ...           {"epoch": 2, "onednn_convs": 0.0, "paddle_convs": 21.0}])
+        ('mixed: epoch 1 20 / 1, epoch 2 0 / 21', 'mixed')
+    """
+    counts = [(r.get("onednn_convs"), r.get("paddle_convs")) for r in history]
+    if not counts or any(c[0] is None for c in counts):
+        return "not recorded", None
+    words = [f"{int(o)} / {int(p)}" for o, p in counts]
+    if len(set(words)) == 1:
+        return words[0], "onednn" if counts[0][0] > 0 else "paddle"
+    spans: List[str] = []
+    for epoch, word in zip((r["epoch"] for r in history), words):
+        if spans and spans[-1].endswith(" " + word):
+            first = spans[-1].split(" ")[1].split("-")[0]
+            spans[-1] = f"epoch {first}-{epoch} {word}"
+        else:
+            spans.append(f"epoch {epoch} {word}")
+    return "mixed: " + ", ".join(spans), "mixed"
+
+
+def check_kernels(rows: Sequence[Dict[str, Any]]) -> None:
+    """Refuse to pool runs that ran on different kernel sets (or changed kernels mid-run).
+
+    Runs of an ablation compare only if every one ran its convolutions on the same kernels: all on oneDNN
+    (where Paddle places them), all on Paddle's, or all from before the kernels were recorded.
+
+    Raises:
+        ValueError: naming the runs and their kernels, and how to pool them anyway (``mixed_kernels=True``).
+
+    Examples:
+        >>> check_kernels([{"name": "a", "kernel_set": "onednn", "kernels": "20 / 0"},
+        ...                {"name": "b", "kernel_set": "paddle", "kernels": "0 / 20"}])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: these runs ran on different kernels: a: 20 / 0, b: 0 / 20 (convolutions on oneDNN / ...
+    """
+    sets = {row.get("kernel_set") for row in rows}
+    if len(sets) > 1 or "mixed" in sets:
+        listing = ", ".join(f"{row['name']}: {row['kernels']}" for row in rows
+                            if len(sets) > 1 or row.get("kernel_set") == "mixed")
+        raise ValueError(f"these runs ran on different kernels: {listing} (convolutions on oneDNN / on Paddle's "
+                         "kernels per epoch); their accuracies are not one comparison. Run them again on one "
+                         "kernel set, or pass mixed_kernels=True to pool them anyway")
 
 
 def _mean(values: List[Optional[float]]) -> Optional[float]:
@@ -369,7 +424,7 @@ def format_paired_table(differences: Sequence[Dict[str, Any]], baseline: str = "
 
 def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, os.PathLike]] = None,
                  baseline: str = "none", figure: bool = True,
-                 update: Optional[Union[str, os.PathLike]] = None) -> Dict[str, Any]:
+                 update: Optional[Union[str, os.PathLike]] = None, mixed_kernels: bool = False) -> Dict[str, Any]:
     """Rebuild an experiment's tables (and its curves figure) from its run folders' config.json and history.csv.
 
     Needs no weights, so it works on the committed ``docs/results/<experiment>/`` folders; the same
@@ -386,6 +441,8 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
             gets the summary without its title) and/or ``<!-- groups RESULTS -->`` ...
             ``<!-- end groups -->`` (the table of means only), with ``RESULTS`` written as given here;
             the rest of the file stays as it is. Default: None.
+        mixed_kernels (bool, optional): pool runs whose convolutions ran on different kernels (see
+            :func:`check_kernels`), which is refused otherwise. Default: False.
 
     Returns:
         dict: ``rows``, ``groups``, ``differences`` (best accuracy), ``final_differences`` (final
@@ -405,6 +462,8 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
     if baseline in order:
         order = {**order, baseline: -1}
     rows.sort(key=lambda r: (order[r["attention"]], r["seed"]))
+    if not mixed_kernels:
+        check_kernels(rows)
     groups = aggregate_runs(rows, by=("data", "model", "attention"))
     differences = paired_differences(rows, baseline=baseline)
     final_differences = paired_differences(rows, baseline=baseline, metric="final_eval_acc")

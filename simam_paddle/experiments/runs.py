@@ -399,7 +399,11 @@ def _train_locked(config: Dict[str, Any], output: str, resume: bool, verbose: in
 
         init_from_run(network, config["init_from"], verbose=bool(verbose) and is_main_process())
     if not resume:
-        config.update(paddle_version=paddle.__version__, started=time.strftime("%Y-%m-%d %H:%M:%S"))
+        from ..engine.training import describe_device, select_device
+
+        select_device(config["device"])  # the device the run is on, recorded as such ("device" is what was asked)
+        config.update(paddle_version=paddle.__version__, ran_on=describe_device(),
+                      started=time.strftime("%Y-%m-%d %H:%M:%S"))
     if is_main_process():
         os.makedirs(output, exist_ok=True)
         atomic_write_text(json.dumps(config, indent=2) + "\n", os.path.join(output, "config.json"))
