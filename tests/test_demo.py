@@ -19,7 +19,8 @@ def tiny_demo(monkeypatch, tmp_path_factory):
 def test_demo_trains_both_variants_alike_and_reports_them(tiny_demo):
     output, result = tiny_demo
     assert sorted(result["runs"]) == ["none", "simam"]
-    assert os.path.isfile(os.path.join(output, "data", "digits_split", "split_manifest.csv"))
+    assert os.path.isfile(os.path.join(output, "data", "caltech16_split", "split_manifest.csv"))
+    assert result["summary"].startswith("# Demo: TowerNet with and without SimAM on Caltech-16 (quick)")
     for attention, run in result["runs"].items():
         rows = read_history(os.path.join(output, f"towernet_{attention}"))
         assert len(rows) == run["epochs"] == 1

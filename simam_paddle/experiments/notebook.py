@@ -149,19 +149,21 @@ class PreparedData:
 
 def prepare_split(data_dir: Union[str, os.PathLike] = "data", eval_every: int = 5,
                   progress: Optional[bool] = None, caltech: bool = True) -> PreparedData:
-    """Split Caltech101 from ``data_dir`` if it is there, otherwise the embedded digits.
+    """Split Caltech101: the user's copy in ``data_dir`` if there is one, else the embedded Caltech-16; or the digits.
 
     With ``Images.zip`` or ``Images/`` in ``data_dir`` the split goes to ``data_dir/caltech_split``;
-    otherwise scikit-learn's handwritten digits are written to ``data_dir/digits`` and split to
-    ``data_dir/digits_split``. Both steps are safe to repeat: finished data are verified, not
-    rewritten (see :func:`simam_paddle.split_dataset`).
+    otherwise the embedded Caltech-16 (``data/caltech16`` of the repository, 16 classes, 1,817 images) is
+    split to ``data_dir/caltech16_split``. With ``caltech=False``, or where neither exists (an installed
+    package without the repository), scikit-learn's handwritten digits are written to ``data_dir/digits`` and
+    split to ``data_dir/digits_split``. Every step is safe to repeat: finished data are verified, not
+    rewritten (see :func:`simam_paddle.split_dataset`); the source images are only read.
 
     Args:
         data_dir (str|PathLike, optional): the data folder. Default: "data".
         eval_every (int, optional): every ``eval_every``-th image of a class goes to ``eval/``
             (the notebook's 80/20 split). Default: 5.
         progress (bool, optional): progress bar while splitting; None decides by size. Default: None.
-        caltech (bool, optional): False takes the digits even where Caltech101 is present. Default: True.
+        caltech (bool, optional): False takes the digits (the notebooks' smoke profile). Default: True.
 
     Returns:
         PreparedData: kind, source, split folder and the split's report.
@@ -178,12 +180,23 @@ def prepare_split(data_dir: Union[str, os.PathLike] = "data", eval_every: int = 
     source = find_caltech(data_dir) if caltech else None
     if source is not None:
         kind, split = "caltech", data_dir / "caltech_split"
+    elif caltech and _embedded_caltech16() is not None:
+        kind, source, split = "caltech", _embedded_caltech16(), data_dir / "caltech16_split"
     else:
         kind, source, split = "digits", data_dir / "digits", data_dir / "digits_split"
         make_digits_dataset(source)
     report = split_dataset(source, split, eval_every=eval_every, progress=progress)
     return PreparedData(kind=kind, source=source, split=split, report=report)
 
+
+
+def _embedded_caltech16() -> Optional[Path]:
+    from ..data.caltech import embedded_caltech16
+
+    try:
+        return embedded_caltech16()
+    except FileNotFoundError:
+        return None
 
 
 def per_class_subset(dataset, per_class: Optional[int]):
