@@ -10,6 +10,7 @@ from .images import IMAGE_EXTENSIONS, to_rgb
 from .dataset import (
     ImageFolderDataset,
     train_transforms,
+    cifar_train_transforms,
     eval_transforms,
     compute_mean_std,
     check_num_classes,
@@ -34,6 +35,7 @@ __all__ = [
     "to_rgb",
     "ImageFolderDataset",
     "train_transforms",
+    "cifar_train_transforms",
     "eval_transforms",
     "compute_mean_std",
     "check_num_classes",

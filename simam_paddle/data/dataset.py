@@ -29,6 +29,7 @@ from .images import IMAGE_EXTENSIONS, is_hidden, is_image_name, to_rgb
 __all__ = [
     "ImageFolderDataset",
     "train_transforms",
+    "cifar_train_transforms",
     "eval_transforms",
     "compute_mean_std",
     "check_num_classes",
@@ -299,6 +300,26 @@ def eval_transforms(image_size: SizeLike = 256, mean: Sequence[float] = NOTEBOOK
         (3, 32, 48)
     """
     return _pipeline(image_size, mean, std, augment=False)
+
+
+def cifar_train_transforms(image_size: SizeLike = 32, mean: Sequence[float] = NOTEBOOK_MEAN,
+                           std: Sequence[float] = NOTEBOOK_STD, padding: int = 4) -> T.Compose:
+    """The official SimAM CIFAR training pipeline: pad with zeros, crop back at random, flip at random, normalise.
+
+    ``RandomCrop(size, padding=4)`` and ``RandomHorizontalFlip()`` of the official ``main_cifar.py``, after the
+    dataset's resize to ``image_size`` (nothing for images already that size); evaluation uses
+    :func:`eval_transforms` with the same ``mean`` and ``std``.
+
+    Examples:
+        >>> from PIL import Image
+        >>> import numpy as np
+        >>> out = cifar_train_transforms(8, mean=(0, 0, 0), std=(1, 1, 1))(Image.new("RGB", (8, 8), (255, 0, 0)))
+        >>> out.shape, float(out[0].max()), float(out[1].max())
+        ((3, 8, 8), 1.0, 0.0)
+    """
+    size = _hw(image_size)
+    return T.Compose([_Resize(size), T.RandomCrop(size, padding=padding), T.RandomHorizontalFlip(),
+                      _ToNormalizedCHW(mean, std)])
 
 
 def compute_mean_std(root: Union[str, os.PathLike], image_size: Optional[SizeLike] = 256

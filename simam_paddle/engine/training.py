@@ -32,6 +32,8 @@ from .history import RunFileError, read_history  # read_history: train's example
 
 __all__ = [
     "CosineDecayToZero",
+    "OfficialStepDecay",
+    "SCHEDULES",
     "OPTIMIZERS",
     "make_optimizer",
     "default_weight_decay",
@@ -92,6 +94,48 @@ class CosineDecayToZero(paddle.optimizer.lr.LRScheduler):
         self.step(epoch * self.steps_per_epoch)
 
 
+class OfficialStepDecay(paddle.optimizer.lr.MultiStepDecay):
+    """The official SimAM CIFAR schedule: the learning rate divided by 10 at 81/164 and 122/164 of the run.
+
+    For 164 epochs these are the official milestones, epochs 81 and 122 (0-based: the rate drops at the start of
+    the 82nd and the 123rd epoch); other lengths keep the fractions (rounded to whole epochs). Stepped per batch
+    (as hapi's ``LRScheduler`` callback does), so the milestones are in steps; :meth:`set_epoch` puts it at an
+    epoch's first step, which makes a resumed run's rate right.
+
+    Args:
+        learning_rate (float): the rate until the first milestone.
+        epochs (int): epochs of the whole run.
+        steps_per_epoch (int): batches per epoch.
+
+    Examples:
+        >>> sched = OfficialStepDecay(0.1, epochs=164, steps_per_epoch=10)
+        >>> sched.milestone_epochs
+        [81, 122]
+        >>> [round((sched.set_epoch(e), sched.get_lr())[1], 6) for e in (80, 81, 121, 122)]
+        [0.1, 0.01, 0.01, 0.001]
+    """
+
+    FRACTIONS = (81 / 164, 122 / 164)
+
+    def __init__(self, learning_rate: float, epochs: int, steps_per_epoch: int, last_epoch: int = -1,
+                 verbose: bool = False):
+        if not (isinstance(epochs, int) and epochs > 0 and isinstance(steps_per_epoch, int) and steps_per_epoch > 0):
+            raise ValueError(f"epochs and steps_per_epoch must be positive integers, got {epochs!r}, "
+                             f"{steps_per_epoch!r}")
+        self.milestone_epochs = sorted({max(1, round(epochs * f)) for f in self.FRACTIONS})
+        self.steps_per_epoch = steps_per_epoch
+        super().__init__(learning_rate, [m * steps_per_epoch for m in self.milestone_epochs], gamma=0.1,
+                         last_epoch=last_epoch, verbose=verbose)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Move the schedule to the first step of 0-based ``epoch``."""
+        self.step(epoch * self.steps_per_epoch)
+
+
+SCHEDULES = {"cosine": CosineDecayToZero, "step": OfficialStepDecay}
+"""The learning-rate schedules :func:`make_optimizer` builds, by the name a recipe's ``schedule`` takes."""
+
+
 def default_weight_decay(model_name: str) -> float:
     """A zoo model's L2 weight decay, from its registry entry: the notebook's 2e-4 for TowerNet, 1e-4 for the others.
 
@@ -111,7 +155,7 @@ OPTIMIZERS = {"momentum": paddle.optimizer.Momentum, "adam": paddle.optimizer.Ad
 
 def make_optimizer(parameters, lr: float, epochs: int, steps_per_epoch: int,
                    momentum: float = 0.9, weight_decay: float = 1e-4,
-                   optimizer: str = "momentum") -> paddle.optimizer.Optimizer:
+                   optimizer: str = "momentum", schedule: str = "cosine") -> paddle.optimizer.Optimizer:
     """The notebook's Momentum (or Adam) with L2 weight decay and a :class:`CosineDecayToZero` learning rate.
 
     Args:
@@ -126,6 +170,8 @@ def make_optimizer(parameters, lr: float, epochs: int, steps_per_epoch: int,
             :func:`default_weight_decay`). Default: 1e-4.
         optimizer (str, optional): ``"momentum"`` (``paddle.optimizer.Momentum``, the notebook's) or
             ``"adam"`` (``paddle.optimizer.Adam``, its default ``beta2`` and ``epsilon``). Default: "momentum".
+        schedule (str, optional): ``"cosine"`` (:class:`CosineDecayToZero`, the notebook's) or ``"step"``
+            (:class:`OfficialStepDecay`, the official CIFAR recipe's). Default: "cosine".
 
     Returns:
         paddle.optimizer.Optimizer: its ``_learning_rate`` is the scheduler.
@@ -141,10 +187,12 @@ def make_optimizer(parameters, lr: float, epochs: int, steps_per_epoch: int,
         raise ValueError(f"optimizer {optimizer!r} not found; available optimizers = {list(OPTIMIZERS)}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-    schedule = CosineDecayToZero(lr, epochs, steps_per_epoch)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule {schedule!r} not found; available schedules = {list(SCHEDULES)}")
+    scheduler = SCHEDULES[schedule](lr, epochs, steps_per_epoch)
     decay = paddle.regularizer.L2Decay(weight_decay)
     first_moment = {"momentum": "momentum", "adam": "beta1"}[optimizer]
-    return OPTIMIZERS[optimizer](learning_rate=schedule, weight_decay=decay, parameters=parameters,
+    return OPTIMIZERS[optimizer](learning_rate=scheduler, weight_decay=decay, parameters=parameters,
                                  **{first_moment: momentum})
 
 
@@ -378,7 +426,8 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
           batch_size: int = 32, lr: float = 0.01, weight_decay: float = 1e-4, momentum: float = 0.9,
           optimizer: str = "momentum", seed: int = 0, num_workers: int = 0, resume: bool = False, device: str = "auto",
           verbose: int = 1, visualdl: bool = True, lr_callback: Optional[paddle.callbacks.Callback] = None,
-          callbacks: Sequence[paddle.callbacks.Callback] = (), onednn: Optional[bool] = None) -> paddle.Model:
+          callbacks: Sequence[paddle.callbacks.Callback] = (), onednn: Optional[bool] = None,
+          schedule: str = "cosine") -> paddle.Model:
     """Train ``network`` with the notebook's recipe, writing a resumable run folder.
 
     Writes into ``output_dir`` (rank 0 only): ``history.csv`` (one row per epoch),
@@ -418,6 +467,8 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
             False: Paddle's own kernels. None: on wherever Paddle can
             (:func:`~simam_paddle.engine.acceleration.onednn_default`: Paddle 3.x with oneDNN). Ignored
             on a GPU. Default: None.
+        schedule (str, optional): the learning-rate schedule, ``"cosine"`` or ``"step"`` (see
+            :func:`make_optimizer`). Default: "cosine".
 
     Returns:
         paddle.Model: the prepared model holding the last epoch's weights.
@@ -439,7 +490,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
     train_loader = make_loader(train_data, batch_size, shuffle=True, num_workers=num_workers)
     eval_loader = make_loader(eval_data, batch_size, num_workers=num_workers) if eval_data is not None else None
     optimizer = make_optimizer(network.parameters(), lr, epochs, len(train_loader),
-                               momentum=momentum, weight_decay=weight_decay, optimizer=optimizer)
+                               momentum=momentum, weight_decay=weight_decay, optimizer=optimizer, schedule=schedule)
     model = paddle.Model(network)
     model.prepare(optimizer, paddle.nn.CrossEntropyLoss(), paddle.metric.Accuracy())
 

@@ -16,12 +16,43 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["TrainConfig", "TRAIN_DEFAULTS", "OPTIMIZERS", "setting_problems", "check_settings", "resumable_settings",
-           "per_run_settings", "shared_settings", "compared_settings", "setting_type"]
+__all__ = ["TrainConfig", "TRAIN_DEFAULTS", "OPTIMIZERS", "RECIPES", "Recipe", "setting_problems", "check_settings",
+           "resumable_settings", "per_run_settings", "shared_settings", "compared_settings", "setting_type"]
 
 
 OPTIMIZERS: Tuple[str, ...] = ("momentum", "adam")
 """The optimizers a run can train with (the ``optimizer`` setting): ``paddle.optimizer.Momentum`` and ``Adam``."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training recipe: defaults for the settings a run does not give, a schedule, augmentation, normalisation.
+
+    Attributes:
+        defaults (dict): settings the recipe fills in where the run does not set them.
+        schedule (str): ``"cosine"`` (to 0 over all epochs, per step) or ``"step"`` (the learning rate divided by
+            10 at 81/164 and 122/164 of the epochs, the official CIFAR milestones 81 and 122 of 164).
+        augment (str): ``"notebook"`` (resize, random rotation ±10°) or ``"pad-crop-flip"`` (zero-pad 4, random
+            crop back, random horizontal flip: the official CIFAR augmentation).
+        normalize (str): ``"notebook"`` (the notebook's fixed mean and std) or ``"train-images"`` (per-channel
+            mean and std of the run's training images, computed once and stored in config.json).
+        source (str): where the recipe comes from.
+    """
+
+    defaults: Dict[str, Any]
+    schedule: str
+    augment: str
+    normalize: str
+    source: str
+
+
+RECIPES: Dict[str, Recipe] = {
+    "notebook": Recipe({}, "cosine", "notebook", "notebook", "the AI Studio notebook"),
+    "official-cifar": Recipe(dict(epochs=164, lr=0.1, batch_size=128, weight_decay=5e-4, momentum=0.9,
+                                  optimizer="momentum"), "step", "pad-crop-flip", "train-images",
+                             "the official SimAM code's main_cifar.py (ZjjConan/SimAM)"),
+}
+"""The recipes a run can train with (the ``recipe`` setting), by name."""
 
 
 def _is_int(value: Any) -> bool:
@@ -125,6 +156,12 @@ class TrainConfig:
     eval_per_class: Optional[int] = _setting(
         None, "use only the first N eval images per class", _or_none(_positive_int), "a positive integer",
         default_help="all", metavar="N")
+    recipe: str = _setting(
+        "notebook", "training recipe: notebook (cosine learning rate, resize + rotation, the notebook's "
+        "normalisation) or official-cifar (the official SimAM CIFAR recipe: 164 epochs, lr 0.1 divided by 10 at "
+        "epochs 81 and 122, batch 128, weight decay 5e-4, pad 4 + random crop + horizontal flip, normalised with "
+        "the training images' mean and std; the settings given override its defaults)",
+        lambda v: v in RECIPES, "one of " + ", ".join(RECIPES), choices=tuple(RECIPES))
     init_from: Optional[str] = _setting(
         None, "start from RUN's best weights (e.g. a convert-official run; its model, attention and image size "
         "unless given); a new classifier if the classes differ", _or_none(lambda v: isinstance(v, str)),

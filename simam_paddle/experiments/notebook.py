@@ -477,6 +477,10 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     if isinstance(given["epochs"], bool) or not isinstance(given["epochs"], int) or given["epochs"] < 1:
         raise ValueError(f"epochs must be a positive integer, got {given['epochs']!r}")
     check_settings(given)
+    if given.get("recipe", "notebook") != "notebook":
+        raise ValueError(f"recipe={given['recipe']!r}: a notebook builds its own transforms, optimizer and schedule, "
+                         "so open_run records the notebook recipe only; train other recipes with train_run or "
+                         "`python -m simam_paddle train --recipe ...`")
     _check_prepared_optimizer(model._optimizer, given.get("optimizer", TRAIN_DEFAULTS["optimizer"]))
     network = model.network
     history = os.path.join(run_dir, "history.csv")

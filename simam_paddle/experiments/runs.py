@@ -26,7 +26,7 @@ from ..engine.checkpoints import check_state_fits, load_state
 from ..engine.history import RunFileError, read_history, read_run_json
 from .._quiet import quiet_native_logs
 from .notebook import per_class_subset
-from .config import TRAIN_DEFAULTS, TrainConfig, check_settings, resumable_settings, setting_problems
+from .config import RECIPES, TRAIN_DEFAULTS, TrainConfig, check_settings, resumable_settings, setting_problems
 
 __all__ = [
     "TRAIN_DEFAULTS", "TrainConfig", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets",
@@ -70,15 +70,20 @@ def _split_dirs(data: Optional[str]) -> Tuple[str, str]:
 
 def run_datasets(config: Dict[str, Any], eval_root: Optional[str] = None, train: bool = True):
     """(train, eval) datasets of a config (train None if not asked), both with the eval classes checked."""
-    from ..data.dataset import ImageFolderDataset, eval_transforms, train_transforms
+    from ..data.dataset import ImageFolderDataset, cifar_train_transforms, eval_transforms, train_transforms
 
     size = config["image_size"]
+    recipe = RECIPES[config.get("recipe", "notebook")]
+    # A run's own normalisation (official-cifar: its training images' mean and std), else the notebook's.
+    norm = config.get("normalize") or {}
+    mean_std = {k: tuple(norm[k]) for k in ("mean", "std") if k in norm}
+    augment = {"notebook": train_transforms, "pad-crop-flip": cifar_train_transforms}[recipe.augment]
     train_dir, eval_dir = _split_dirs(config["data"]) if (train or eval_root is None) else (None, None)
-    eval_data = ImageFolderDataset(eval_root or eval_dir, transform=eval_transforms(size), cache=config["cache"],
-                                   image_size=size)
+    eval_data = ImageFolderDataset(eval_root or eval_dir, transform=eval_transforms(size, **mean_std),
+                                   cache=config["cache"], image_size=size)
     train_data = None
     if train:
-        train_data = ImageFolderDataset(train_dir, transform=train_transforms(size), cache=config["cache"],
+        train_data = ImageFolderDataset(train_dir, transform=augment(size, **mean_std), cache=config["cache"],
                                         image_size=size)
     return train_data, eval_data
 
@@ -337,7 +342,9 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
             from .finetune import init_from_settings
 
             given = init_from_settings(given)
-        config = {**TRAIN_DEFAULTS, **given, "data": stored_data_path(data)}
+        # The recipe's defaults fill what the caller did not give; the given settings win.
+        recipe = RECIPES[given.get("recipe", TRAIN_DEFAULTS["recipe"])]
+        config = {**TRAIN_DEFAULTS, **recipe.defaults, **given, "data": stored_data_path(data)}
         _check_settings(config)
         _check_model_name(config["model"])
         # The model's own attention and weight decay, by name and value: what config.json stores.
@@ -347,7 +354,13 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         if config["onednn"] is None:
             config["onednn"] = onednn_default()
         attention_options(config)
-        _split_dirs(config["data"])
+        train_dir, _ = _split_dirs(config["data"])
+        if recipe.normalize == "train-images":
+            from ..data.dataset import compute_mean_std
+
+            mean, std = compute_mean_std(train_dir, config["image_size"])
+            config["normalize"] = {"mean": [round(v, 8) for v in mean], "std": [round(v, 8) for v in std],
+                                   "from": "the training images"}
     with lock_run_folder(output):
         if is_main_process():  # the others could already see the files rank 0 writes below
             _check_folder_state(output, resume, verbose)
@@ -410,7 +423,8 @@ def _train_locked(config: Dict[str, Any], output: str, resume: bool, verbose: in
     train(network, train_data, eval_data, output_dir=output, epochs=config["epochs"],
           batch_size=config["batch_size"], lr=config["lr"], weight_decay=config["weight_decay"],
           momentum=config["momentum"], optimizer=config["optimizer"], seed=config["seed"], num_workers=config["num_workers"],
-          resume=resume, device=config["device"], verbose=verbose, onednn=config.get("onednn", False))
+          resume=resume, device=config["device"], verbose=verbose, onednn=config.get("onednn", False),
+          schedule=RECIPES[config.get("recipe", "notebook")].schedule)
     return config
 
 
