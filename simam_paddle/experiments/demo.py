@@ -18,7 +18,7 @@ from .report import format_markdown_table, summarize_runs
 __all__ = ["DEMO_SETTINGS", "run_demo"]
 
 DEMO_SETTINGS: Dict[str, Dict[str, Any]] = {
-    "default": dict(epochs=4, image_size=128, batch_size=32, lr=0.01, train_per_class=40, eval_per_class=None),
+    "default": dict(epochs=4, image_size=128, batch_size=32, lr=0.01, train_per_class=None, eval_per_class=None),
     "quick": dict(epochs=3, image_size=128, batch_size=32, lr=0.01, train_per_class=15, eval_per_class=8),
 }
 ATTENTIONS = ("simam", "none")

@@ -191,11 +191,12 @@ def prepare_split(data_dir: Union[str, os.PathLike] = "data", eval_every: int = 
 
 
 def _embedded_caltech16() -> Optional[Path]:
+    """The embedded Caltech-16, relative to the working folder (a notebook prints no machine path), or None."""
     from ..data.caltech import embedded_caltech16
 
     try:
-        return embedded_caltech16()
-    except FileNotFoundError:
+        return Path(os.path.relpath(embedded_caltech16()))
+    except (FileNotFoundError, ValueError):  # ValueError: another drive than the working folder's (Windows)
         return None
 
 
@@ -482,6 +483,10 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
                          "so open_run records the notebook recipe only; train other recipes with train_run or "
                          "`python -m simam_paddle train --recipe ...`")
     _check_prepared_optimizer(model._optimizer, given.get("optimizer", TRAIN_DEFAULTS["optimizer"]))
+    from ..engine.training import select_device
+
+    # As train does: the device asked for and, on the CPU, every core (Paddle's default is one thread).
+    select_device(given.get("device", TRAIN_DEFAULTS["device"]))
     network = model.network
     history = os.path.join(run_dir, "history.csv")
     config_path = os.path.join(run_dir, "config.json")

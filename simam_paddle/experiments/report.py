@@ -474,7 +474,7 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
     setting = (f"{first['train_samples']} train / {first['eval_samples']} eval images, {first['num_classes']} "
                f"classes, {first['image_size']} px, {first['planned_epochs']} epochs, batch {first['batch_size']}, "
                + ("Adam, " if adam else "")
-               + f"lr {first['lr']} (cosine to 0), {'beta1' if adam else 'momentum'} "
+               + f"lr {first['lr']} ({_schedule_words(first)}), {'beta1' if adam else 'momentum'} "
                f"{first['momentum']}, weight decay {first['weight_decay']}, "
                + (f"{first['framework']}, on {first['device_name']}" if first["framework"]
                   else f"Paddle {first['paddle_version']}"))
@@ -525,6 +525,16 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
         files.append(os.fspath(update))
     return {"rows": rows, "groups": groups, "differences": differences, "final_differences": final_differences,
             "summary": summary, "files": files}
+
+
+def _schedule_words(row: Dict[str, Any]) -> str:
+    """How the learning rate moved in a row's run, in the words of the summary's settings line."""
+    if (row.get("recipe") or "notebook") == "notebook":
+        return "cosine to 0"
+    from ..engine.training import OfficialStepDecay
+
+    drops = OfficialStepDecay(1.0, row["planned_epochs"], 1).milestone_epochs
+    return f"divided by 10 after epochs {' and '.join(map(str, drops))}; {row['recipe']} recipe"
 
 
 def report_block(summary: str) -> str:
