@@ -78,8 +78,28 @@ def test_prepare_split_uses_caltech_zip(tmp_path):
 
 
 @pytest.mark.slow
-def test_prepare_split_falls_back_to_digits_and_repeats(tmp_path):
+def test_prepare_split_takes_the_embedded_caltech16_without_images(tmp_path):
+    from simam_paddle.data.caltech import CALTECH16_CLASSES, embedded_caltech16
+
+    data = prepare_split(tmp_path, progress=False)
+    assert data.kind == "caltech" and data.split == tmp_path / "caltech16_split"
+    assert data.source.resolve() == embedded_caltech16() and not data.source.is_absolute()
+    assert sorted(data.report.counts) == sorted(CALTECH16_CLASSES)
+    assert (data.report.num_train, data.report.num_eval) == (1447, 370)
+    watch = sorted((embedded_caltech16() / "watch").iterdir())
+    assert sorted(os.listdir(data.split / "eval" / "watch"))[:2] == [watch[0].name, watch[5].name]
+    assert not (tmp_path / "digits").exists()
+
+
+@pytest.mark.slow
+def test_prepare_split_falls_back_to_digits_and_repeats(tmp_path, monkeypatch):
     pytest.importorskip("sklearn")
+    from simam_paddle.data import caltech
+
+    def not_shipped():  # an installed wheel: the repository's data/caltech16 is not there
+        raise FileNotFoundError("the embedded Caltech-16 is not here")
+
+    monkeypatch.setattr(caltech, "embedded_caltech16", not_shipped)
     data = prepare_split(tmp_path, progress=False)
     assert data.kind == "digits"
     assert data.split == tmp_path / "digits_split"
@@ -89,7 +109,7 @@ def test_prepare_split_falls_back_to_digits_and_repeats(tmp_path):
     for name, counts in data.report.counts.items():
         total = len(os.listdir(tmp_path / "digits" / name))
         assert counts["eval"] == -(-total // 5)
-    _write_images(tmp_path / "Images", ["cat"], per_class=2)  # caltech=False (the demo's) ignores it
+    _write_images(tmp_path / "Images", ["cat"], per_class=2)  # caltech=False (the smoke profile's) ignores it
     again = prepare_split(tmp_path, progress=False, caltech=False)
     assert again.kind == "digits"
     assert again.report.written == 0 and again.report.unchanged == 1797
