@@ -91,3 +91,50 @@ def test_load_checkpoint_state_names_what_is_wrong(tmp_path, content, error, mat
 def test_load_checkpoint_state_reads_last_json(tmp_path):
     (tmp_path / "last.json").write_text(json.dumps({"epoch": 2, "best": 0.5, "best_epoch": 1}))
     assert load_checkpoint_state(str(tmp_path)) == {"epoch": 2, "best": 0.5, "best_epoch": 1}
+
+
+class _RunsCode:
+    """What a hostile weights file pickles: unpickling it calls os.system."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
+
+
+def test_a_weights_file_that_would_run_code_is_refused_before_it_runs(tmp_path):
+    import pickle
+
+    from simam_paddle.engine.checkpoints import load_state
+    from simam_paddle.engine.history import RunFileError
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "best_model.pdparams"
+    state = {"weight": np.zeros((2, 3), dtype="float32"), "evil": _RunsCode(f"touch {marker}")}
+    path.write_bytes(pickle.dumps(state, protocol=4))
+    with pytest.raises(RunFileError, match=r"asks for posix\.system.*not loaded"):
+        load_state(str(path))
+    assert not marker.exists()
+    path.write_bytes(pickle.dumps({"weight": np.zeros(3)}, protocol=4)[:-9])  # truncated: a clear error too
+    with pytest.raises(RunFileError, match="not a readable Paddle checkpoint"):
+        load_state(str(path))
+
+
+def test_plain_checkpoints_still_load(tmp_path):
+    import paddle
+
+    from simam_paddle.engine.checkpoints import atomic_save, load_state
+
+    net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.BatchNorm2D(4))
+    opt = paddle.optimizer.Momentum(learning_rate=paddle.optimizer.lr.CosineAnnealingDecay(0.1, 10),
+                                    parameters=net.parameters())
+    net(paddle.rand([1, 3, 5, 5])).mean().backward()
+    opt.step()
+    atomic_save(net.state_dict(), str(tmp_path / "w.pdparams"))
+    atomic_save(opt.state_dict(), str(tmp_path / "w.pdopt"))
+    weights = load_state(str(tmp_path / "w.pdparams"))
+    np.testing.assert_array_equal(weights["0.weight"].numpy(), net.state_dict()["0.weight"].numpy())
+    assert "LR_Scheduler" in load_state(str(tmp_path / "w.pdopt"))

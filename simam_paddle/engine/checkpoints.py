@@ -7,6 +7,7 @@ A run folder holds ``best_model.pdparams``, and after every epoch ``last.pdparam
 """
 import io
 import os
+import pickle
 from typing import Any, Dict
 
 import paddle
@@ -17,6 +18,7 @@ from .history import RunFileError, read_run_json
 __all__ = [
     "atomic_save",
     "load_state",
+    "check_checkpoint_safe",
     "check_state_fits",
     "portable_optimizer_state",
     "restore_optimizer_state",
@@ -45,9 +47,57 @@ def atomic_save(obj: Any, path: str) -> None:
 
 
 
+# What a state dict or optimizer state saved by paddle.save holds: numpy arrays in plain containers.
+_CHECKPOINT_GLOBALS = frozenset({
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("collections", "OrderedDict"),
+})
+
+
+class _CheckpointUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, numbers, strings and containers only; any other class or function is refused."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _CHECKPOINT_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused {module}.{name}")
+
+
+def check_checkpoint_safe(path: str) -> None:
+    """Read ``path`` as a pickle that may hold only numpy arrays, numbers, strings and plain containers.
+
+    ``paddle.load`` unpickles without restriction, so a shared run folder's weights file could run any code
+    (a pickle that calls ``os.system``). This reads the whole file first with an unpickler that builds only
+    numpy arrays and the containers ``paddle.save`` writes for a state dict or an optimizer state; anything else
+    stops with a :class:`RunFileError` before ``paddle.load`` sees the file.
+
+    Raises:
+        RunFileError: the file asks for another class or function (named), or is not a pickle.
+
+    Examples:
+        >>> atomic_save(paddle.nn.Linear(2, 3).state_dict(), "/tmp/linear.pdparams")
+        >>> check_checkpoint_safe("/tmp/linear.pdparams")
+    """
+    try:
+        with open(path, "rb") as f:
+            _CheckpointUnpickler(f).load()
+    except pickle.UnpicklingError as err:
+        if str(err).startswith("refused "):
+            raise RunFileError(f"{path} is not a plain checkpoint: its pickle asks for {str(err)[8:]}, which "
+                               "loading would call (a weights file can run code); it was not loaded. Use weights "
+                               "from a source you trust, saved by paddle.save(state_dict)") from None
+        raise RunFileError(f"{path} is not a readable Paddle checkpoint ({err}); restore it or retrain") from None
+    except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError) as err:
+        detail = str(err).splitlines()[0] if str(err) else "truncated?"
+        raise RunFileError(f"{path} is not a readable Paddle checkpoint ({type(err).__name__}: {detail}); "
+                           "restore it or retrain") from None
+
+
 def load_state(path: str) -> Any:
-    """``paddle.load(path)`` of a run's checkpoint; a missing file is a ``FileNotFoundError`` and an
-    empty or unreadable one a :class:`RunFileError`, both naming ``path``.
+    """``paddle.load(path)`` of a run's checkpoint, after :func:`check_checkpoint_safe`; a missing file is a
+    ``FileNotFoundError`` and an empty, unreadable or unsafe one a :class:`RunFileError`, both naming ``path``.
 
     Examples:
         >>> sorted(load_state("/tmp/linear.pdparams"))
@@ -58,6 +108,7 @@ def load_state(path: str) -> Any:
     if os.path.getsize(path) == 0:
         raise RunFileError(f"{path} is empty (0 bytes; written by a full disk or a copy that failed?); "
                            "restore it or retrain")
+    check_checkpoint_safe(path)
     try:
         return paddle.load(path)
     except (EOFError, ValueError, RuntimeError, TypeError, KeyError, IndexError, AttributeError,
