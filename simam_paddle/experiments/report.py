@@ -149,6 +149,7 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
             "params": _count_parameters(config, cache) if count_parameters else None,
             "paddle_version": config.get("paddle_version"),
             "kernels": kernels,
+            "ran_on": config.get("ran_on"),
             "kernel_set": kernel_set,
             # Set only by runs trained outside simam_paddle (tools/torch_towernet.py); None for the package's own.
             "framework": config.get("framework"),
@@ -477,7 +478,7 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
                + f"lr {first['lr']} ({_schedule_words(first)}), {'beta1' if adam else 'momentum'} "
                f"{first['momentum']}, weight decay {first['weight_decay']}, "
                + (f"{first['framework']}, on {first['device_name']}" if first["framework"]
-                  else f"Paddle {first['paddle_version']}"))
+                  else _paddle_words(rows)))
     lines = [
         f"# {first['model']} on {first['data']}: {', '.join(attentions)}",
         "",
@@ -525,6 +526,16 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
         files.append(os.fspath(update))
     return {"rows": rows, "groups": groups, "differences": differences, "final_differences": final_differences,
             "summary": summary, "files": files}
+
+
+def _paddle_words(rows: Sequence[Dict[str, Any]]) -> str:
+    """The Paddle version(s) and, where the runs recorded it, the device(s) they ran on."""
+    versions = sorted({str(r["paddle_version"]) for r in rows})
+    words = "Paddle " + " / ".join(versions)
+    devices = sorted({r["ran_on"] for r in rows if r.get("ran_on")})
+    if devices:
+        words += ", on " + " / ".join(devices)
+    return words
 
 
 def _schedule_words(row: Dict[str, Any]) -> str:
