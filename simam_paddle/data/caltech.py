@@ -35,7 +35,7 @@ from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence,
 
 from PIL import Image
 
-from .digits import _write_tree
+from .trees import write_tree
 
 __all__ = [
     "CALTECH101_URL", "CALTECH101_MD5", "CALTECH101_CITATION", "CALTECH16_CLASSES", "CaltechError",
@@ -242,7 +242,7 @@ def make_caltech101(dst: PathLike, classes: Union[str, Sequence[str]] = "caltech
         for name, data in sorted(images.items()):
             yield _output_name(name, image_size), data if image_size is None else _resized_png(data, image_size)
 
-    created = _write_tree(Path(dst), out_names, files)
+    created = write_tree(Path(dst), out_names, files)
     counts = {c: sum(1 for name in wanted if name.split("/")[0] == c) for c in sorted(names)}
     return CaltechSummary(Path(dst), created, counts, label, image_size)
 
