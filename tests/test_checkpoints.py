@@ -138,3 +138,44 @@ def test_plain_checkpoints_still_load(tmp_path):
     weights = load_state(str(tmp_path / "w.pdparams"))
     np.testing.assert_array_equal(weights["0.weight"].numpy(), net.state_dict()["0.weight"].numpy())
     assert "LR_Scheduler" in load_state(str(tmp_path / "w.pdopt"))
+
+
+def _pickle_calling(module, name, *args):
+    """A protocol-2 pickle whose loading calls module.name(*args) (strings only), built opcode by opcode."""
+    import pickle
+
+    body = b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+    body += b"(" + b"".join(b"X" + len(a.encode()).to_bytes(4, "little") + a.encode() for a in args) + b"tR"
+    return b"\x80\x02}X\x01\x00\x00\x00w" + body + b"s."
+
+
+@pytest.mark.parametrize("payload, named", [
+    (_pickle_calling("builtins", "eval", "__import__('os').getcwd()"), "builtins.eval"),
+    (_pickle_calling("builtins", "getattr", "x", "y"), "builtins.getattr"),
+    (_pickle_calling("subprocess", "call", "true"), "subprocess.call"),
+])
+def test_eval_getattr_and_other_callables_are_refused(tmp_path, payload, named):
+    from simam_paddle.engine.checkpoints import load_state
+    from simam_paddle.engine.history import RunFileError
+
+    path = tmp_path / "last.pdopt"
+    path.write_bytes(payload)
+    with pytest.raises(RunFileError, match=named.replace(".", r"\.")):
+        load_state(str(path))
+
+
+def test_a_build_that_would_change_a_shared_dtype_is_refused(tmp_path):
+    import pickle
+
+    from simam_paddle.engine.checkpoints import load_state
+    from simam_paddle.engine.history import RunFileError
+
+    legit = pickle.dumps({"w": np.zeros(3, dtype="float32")}, protocol=4)
+    hostile = legit.replace(b"\x8c\x01<", b"\x8c\x01>")  # the float32 dtype's byte order, big-endian
+    assert hostile != legit
+    path = tmp_path / "best_model.pdparams"
+    path.write_bytes(hostile)
+    with pytest.raises(RunFileError, match="shared numpy dtype float32"):
+        load_state(str(path))
+    assert np.dtype("float32").byteorder == "="  # the process's float32 is as it was
+    assert np.array([1.0], dtype="float32").tobytes() == np.float32(1.0).tobytes()

@@ -56,13 +56,31 @@ _CHECKPOINT_GLOBALS = frozenset({
 })
 
 
-class _CheckpointUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays, numbers, strings and containers only; any other class or function is refused."""
+class _CheckpointUnpickler(pickle._Unpickler):
+    """Unpickles numpy arrays, numbers, strings and containers only; any other class or function is refused.
+
+    The Python unpickler, so that ``BUILD`` can be checked too: it may set the state of a new array, and of a
+    dtype only to the state that dtype already has (numpy's dtypes are shared objects: a changed one would
+    corrupt every later array of that type in the process).
+    """
 
     def find_class(self, module: str, name: str):
         if (module, name) in _CHECKPOINT_GLOBALS:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refused {module}.{name}")
+
+    def load_build(self):
+        import numpy as np
+
+        state, target = self.stack[-1], self.stack[-2]
+        if isinstance(target, np.dtype):
+            if state != target.__reduce__()[2]:
+                raise pickle.UnpicklingError(f"refused a BUILD that would change the shared numpy dtype {target}")
+        elif not isinstance(target, np.ndarray):
+            raise pickle.UnpicklingError(f"refused a BUILD on a {type(target).__name__}")
+        super().load_build()
+
+    dispatch = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build}
 
 
 def check_checkpoint_safe(path: str) -> None:
@@ -86,7 +104,7 @@ def check_checkpoint_safe(path: str) -> None:
     except pickle.UnpicklingError as err:
         if str(err).startswith("refused "):
             raise RunFileError(f"{path} is not a plain checkpoint: its pickle asks for {str(err)[8:]}, which "
-                               "loading would call (a weights file can run code); it was not loaded. Use weights "
+                               "loading would run (a weights file can run code); it was not loaded. Use weights "
                                "from a source you trust, saved by paddle.save(state_dict)") from None
         raise RunFileError(f"{path} is not a readable Paddle checkpoint ({err}); restore it or retrain") from None
     except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError) as err:
