@@ -409,8 +409,10 @@ def _add_predict(subparsers) -> None:
 
 
 def _run_predict(args) -> int:
-    from .experiments.prediction import predict_images, write_predictions_csv
+    from .experiments.prediction import check_predictions_output, predict_images, write_predictions_csv
 
+    if args.output:
+        check_predictions_output(args.output)  # before predicting: a run's own files are never replaced
     rows = predict_images(args.run, args.images, top_k=args.top_k, weights=args.weights, batch_size=args.batch_size,
                           onednn=args.onednn)
     if not rows:

@@ -106,3 +106,26 @@ def test_all_good_images_exit_zero_and_errors_are_one_line(run, photos, capsys):
     assert main(["predict", run, str(photos / "nowhere")]) == 2
     assert capsys.readouterr().err.strip().startswith("error: ")
     assert Prediction("x.png", error="bad").format() == "x.png: error: bad"
+
+
+def test_predictions_never_overwrite_a_file_they_did_not_write(tmp_path):
+    """predict --output RUN/config.json used to replace the run's config; a link used to be written through."""
+    from simam_paddle.experiments.prediction import Prediction, write_predictions_csv
+
+    rows = [Prediction("a.png", ["cat", "dog"], [0.75, 0.25]), Prediction("b.png", error="not an image")]
+    config = tmp_path / "config.json"
+    config.write_text('{"model": "towernet"}')
+    with pytest.raises(FileExistsError, match="not a predictions CSV.*nothing was written"):
+        write_predictions_csv(rows, config)
+    assert config.read_text() == '{"model": "towernet"}'
+    target = tmp_path / "elsewhere.csv"
+    target.write_text("keep me\n")
+    (tmp_path / "link.csv").symlink_to(target)
+    with pytest.raises(FileExistsError):
+        write_predictions_csv(rows, tmp_path / "link.csv")
+    assert target.read_text() == "keep me\n"
+    out = tmp_path / "pred.csv"
+    write_predictions_csv(rows, out)
+    write_predictions_csv(rows[:1], out)  # its own earlier output is replaced
+    assert out.read_text().splitlines() == ["path,class_1,prob_1,class_2,prob_2,error",
+                                            "a.png,cat,0.750000,dog,0.250000,"]

@@ -5,6 +5,7 @@ image, the ``top_k`` most probable classes and their softmax probabilities. An i
 read gets a row with its error instead, and the others are still predicted.
 """
 import csv
+import io
 import os
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Union
@@ -18,9 +19,10 @@ require_paddle()  # a clear message for a missing Paddle; a quiet import if this
 
 import paddle  # noqa: E402
 
+from .._io import atomic_write_text  # noqa: E402
 from ..data.images import is_hidden, is_image_name, to_rgb  # noqa: E402
 
-__all__ = ["Prediction", "find_images", "predict_images", "write_predictions_csv"]
+__all__ = ["Prediction", "find_images", "predict_images", "write_predictions_csv", "check_predictions_output"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -159,15 +161,38 @@ def write_predictions_csv(rows: Sequence[Prediction], path: PathLike) -> None:
         >>> open("pred.csv").readline().strip()  # doctest: +SKIP
         'path,class_1,prob_1,error'
     """
+    check_predictions_output(path)
     k = max((len(row.classes) for row in rows), default=0)
     header = ["path"] + [f"{what}_{i}" for i in range(1, k + 1) for what in ("class", "prob")] + ["error"]
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for row in rows:
-            cells = [row.path]
-            for i in range(k):
-                cells += [row.classes[i], f"{row.probs[i]:.6f}"] if i < len(row.classes) else ["", ""]
-            writer.writerow(cells + [row.error or ""])
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        cells = [row.path]
+        for i in range(k):
+            cells += [row.classes[i], f"{row.probs[i]:.6f}"] if i < len(row.classes) else ["", ""]
+        writer.writerow(cells + [row.error or ""])
+    atomic_write_text(out.getvalue(), path)  # a crash leaves the old file; a link is replaced, never written through
+
+
+def check_predictions_output(path: PathLike) -> None:
+    """Refuse ``path`` as a predictions CSV unless it is new or an earlier predictions CSV (checked before predicting).
+
+    Raises:
+        FileExistsError: ``path`` holds something else (a run's config.json, a link, other data).
+
+    Examples:
+        >>> check_predictions_output("/tmp/new_predictions.csv")
+    """
+    if os.path.lexists(path) and not _holds_predictions(path):
+        raise FileExistsError(f"{path} exists and is not a predictions CSV written by predict (a run's config.json, "
+                              "a link, other data?); nothing was written: choose another --output")
+
+
+def _holds_predictions(path: PathLike) -> bool:
+    """Whether ``path`` is a regular file that starts as write_predictions_csv's do (so it may be replaced)."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        first = f.readline(4096)
+    return first.startswith((b"path,class_1,prob_1,", b"path,error"))
