@@ -374,3 +374,22 @@ def test_run_kernels_are_those_the_run_trained_with_unless_told(config, onednn, 
 def test_run_kernels_refuse_a_value_that_is_not_a_switch():
     with pytest.raises(ValueError, match="onednn='yes': must be true or false"):
         run_kernels(paddle.nn.Conv2D(3, 4, 3), {"onednn": True}, "yes")
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+def test_a_lock_that_is_a_link_or_a_fifo_is_refused_and_its_target_untouched(tmp_path, kind):
+    from simam_paddle.engine.history import RunFileError
+    from simam_paddle.experiments.runs import lock_run_folder
+
+    run = tmp_path / "run"
+    run.mkdir()
+    target = tmp_path / "precious.txt"
+    target.write_text("do not truncate me\n")
+    if kind == "link":
+        (run / ".lock").symlink_to(target)
+    else:
+        os.mkfifo(run / ".lock")
+    with pytest.raises(RunFileError, match="is a link|not a plain file"):
+        with lock_run_folder(str(run)):
+            pass
+    assert target.read_text() == "do not truncate me\n"

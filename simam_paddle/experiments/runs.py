@@ -10,6 +10,7 @@ sub-folder per class (as ``split_dataset`` writes it).
 import contextlib
 import json
 import os
+import stat
 import tempfile
 import time
 from typing import Any, Dict, Iterator, Optional, Tuple
@@ -240,7 +241,17 @@ def lock_run_folder(run_dir: str) -> Iterator[None]:
     created = not os.path.isdir(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, ".lock")
-    with open(path, "a+", encoding="utf-8") as handle:
+    try:  # O_NOFOLLOW: a .lock that is a link is refused, never truncated and written through
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o666)
+    except OSError:
+        if os.path.islink(path):
+            raise RunFileError(f"{path} is a link; the run's lock is a plain file it makes itself: remove the link "
+                               "and run again (nothing was written)") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RunFileError(f"{path} is not a plain file; remove it and run again (nothing was written)")
+    with os.fdopen(fd, "r+", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
