@@ -129,3 +129,18 @@ def test_predictions_never_overwrite_a_file_they_did_not_write(tmp_path):
     write_predictions_csv(rows[:1], out)  # its own earlier output is replaced
     assert out.read_text().splitlines() == ["path,class_1,prob_1,class_2,prob_2,error",
                                             "a.png,cat,0.750000,dog,0.250000,"]
+
+
+def test_a_fifo_named_like_an_image_is_an_error_row_not_a_hang(run, photos):
+    import os
+    import threading
+
+    os.mkfifo(photos / "pipe.jpg")
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(rows=predict_images(run, photos, top_k=1)), daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "predict blocked on the FIFO"
+    rows = {os.path.basename(r.path): r for r in result["rows"]}
+    assert "not a regular file" in rows["pipe.jpg"].error
+    assert rows["a.jpg"].error is None and rows["a.jpg"].classes

@@ -7,6 +7,7 @@ read gets a row with its error instead, and the others are still predicted.
 import csv
 import io
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Union
 
@@ -84,8 +85,13 @@ def find_images(paths: Union[PathLike, Iterable[PathLike]]) -> List[str]:
 
 
 def _load(path: str, transform) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(transform(to_rgb(image)), dtype=np.float32)
+    # O_NONBLOCK and the regular-file check: a FIFO named like an image would otherwise block the read forever.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file (a FIFO, socket or device); only image files are read")
+        with Image.open(f) as image:
+            return np.asarray(transform(to_rgb(image)), dtype=np.float32)
 
 
 def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]], top_k: int = 5,
