@@ -73,3 +73,26 @@ def test_the_recipe_from_the_command_line_and_a_wrong_name(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--data", split, "--output", str(tmp_path / "x"), "--recipe", "cifar"])
     assert "official-cifar" in capsys.readouterr().err
+
+
+def test_predict_and_evaluate_normalise_as_the_run_did(tmp_path):
+    import paddle
+
+    from simam_paddle.experiments.runs import evaluate_run
+    from simam_paddle.experiments.prediction import predict_images
+    from simam_paddle.experiments.runs import load_run, run_kernels
+
+    split = make_split(tmp_path / "split")
+    run = str(tmp_path / "run")
+    train_run(split, run, model="cifar_resnet20", image_size=32, batch_size=4, epochs=1, recipe="official-cifar",
+              verbose=0)
+    network, config = load_run(run)
+    image = sorted((tmp_path / "split" / "eval").rglob("*.png"))[0]
+    mean, std = np.array(config["normalize"]["mean"]), np.array(config["normalize"]["std"])
+    pixels = (np.asarray(Image.open(image), dtype=np.float32) / 255 - mean) / std  # numpy, not the package
+    with run_kernels(network, config), paddle.no_grad():
+        logits = network(paddle.to_tensor(pixels.transpose(2, 0, 1)[None].astype("float32"))).numpy()[0]
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    row = predict_images(run, [image], top_k=2)[0]
+    assert row.probs == pytest.approx(sorted(probs, reverse=True), rel=1e-4)
+    assert evaluate_run(run)["acc"] == read_history(run)[-1]["eval_acc"]

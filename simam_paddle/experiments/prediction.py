@@ -100,7 +100,7 @@ def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]]
     """Classify image files with a run's network (loaded by :func:`simam_paddle.load_run`).
 
     Each image is converted to RGB and put through the run's evaluation transforms
-    (:func:`simam_paddle.eval_transforms` at its ``image_size``), as its evaluation data was.
+    (:func:`~simam_paddle.experiments.runs.run_transforms`: its image size and normalisation), as its evaluation data was.
 
     Args:
         run_dir (str): run folder written by ``train``.
@@ -119,16 +119,18 @@ def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]]
         >>> len(rows), len(rows[0].classes), rows[0].probs[0] >= rows[0].probs[1]  # doctest: +SKIP
         (37, 2, True)
     """
-    from ..data.dataset import eval_transforms
-    from .runs import load_run, run_kernels
+    from .config import check_settings
+    from .runs import load_run, run_kernels, run_transforms
 
     if not (isinstance(top_k, int) and top_k > 0):
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    if batch_size is not None:
+        check_settings({"batch_size": batch_size})  # the rule a run's batch size follows
     files = find_images(paths)
     network, config = load_run(os.fspath(run_dir), weights)
     classes = list(config["classes"])
     k = min(top_k, len(classes))
-    transform = eval_transforms(config["image_size"])
+    transform = run_transforms(config, train=False)
     size = batch_size or config["batch_size"]
     rows = [Prediction(path) for path in files]
     with run_kernels(network, config, onednn):

@@ -71,22 +71,36 @@ def _split_dirs(data: Optional[str]) -> Tuple[str, str]:
 
 def run_datasets(config: Dict[str, Any], eval_root: Optional[str] = None, train: bool = True):
     """(train, eval) datasets of a config (train None if not asked), both with the eval classes checked."""
-    from ..data.dataset import ImageFolderDataset, cifar_train_transforms, eval_transforms, train_transforms
+    from ..data.dataset import ImageFolderDataset
 
     size = config["image_size"]
-    recipe = RECIPES[config.get("recipe", "notebook")]
-    # A run's own normalisation (official-cifar: its training images' mean and std), else the notebook's.
-    norm = config.get("normalize") or {}
-    mean_std = {k: tuple(norm[k]) for k in ("mean", "std") if k in norm}
-    augment = {"notebook": train_transforms, "pad-crop-flip": cifar_train_transforms}[recipe.augment]
     train_dir, eval_dir = _split_dirs(config["data"]) if (train or eval_root is None) else (None, None)
-    eval_data = ImageFolderDataset(eval_root or eval_dir, transform=eval_transforms(size, **mean_std),
+    eval_data = ImageFolderDataset(eval_root or eval_dir, transform=run_transforms(config, train=False),
                                    cache=config["cache"], image_size=size)
     train_data = None
     if train:
-        train_data = ImageFolderDataset(train_dir, transform=augment(size, **mean_std), cache=config["cache"],
-                                        image_size=size)
+        train_data = ImageFolderDataset(train_dir, transform=run_transforms(config, train=True),
+                                        cache=config["cache"], image_size=size)
     return train_data, eval_data
+
+
+def run_transforms(config: Dict[str, Any], train: bool):
+    """The transforms a run's images go through: its recipe's augmentation (training) at its image size,
+    normalised as the run was (official-cifar: its training images' mean and std, stored in config.json).
+
+    Examples:
+        >>> from PIL import Image
+        >>> run_transforms({"image_size": 32, "recipe": "official-cifar"}, train=True)(Image.new("RGB", (40, 30))).shape
+        (3, 32, 32)
+    """
+    from ..data.dataset import cifar_train_transforms, eval_transforms, train_transforms
+
+    norm = config.get("normalize") or {}
+    mean_std = {k: tuple(norm[k]) for k in ("mean", "std") if k in norm}
+    if not train:
+        return eval_transforms(config["image_size"], **mean_std)
+    augment = {"notebook": train_transforms, "pad-crop-flip": cifar_train_transforms}
+    return augment[RECIPES[config.get("recipe", "notebook")].augment](config["image_size"], **mean_std)
 
 
 def _check_model_name(name: str) -> None:
