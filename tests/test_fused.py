@@ -345,3 +345,20 @@ def test_a_damaged_cached_library_is_rebuilt_once(op, tmp_path):
         assert (f"{damaged} is damaged" in proc.stderr) == (attempt == 0), proc.stderr
     assert len(log.read_text().split()) == 1
     assert damaged.read_bytes() == op.read_bytes()
+
+
+@pytest.mark.parametrize("value, expected", [("false", False), ("OFF", False), ("no", False), ("0", False),
+                                             ("True", True), ("1", True), ("", True)])
+def test_the_fused_switch_reads_the_usual_words(monkeypatch, value, expected):
+    from simam_paddle.layers.fused import env_switch
+
+    monkeypatch.setenv("SIMAM_PADDLE_FUSED", value)
+    assert env_switch("SIMAM_PADDLE_FUSED", True) is expected
+
+
+def test_the_fused_switch_refuses_other_words(monkeypatch):
+    from simam_paddle.layers.fused import env_switch
+
+    monkeypatch.setenv("SIMAM_PADDLE_FUSED", "maybe")
+    with pytest.raises(ValueError, match="SIMAM_PADDLE_FUSED='maybe' is not understood"):
+        env_switch("SIMAM_PADDLE_FUSED", True)

@@ -55,7 +55,7 @@ import paddle
 
 from .._paddle import is_paddle2
 
-__all__ = ["fused_available", "fused_unavailable_reason", "fused_cache_dir", "num_threads"]
+__all__ = ["fused_available", "fused_unavailable_reason", "fused_cache_dir", "num_threads", "env_switch"]
 
 _OP_NAME = "simam_fused"
 _LIB_NAME = "simam_paddle_ops"
@@ -67,6 +67,28 @@ _ENABLE_ENV = "SIMAM_PADDLE_FUSED"
 # GPU tensors on the Paddle implementation unless this is "1"; impl="fused" uses it regardless.
 _CUDA_AUTO_ENV = "SIMAM_PADDLE_FUSED_CUDA"
 _LOW_PRECISION = (paddle.float16, paddle.bfloat16)
+_SWITCH_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
+                 "off": False}
+
+
+def env_switch(name: str, default: bool) -> bool:
+    """An on/off environment variable: 1/true/yes/on or 0/false/no/off (any case); unset or empty is ``default``.
+
+    Raises:
+        ValueError: any other value, naming the variable and the values it takes.
+
+    Examples:
+        >>> os.environ["SIMAM_EXAMPLE_SWITCH"] = "False"
+        >>> env_switch("SIMAM_EXAMPLE_SWITCH", True)
+        False
+    """
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in _SWITCH_WORDS:
+        raise ValueError(f"{name}={os.environ[name]!r} is not understood; set it to 1 or 0 (true/false, yes/no, "
+                         "on/off), or unset it")
+    return _SWITCH_WORDS[raw]
 # -fno-trapping-math lets the compiler if-convert the clamp in the vectorised exp (no results
 # change: we never read floating-point exception flags). No -march: see the module docstring.
 _CXX_FLAGS = ["-O3", "-fopenmp", "-fno-trapping-math"]
@@ -367,9 +389,9 @@ _warned = False
 def _auto_usable(x: paddle.Tensor) -> bool:
     """Whether impl="auto" should use the fused op for ``x``; warns once per process if not."""
     global _warned
-    if os.environ.get(_ENABLE_ENV, "1") == "0":
+    if not env_switch(_ENABLE_ENV, True):
         return False
-    if not x.place.is_cpu_place() and os.environ.get(_CUDA_AUTO_ENV) != "1":
+    if not x.place.is_cpu_place() and not env_switch(_CUDA_AUTO_ENV, False):
         return False
     try:
         _load()
