@@ -345,3 +345,28 @@ def test_runs_of_another_framework_say_so_and_never_average_with_the_packages(tm
     fake_run(tmp_path / "mixed", "towernet_none_seed1", "none", 1, [0.5, 0.6])
     with pytest.raises(ValueError, match="framework"):
         aggregate_runs(summarize_runs(str(tmp_path / "mixed")))
+
+
+def test_report_reads_a_history_without_evaluation_and_a_converted_run(tmp_path):
+    import csv as _csv
+    import json as _json
+
+    from simam_paddle.experiments.report import summarize_runs
+
+    base = {"model": "cifar_resnet20", "attention": "none", "epochs": 2, "image_size": 32, "batch_size": 4,
+            "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "seed": 0, "num_classes": 2, "classes": ["a", "b"],
+            "train_samples": 8, "eval_samples": 4, "paddle_version": "3.3.1"}
+    plain = tmp_path / "runs" / "no_eval"
+    plain.mkdir(parents=True)
+    (plain / "config.json").write_text(_json.dumps({**base, "data": "split"}))
+    with open(plain / "history.csv", "w", newline="") as f:
+        writer = _csv.writer(f)
+        writer.writerow(["epoch", "loss", "acc"])
+        writer.writerows([[1, 0.9, 0.5], [2, 0.7, 0.6]])
+    converted = tmp_path / "runs" / "converted"
+    converted.mkdir()
+    (converted / "config.json").write_text(_json.dumps({**base, "data": None, "converted_from": "model.pth"}))
+    rows = {r["name"]: r for r in summarize_runs(str(tmp_path / "runs"), count_parameters=False)}
+    assert rows["no_eval"]["best_eval_acc"] is None and rows["no_eval"]["epochs"] == 2
+    assert rows["no_eval"]["time_per_epoch"] is None
+    assert rows["converted"]["data"] == "(converted)" and rows["converted"]["epochs"] == 0

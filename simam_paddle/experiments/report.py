@@ -125,9 +125,9 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
             history = read_history(run)
         except FileNotFoundError:
             history = []
-        scored = [r for r in history if r["eval_acc"] is not None]
+        scored = [r for r in history if r.get("eval_acc") is not None]  # a history without evaluation has none
         best = max(scored, key=lambda r: r["eval_acc"]) if scored else None  # max keeps the first of ties
-        times = [r["time"] for r in history if r["time"] is not None]
+        times = [r["time"] for r in history if r.get("time") is not None]
         kernels, kernel_set = _kernels(history)
         rows.append({
             "name": os.path.basename(os.path.normpath(run)),
@@ -135,7 +135,8 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
             "model": config["model"],
             "attention": config["attention"],
             "seed": config["seed"],
-            "data": os.path.basename(os.path.normpath(config["data"])),
+            # A run converted from an official checkpoint has no data folder (data null).
+            "data": os.path.basename(os.path.normpath(config["data"])) if config["data"] else "(converted)",
             "data_path": config["data"],
             **{key: config.get(key) for key in (*_ROW_SETTINGS, "train_samples", "eval_samples", "num_classes")},
             "planned_epochs": config["epochs"],
@@ -143,7 +144,7 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
             "finished": len(history) >= config["epochs"],
             "best_eval_acc": best["eval_acc"] if best else None,
             "best_epoch": best["epoch"] if best else None,
-            "final_eval_acc": history[-1]["eval_acc"] if history else None,
+            "final_eval_acc": history[-1].get("eval_acc") if history else None,
             "time_per_epoch": float(np.mean(times)) if times else None,
             "total_time": float(np.sum(times)) if times else None,
             "params": _count_parameters(config, cache) if count_parameters else None,
