@@ -357,6 +357,9 @@ def _run_evaluate(args) -> int:
     for name, row in zip(result["classes"], result["confusion_matrix"]):
         acc = result["per_class"][name]
         print(f"{name:<{width}}  {'   -    ' if acc != acc else f'{acc:8.4f}'}  {int(row.sum()):7d}")
+    if result["write_error"]:
+        print(f"error: {_flag_words(result['write_error'])}", file=sys.stderr)
+        return 2
     print("\nwrote " + ", ".join(result["files"]))
     return 0
 

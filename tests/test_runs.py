@@ -393,3 +393,18 @@ def test_a_lock_that_is_a_link_or_a_fifo_is_refused_and_its_target_untouched(tmp
         with lock_run_folder(str(run)):
             pass
     assert target.read_text() == "do not truncate me\n"
+
+
+def test_evaluate_on_a_read_only_run_folder_prints_the_numbers_then_one_error_line(finished, monkeypatch, capsys):
+    from simam_paddle.cli import main
+    from simam_paddle.engine import evaluation
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(evaluation, "save_confusion_matrix_csv", read_only)
+    split, run = finished
+    assert main(["evaluate", run]) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("acc ") and "class" in out and "wrote" not in out
+    assert err.count("\n") == 1 and "could not write the confusion matrix" in err and "--output DIR" in err

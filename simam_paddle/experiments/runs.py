@@ -581,7 +581,8 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
     Returns:
         dict: ``acc``, ``loss``, ``per_class`` (class name to accuracy), ``confusion_matrix``,
         ``classes``, ``best_eval_acc`` (from the history, None if absent), ``onednn`` (whether the
-        convolutions ran on oneDNN kernels) and ``files``.
+        convolutions ran on oneDNN kernels), ``files`` and ``write_error`` (why the confusion matrix could not be
+        written, e.g. a read-only run folder; None when it was).
 
     Examples:
         >>> result = evaluate_run("runs/demo/towernet_simam")  # doctest: +SKIP
@@ -614,9 +615,14 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
     cm = confusion_matrix(result["labels"], result["logits"], num_classes=config["num_classes"])
     out = output or run_dir
     files = [os.path.join(out, "confusion_matrix.csv"), os.path.join(out, "confusion_matrix.png")]
-    save_confusion_matrix_csv(cm, files[0], config["classes"])
-    plot_confusion_matrix(cm, config["classes"], output=files[1],
-                          title=f"{config['model']} ({config.get('attention')}): acc {result['acc']:.4f}")
+    write_error = None
+    try:  # a read-only run folder (shared, mounted) must not cost the numbers just computed
+        save_confusion_matrix_csv(cm, files[0], config["classes"])
+        plot_confusion_matrix(cm, config["classes"], output=files[1],
+                              title=f"{config['model']} ({config.get('attention')}): acc {result['acc']:.4f}")
+    except OSError as err:
+        write_error = f"could not write the confusion matrix to {out} ({err.strerror or err}); pass output=DIR"
+        files = []
     try:
         best = max(r["eval_acc"] for r in read_history(run_dir) if r["eval_acc"] is not None)
     except (FileNotFoundError, ValueError):
@@ -628,6 +634,7 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
         "confusion_matrix": cm,
         "classes": list(config["classes"]),
         "best_eval_acc": best,
+        "write_error": write_error,
         "onednn": switched > 0,
         "files": files,
     }
