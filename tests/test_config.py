@@ -76,3 +76,13 @@ def test_help_facts_agree_with_the_model_registry_and_the_layers():
 def test_reading_the_config_does_not_import_paddle():
     code = "import sys, simam_paddle.experiments.config; print('paddle' in sys.modules)"
     assert run_python(code).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name, value", [("epochs", 10**30), ("epochs", 100_001), ("image_size", 8193),
+                                         ("batch_size", 65537)])
+def test_sizes_beyond_any_run_are_refused(name, value):
+    from simam_paddle.experiments.config import TrainConfig
+
+    with pytest.raises(ValueError, match=f"{name}={value}: must be a positive integer up to"):
+        TrainConfig(**{name: value})
+    TrainConfig(**{name: value - 1 if value < 10**6 else 100_000})  # the bound itself is allowed

@@ -71,6 +71,15 @@ def _positive_finite(value: Any) -> bool:
     return _is_number(value) and math.isfinite(value) and value > 0
 
 
+# Upper bounds: far above any run this package trains, low enough that a typo (--epochs 10**30) is an error
+# instead of a schedule that overflows or a batch that exhausts memory.
+_MAX_EPOCHS, _MAX_IMAGE_SIZE, _MAX_BATCH_SIZE = 100_000, 8192, 65536
+
+
+def _bounded_int(most: int) -> Callable[[Any], bool]:
+    return lambda value: _positive_int(value) and value <= most
+
+
 def _or_none(rule: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda value: value is None or rule(value)
 
@@ -107,7 +116,7 @@ class TrainConfig:
         >>> TrainConfig(epochs=0)
         Traceback (most recent call last):
         ...
-        ValueError: epochs=0: must be a positive integer
+        ValueError: epochs=0: must be a positive integer up to 100,000
     """
 
     model: str = _setting("towernet", "one of the zoo's models, e.g. towernet, resnet50",
@@ -122,10 +131,11 @@ class TrainConfig:
     reduction: Optional[int] = _setting(
         None, "SE / CBAM reduction ratio", _or_none(_positive_int), "a positive integer",
         default_help="the layer's own, 16; the official CIFAR runs use 4")
-    epochs: int = _setting(100, "epochs", _positive_int, "a positive integer")
+    epochs: int = _setting(100, "epochs", _bounded_int(_MAX_EPOCHS), f"a positive integer up to {_MAX_EPOCHS:,}")
     image_size: int = _setting(256, "square input size, at least the model's minimum, 127 for TowerNet",
-                               _positive_int, "a positive integer")
-    batch_size: int = _setting(32, "batch size per process", _positive_int, "a positive integer")
+                               _bounded_int(_MAX_IMAGE_SIZE), f"a positive integer up to {_MAX_IMAGE_SIZE:,}")
+    batch_size: int = _setting(32, "batch size per process", _bounded_int(_MAX_BATCH_SIZE),
+                               f"a positive integer up to {_MAX_BATCH_SIZE:,}")
     lr: float = _setting(0.01, "initial learning rate, cosine to 0 over all epochs", _positive_finite,
                          "a finite number > 0")
     optimizer: str = _setting(
@@ -184,7 +194,7 @@ def setting_problems(settings: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
 
     Examples:
         >>> list(setting_problems({"epochs": 0, "lr": 0.1, "data": "x"}))
-        [('epochs', 'must be a positive integer, got 0')]
+        [('epochs', 'must be a positive integer up to 100,000, got 0')]
     """
     for f in fields(TrainConfig):
         if f.name in settings and not f.metadata["rule"](settings[f.name]):
