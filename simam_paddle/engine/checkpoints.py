@@ -8,6 +8,7 @@ A run folder holds ``best_model.pdparams``, and after every epoch ``last.pdparam
 import io
 import os
 import pickle
+import struct
 from typing import Any, Dict
 
 import paddle
@@ -107,7 +108,8 @@ def check_checkpoint_safe(path: str) -> None:
                                "loading would run (a weights file can run code); it was not loaded. Use weights "
                                "from a source you trust, saved by paddle.save(state_dict)") from None
         raise RunFileError(f"{path} is not a readable Paddle checkpoint ({err}); restore it or retrain") from None
-    except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError) as err:
+    except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError, OverflowError,
+            struct.error) as err:  # what reading a damaged pickle raises
         detail = str(err).splitlines()[0] if str(err) else "truncated?"
         raise RunFileError(f"{path} is not a readable Paddle checkpoint ({type(err).__name__}: {detail}); "
                            "restore it or retrain") from None
