@@ -5,6 +5,7 @@
 - :mod:`~simam_paddle.engine.checkpoints`: writing, reading and checking a run's checkpoints.
 - :mod:`~simam_paddle.engine.history`: a run's ``history.csv``.
 - :mod:`~simam_paddle.engine.evaluation`: ``evaluate``, ``predict``, confusion matrix, per-class accuracy.
+- :mod:`~simam_paddle.engine.gradcam`: Grad-CAM maps of any network at a chosen layer.
 
 Imports :mod:`simam_paddle.models`, :mod:`simam_paddle.layers` and :mod:`simam_paddle.data`.
 """
@@ -39,6 +40,7 @@ from .training import (
 )
 from .acceleration import onednn_available, onednn_convolutions, onednn_default, onednn_gradient_error
 from .evaluation import evaluate, predict, confusion_matrix, per_class_accuracy, save_confusion_matrix_csv
+from .gradcam import GradCAM, grad_cam
 
 __all__ = [
     "SaveBestModel",
@@ -80,4 +82,6 @@ __all__ = [
     "confusion_matrix",
     "per_class_accuracy",
     "save_confusion_matrix_csv",
+    "GradCAM",
+    "grad_cam",
 ]

@@ -16,6 +16,7 @@ from .zoo import (
     build_model,
     available_models,
     insert_attention,
+    get_sublayer,
     OFFICIAL_MODEL_FAMILIES,
 )
 from .official_init import OFFICIAL_INIT_FAMILIES, official_init
@@ -41,6 +42,7 @@ __all__ = [
     "build_model",
     "available_models",
     "insert_attention",
+    "get_sublayer",
     "OFFICIAL_INIT_FAMILIES",
     "OFFICIAL_MODEL_FAMILIES",
     "official_init",

@@ -31,7 +31,7 @@ from .official_init import OFFICIAL_INIT_FAMILIES, official_init
 from .towernet import TowerNet
 
 __all__ = ["ModelSpec", "model_spec", "resolve_attention", "build_model", "available_models", "insert_attention",
-           "OFFICIAL_MODEL_FAMILIES"]
+           "OFFICIAL_MODEL_FAMILIES", "get_sublayer"]
 
 # Block type -> (sublayer SimAM follows, sublayer any other attention follows), as dotted paths;
 # integers index into Sequentials and may be negative.
@@ -44,9 +44,30 @@ _PLACEMENT: Dict[type, Tuple[str, str]] = {
 }
 
 
-def _resolve(layer: nn.Layer, path: str) -> nn.Layer:
-    for part in path.split("."):
-        layer = list(layer.children())[int(part)] if part.lstrip("-").isdigit() else getattr(layer, part)
+def get_sublayer(network: nn.Layer, path: str) -> nn.Layer:
+    """The sublayer of ``network`` at a dotted path: names of sublayers, or indices into them (negative from the end).
+
+    Args:
+        network (paddle.nn.Layer): the network.
+        path (str): e.g. ``"layer4"``, ``"b5"``, ``"features.-2"`` (the second-last child of ``features``).
+
+    Returns:
+        paddle.nn.Layer: the sublayer.
+
+    Examples:
+        >>> from simam_paddle import build_model
+        >>> type(get_sublayer(build_model("vgg19", 10), "features.-2")).__name__
+        'ReLU'
+    """
+    layer = network
+    for depth, part in enumerate(path.split(".") if isinstance(path, str) and path else [""]):
+        children = dict(layer.named_children())
+        try:
+            layer = list(children.values())[int(part)] if part.lstrip("-").isdigit() else children[part]
+        except (IndexError, KeyError):
+            where = ".".join(path.split(".")[:depth]) or type(network).__name__
+            raise ValueError(f"layer {path!r} not found: {where} has no sublayer {part!r}; its sublayers are "
+                             f"{list(children) or 'none'} (indices count from 0, negative from the end)") from None
     return layer
 
 
@@ -101,7 +122,7 @@ def insert_attention(model: nn.Layer, attention: str, **attention_kwargs) -> int
     for block in blocks:
         if "attention" in block._sub_layers:
             raise ValueError(f"{type(block).__name__} already has an attention layer; insert attention only once.")
-        target = _resolve(block, _PLACEMENT[type(block)][0 if is_simam else 1])
+        target = get_sublayer(block, _PLACEMENT[type(block)][0 if is_simam else 1])
         layer = create_attention(attention, _out_channels(target), **attention_kwargs)
         block.add_sublayer("attention", layer)
         target.register_forward_post_hook(_ApplyAttention(layer))
@@ -124,6 +145,8 @@ class ModelSpec:
             sees at least one pixel of the image (TowerNet refuses anything smaller, see
             :attr:`TowerNet.min_input_size`).
         takes_attention (bool): Whether an attention can be put in (VGG19 has no published placement).
+        cam_layer (str): The sublayer Grad-CAM looks at by default (see :func:`get_sublayer`): the last one
+            with a spatial map before the classifier's pooling, where the class evidence is still localised.
     """
 
     name: str
@@ -133,6 +156,7 @@ class ModelSpec:
     weight_decay: float = 1e-4
     min_input_size: int = 32
     takes_attention: bool = True
+    cam_layer: str = "layer4"
 
 
 def _paddle_model(builder: Callable[..., nn.Layer]) -> Callable[..., nn.Layer]:
@@ -142,14 +166,16 @@ def _paddle_model(builder: Callable[..., nn.Layer]) -> Callable[..., nn.Layer]:
 
 _SPECS = [
     ModelSpec("towernet", TowerNet, "towernet", attention=TowerNet.published_attention, weight_decay=2e-4,
-              min_input_size=TowerNet.min_input_size),
-    ModelSpec("vgg19", _paddle_model(vgg19), "vgg", takes_attention=False),
+              min_input_size=TowerNet.min_input_size, cam_layer="b5"),
+    # The last ReLU, before the last max pooling.
+    ModelSpec("vgg19", _paddle_model(vgg19), "vgg", takes_attention=False, cam_layer="features.-2"),
     *(ModelSpec(name, _paddle_model(builder), "imagenet_resnet") for name, builder in (
         ("resnet18", resnet18), ("resnet34", resnet34), ("resnet50", resnet50), ("resnet101", resnet101),
         ("resnext50_32x4d", resnext50_32x4d))),
-    ModelSpec("mobilenet_v2", _paddle_model(mobilenet_v2), "mobilenet_v2"),
+    ModelSpec("mobilenet_v2", _paddle_model(mobilenet_v2), "mobilenet_v2", cam_layer="features"),
     # Stride 4 in all: a stride-1 stem and two stride-2 stages.
-    *(ModelSpec(f"cifar_resnet{depth}", functools.partial(CifarResNet, depth), "cifar", min_input_size=4)
+    *(ModelSpec(f"cifar_resnet{depth}", functools.partial(CifarResNet, depth), "cifar", min_input_size=4,
+                cam_layer="layer3")
       for depth in (20, 32, 56, 110)),
 ]
 _MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
