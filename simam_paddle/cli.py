@@ -551,6 +551,49 @@ def _run_report(args) -> int:
 
 _COMMANDS.append(_add_report)
 
+def _add_robustness(subparsers) -> None:
+    from .data.corruptions import SEVERITIES, available_corruptions
+
+    parser = subparsers.add_parser(
+        "robustness",
+        help="evaluate trained runs on corrupted copies of their eval images (noise, blur, JPEG, ...)",
+        description="Evaluate each run's best weights on its evaluation images, clean and with each corruption "
+        "(ImageNet-C style, computed in memory, deterministic given --seed) at each severity; every run sees the "
+        "same corrupted pixels. Writes DIR/robustness.csv (one row per run and condition) and DIR/robustness.json "
+        "(what ran: corruption parameters, seed, images, kernels, Paddle version, device); `report` on an "
+        "experiment folder holding robustness.csv renders it.",
+    )
+    parser.add_argument("runs", metavar="RUN", nargs="+", help="run folders, or one folder holding them")
+    parser.add_argument("--output", metavar="DIR", required=True, help="folder for robustness.csv and .json")
+    parser.add_argument("--corruptions", nargs="+", metavar="NAME", choices=available_corruptions(),
+                        help=f"default: all ({', '.join(available_corruptions())})")
+    parser.add_argument("--severities", nargs="+", type=int, metavar="S", choices=SEVERITIES,
+                        default=list(SEVERITIES), help="some of 1 (mildest) to 5 (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="fixes the random parts of the corruptions (default: 0)")
+    parser.add_argument("--data", metavar="DIR", help="class folder, or split folder whose eval/ is used "
+                        "(default: the runs' own eval data)")
+    parser.add_argument("--batch-size", type=int, help="default: each run's")
+    parser.add_argument("--weights", choices=["best", "last"], default="best", help="default: best")
+    parser.add_argument("--quiet", action="store_true", help="no line per condition")
+    parser.set_defaults(func=_run_robustness)
+
+
+def _run_robustness(args) -> int:
+    from .experiments.report import robustness_table
+    from .experiments.robustness import evaluate_robustness
+
+    result = evaluate_robustness(args.runs, output=args.output, corruptions=args.corruptions,
+                                 severities=args.severities, seed=args.seed, data=args.data,
+                                 batch_size=args.batch_size, weights=args.weights,
+                                 progress=None if args.quiet else print)
+    print(robustness_table(result["rows"]))
+    print(f"wrote {', '.join(result['files'])}")
+    return 0
+
+
+_COMMANDS.append(_add_robustness)
+
+
 def _add_convert_official(subparsers) -> None:
     parser = subparsers.add_parser(
         "convert-official",

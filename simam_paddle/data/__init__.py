@@ -18,6 +18,7 @@ from .dataset import (
     NOTEBOOK_STD,
     DEFAULT_CACHE_BYTES,
 )
+from .corruptions import CORRUPTIONS, SEVERITIES, available_corruptions, corrupt
 from .split import split_dataset, SplitReport, SkippedFile, MANIFEST_NAME
 from .digits import make_digits_dataset, make_cluttered_digits_dataset, DigitsSummary
 from .caltech import (
@@ -42,6 +43,10 @@ __all__ = [
     "NOTEBOOK_MEAN",
     "NOTEBOOK_STD",
     "DEFAULT_CACHE_BYTES",
+    "CORRUPTIONS",
+    "SEVERITIES",
+    "available_corruptions",
+    "corrupt",
     "split_dataset",
     "SplitReport",
     "SkippedFile",

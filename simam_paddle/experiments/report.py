@@ -28,7 +28,7 @@ from .config import compared_settings
 
 __all__ = [
     "summarize_runs", "aggregate_runs", "format_markdown_table", "paired_differences", "format_paired_table",
-    "write_report", "report_block", "check_kernels",
+    "write_report", "report_block", "check_kernels", "robustness_runs", "robustness_table",
 ]
 
 # The training settings a row carries: those that change what is trained (epochs as planned_epochs).
@@ -49,7 +49,9 @@ _HEADERS = {
     "kernels": "convolutions: oneDNN / Paddle",
 }
 _MEAN_STD = {"best_eval_acc_mean": "best_eval_acc_std", "final_eval_acc_mean": "final_eval_acc_std"}
-_METRICS = {"best_eval_acc": "best eval accuracy (the highest over the epochs)",
+_METRICS = {"mean_corruption_acc": "mean accuracy over all corruptions and severities",
+            "retained_acc": "corrupted accuracy as a fraction of the clean one",
+            "best_eval_acc": "best eval accuracy (the highest over the epochs)",
             "final_eval_acc": "final eval accuracy (after the last epoch)"}
 
 
@@ -527,6 +529,85 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
         files.append(os.fspath(update))
     return {"rows": rows, "groups": groups, "differences": differences, "final_differences": final_differences,
             "summary": summary, "files": files}
+
+
+def robustness_runs(rows: Sequence[Dict[str, Any]], data: str = "-") -> List[Dict[str, Any]]:
+    """Per run, from the rows of ``robustness.csv``: clean accuracy, accuracy per corruption (mean over its
+    severities), ``mean_corruption_acc`` (mean over every corrupted condition), ``relative_drop``
+    (``1 - mean_corruption_acc / clean``) and ``retained_acc`` (``mean_corruption_acc / clean``).
+
+    Examples:
+        >>> rows = [{"run": "r", "model": "m", "attention": "none", "seed": 0, "corruption": c, "severity": s,
+        ...          "acc": a} for c, s, a in [("clean", 0, .8), ("blur", 1, .6), ("blur", 2, .4)]]
+        >>> run = robustness_runs(rows)[0]
+        >>> round(run["mean_corruption_acc"], 3), round(run["relative_drop"], 3), run["by_corruption"]
+        (0.5, 0.375, {'blur': 0.5})
+    """
+    runs: Dict[str, Dict[str, Any]] = {}
+    for row in rows:
+        run = runs.setdefault(row["run"], {key: row[key] for key in ("run", "model", "attention", "seed")})
+        run["data"] = data
+        if row["corruption"] == "clean":
+            run["clean"] = row["acc"]
+        else:
+            run.setdefault("_accs", {}).setdefault(row["corruption"], []).append(row["acc"])
+    result = []
+    for run in runs.values():
+        accs = run.pop("_accs", {})
+        if "clean" not in run or not accs:
+            raise ValueError(f"robustness rows of run {run['run']!r} lack the clean or the corrupted images")
+        run["by_corruption"] = {name: float(np.mean(values)) for name, values in accs.items()}
+        run["mean_corruption_acc"] = float(np.mean([a for values in accs.values() for a in values]))
+        run["retained_acc"] = run["mean_corruption_acc"] / run["clean"] if run["clean"] else None
+        run["relative_drop"] = None if run["retained_acc"] is None else 1 - run["retained_acc"]
+        result.append(run)
+    return result
+
+
+def _mean_std(values: List[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    text = f"{100 * np.mean(values):.1f}"
+    return text + (f" ± {100 * np.std(values, ddof=1):.1f}" if len(values) > 1 else "")
+
+
+def robustness_table(rows: Sequence[Dict[str, Any]], baseline: str = "none", data: str = "-") -> str:
+    """Markdown tables of a ``robustness.csv``'s rows: per attention (mean ± sample std over seeds, in %) the clean
+    accuracy, each corruption's accuracy over its severities, the mean corruption accuracy and the relative drop;
+    then, paired by seed, the differences to ``baseline`` with 95 % t intervals.
+
+    Examples:
+        >>> rows = [{"run": f"{a}{s}", "model": "m", "attention": a, "seed": s, "corruption": c, "severity": v,
+        ...          "acc": x} for a, s, k in [("none", 0, 0), ("none", 1, .02), ("simam", 0, .01), ("simam", 1, .05)]
+        ...         for c, v, x in [("clean", 0, .8 + k), ("blur", 1, .5 + k)]]
+        >>> print(robustness_table(rows).splitlines()[2])
+        | m | none | 2 | 81.0 ± 1.4 | 51.0 ± 1.4 | 51.0 ± 1.4 | 37.0 |
+    """
+    runs = robustness_runs(rows, data=data)
+    corruptions = list(dict.fromkeys(name for run in runs for name in run["by_corruption"]))
+    order = list(dict.fromkeys([baseline] * any(r["attention"] == baseline for r in runs)
+                               + [r["attention"] for r in runs]))
+    lines = ["| model | attention | seeds | clean | " + " | ".join(corruptions) + " | mean corrupted | relative drop |",
+             "|---|---|---:|" + "---:|" * (len(corruptions) + 3)]
+    for model in dict.fromkeys(r["model"] for r in runs):
+        for attention in order:
+            group = [r for r in runs if r["model"] == model and r["attention"] == attention]
+            if not group:
+                continue
+            cells = [_mean_std([r["clean"] for r in group])]
+            cells += [_mean_std([r["by_corruption"].get(name) for r in group]) for name in corruptions]
+            cells.append(_mean_std([r["mean_corruption_acc"] for r in group]))
+            drops = [r["relative_drop"] for r in group if r["relative_drop"] is not None]
+            cells.append(f"{100 * np.mean(drops):.1f}" if drops else "–")
+            lines.append(f"| {model} | {attention} | {len(group)} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for metric in ("mean_corruption_acc", "retained_acc"):
+        paired = paired_differences(runs, baseline=baseline, metric=metric)
+        lines += [f"Paired by seed, difference of the {_METRICS[metric]} to `{baseline}` (points) with its 95 % t "
+                  "interval:", "", format_paired_table(paired, baseline=baseline) if paired else
+                  f"(no run of another attention shares a seed with `{baseline}`)", ""]
+    return "\n".join(lines)
 
 
 def _paddle_words(rows: Sequence[Dict[str, Any]]) -> str:
