@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 import traceback
+import weakref
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -24,10 +25,11 @@ import paddle
 from paddle.vision import transforms as T
 from PIL import Image
 
-from .images import IMAGE_EXTENSIONS, is_hidden, is_image_name, to_rgb
+from .images import IMAGE_EXTENSIONS, ImageReadError, is_hidden, is_image_name, load_image, to_rgb
 
 __all__ = [
     "ImageFolderDataset",
+    "ClearErrorDataLoader",
     "train_transforms",
     "cifar_train_transforms",
     "eval_transforms",
@@ -47,6 +49,9 @@ DEFAULT_CACHE_BYTES = 2 * 1024**3
 
 SizeLike = Union[int, Sequence[int]]
 
+_FIX = ("remove or replace the file, or re-run split_dataset on the original data (it skips files that do not "
+        "decode)")
+
 
 def _hw(image_size: SizeLike) -> Tuple[int, int]:
     """``256`` -> ``(256, 256)`` (a square, as the notebook's ``Resize((256, 256))``); ``(h, w)`` as is."""
@@ -59,8 +64,12 @@ def _hw(image_size: SizeLike) -> Tuple[int, int]:
 class ImageFolderDataset(paddle.io.Dataset):
     """Images in ``root/<class>/<image>``, labelled by the sorted class folder names.
 
-    Images of any mode are converted to RGB (:func:`simam_paddle.to_rgb`: transparency composited
-    on white, 16-bit scaled to 8-bit). With ``image_size`` every image is resized to that size
+    Images are read by :func:`~simam_paddle.data.images.load_image` (regular files only, turned upright
+    by their EXIF Orientation tag) and converted to RGB (:func:`simam_paddle.to_rgb`: transparency
+    composited on white, 16-bit scaled to 8-bit). A file that cannot be used raises
+    :class:`~simam_paddle.data.images.ImageReadError` naming it; iterate with
+    :class:`ClearErrorDataLoader` (``simam_paddle.engine.make_loader``) to get that error, not Paddle's
+    "Blocking queue is killed", with or without workers. With ``image_size`` every image is resized to that size
     (bilinear, as ``paddle.vision.transforms.Resize``) right after decoding, so a transform that
     resizes to the same size does no further work. ``transform`` receives an RGB ``PIL.Image``
     and must return a CHW array or tensor (as :func:`train_transforms` does); without one, items
@@ -138,25 +147,11 @@ class ImageFolderDataset(paddle.io.Dataset):
         cached = self._cache.get(index)
         if cached is not None:
             return cached
-        path = self.samples[index][0]
-        try:
-            with Image.open(path) as image:
-                image.load()
-                image = to_rgb(image)
-                if self.image_size is not None:
-                    height, width = self.image_size
-                    image = image.resize((width, height), Image.BILINEAR)
-                array = np.asarray(image, dtype=np.uint8)
-        except Exception as err:  # Pillow raises many types for damaged files; all mean "this file"
-            message = (f"cannot read image {path} ({type(err).__name__}: {err}); the file is damaged or not an "
-                       "image. Re-run split_dataset on the original data (it skips files that do not decode) or "
-                       "remove the file.")
-            if paddle.io.get_worker_info() is not None:
-                # In a DataLoader worker the main thread gets only Paddle's "Blocking queue is killed"
-                # SystemError, and the reader thread's traceback that names the file can be cut short when
-                # the process exits: say it here, whole, before raising.
-                print(f"error: {message}", file=sys.stderr, flush=True)
-            raise ValueError(message) from err
+        image = to_rgb(load_image(self.samples[index][0], fix=_FIX))
+        if self.image_size is not None:
+            height, width = self.image_size
+            image = image.resize((width, height), Image.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
         array.flags.writeable = False
         if self.cache and self._cached_bytes + array.nbytes <= self.cache_bytes:
             self._cache[index] = array
@@ -203,27 +198,134 @@ class ImageFolderDataset(paddle.io.Dataset):
 
 
 def _end_paddle_reader_thread() -> None:
-    """Inside ``DataLoader(num_workers=0)``'s reader thread, print the error and stop the loader instead of hanging.
+    """Inside ``DataLoader(num_workers=0)``'s reader thread, stop the loader instead of hanging.
 
     Paddle 3.x reads single-process batches in a thread whose loop (``_thread_loop``) lets an
     exception from the dataset end the thread without closing its queue, so the main thread
     waits forever. Found through the calling frames, the loader's own ``_exit_thread_unexpectedly``
     kills the queue: the main thread then raises Paddle's "Blocking queue is killed because the
-    data reader raises an exception", below this traceback, which names the file. Elsewhere
-    (the main thread, worker processes, whose errors Paddle forwards) this does nothing.
+    data reader raises an exception". Under :class:`ClearErrorDataLoader` the error is handed to it,
+    to be raised in the main thread instead; under a plain ``paddle.io.DataLoader`` its traceback,
+    which names the file, is printed first. Elsewhere (the main thread, worker processes, whose
+    errors Paddle forwards) this does nothing.
     """
     if threading.current_thread() is threading.main_thread():
         return
-    frame = sys._getframe(1)
+    loader = _reader_iterator(sys._getframe(1))
+    if loader is None:
+        return
+    if not _hand_over(loader, sys.exc_info()[1]):  # printed before the queue dies, so it is on screen first
+        traceback.print_exc()
+        sys.stderr.flush()
+    loader._exit_thread_unexpectedly()
+    raise SystemExit(1)  # ends the thread quietly: the error is printed or handed over
+
+
+def _reader_iterator(frame):
+    """The Paddle loader iterator whose reader thread (``_thread_loop``) runs ``frame`` or a frame below it."""
     while frame is not None:
         loader = frame.f_locals.get("self") if frame.f_code.co_name == "_thread_loop" else None
         if loader is not None and hasattr(loader, "_exit_thread_unexpectedly"):
-            # Printed before the queue dies, so it is on screen before the main thread stops.
-            traceback.print_exc()
-            sys.stderr.flush()
-            loader._exit_thread_unexpectedly()
-            raise SystemExit(1)  # ends the thread quietly: the traceback is already printed
+            return loader
         frame = frame.f_back
+    return None
+
+
+# Batch samplers of every ClearErrorDataLoader (a Paddle iterator keeps its loader's, not the loader), and
+# the exception that ended the reader thread of each of their iterators.
+_CLEAR_SAMPLERS: "weakref.WeakSet" = weakref.WeakSet()
+_FAILURES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_HOOK_LOCK = threading.Lock()
+_previous_excepthook = None
+
+
+def _hand_over(iterator, err: BaseException) -> bool:
+    """Keep ``err`` for ``iterator``'s ClearErrorDataLoader to raise; False for a plain DataLoader's iterator."""
+    if getattr(iterator, "_batch_sampler", None) not in _CLEAR_SAMPLERS:
+        return False
+    _FAILURES.setdefault(iterator, err)
+    return True
+
+
+def _keep_reader_failure(args) -> None:
+    """``threading.excepthook``: the exception ending a ClearErrorDataLoader's reader thread is kept, not printed.
+
+    With workers it is Paddle's re-raise of a worker's exception, in the reader thread's ``_thread_loop``,
+    found in the traceback's frames.
+    """
+    tb = args.exc_traceback
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_name != "_thread_loop":
+        tb = tb.tb_next
+    iterator = _reader_iterator(tb.tb_frame) if tb is not None else None
+    if iterator is None or issubclass(args.exc_type, SystemExit) or not _hand_over(iterator, args.exc_value):
+        _previous_excepthook(args)
+
+
+def _worker_error(err: BaseException) -> BaseException:
+    """The dataset's own error out of Paddle's re-raise of a worker's one, whose message is the worker's whole
+    traceback (``DataLoader worker(0) caught ImageReadError with message: Traceback ...``)."""
+    text = str(err)
+    if not text.startswith("DataLoader worker("):
+        return err
+    head, _, message = text.rstrip().splitlines()[-1].partition(": ")
+    if head.rsplit(".", 1)[-1] != type(err).__name__ or not message:
+        return err
+    try:
+        return type(err)(message)
+    except Exception:  # an exception type that takes other arguments: keep Paddle's
+        return err
+
+
+class ClearErrorDataLoader(paddle.io.DataLoader):
+    """``paddle.io.DataLoader`` whose data errors reach the loop that iterates it, with workers or without.
+
+    Paddle reads batches in a thread, and with ``num_workers > 0`` in worker processes too; an
+    exception from the dataset ends that thread, and the loop gets only Paddle's ``SystemError:
+    Blocking queue is killed because the data reader raises an exception``, the error itself being
+    printed by the thread, or cut short when the process exits. Here the loop raises the dataset's
+    own exception (for a bad image, :class:`~simam_paddle.data.images.ImageReadError` naming the
+    file and the fix), once, and the worker processes are shut down, so a command can print one line
+    and exit. Takes the arguments of ``paddle.io.DataLoader``; ``simam_paddle.engine.make_loader``
+    builds one.
+
+    Examples:
+        >>> data = paddle.io.TensorDataset([paddle.rand([10, 3]), paddle.arange(10)])
+        >>> [tuple(batch[0].shape) for batch in ClearErrorDataLoader(data, batch_size=4)]
+        [(4, 3), (4, 3), (2, 3)]
+    """
+
+    def __init__(self, *args, **kwargs):
+        global _previous_excepthook
+        super().__init__(*args, **kwargs)
+        _CLEAR_SAMPLERS.add(self.batch_sampler)
+        with _HOOK_LOCK:
+            if _previous_excepthook is None:
+                _previous_excepthook, threading.excepthook = threading.excepthook, _keep_reader_failure
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except SystemError:
+                failure = _reader_failure(iterator)
+                if failure is None:
+                    raise
+                raise _worker_error(failure) from None
+            yield batch
+
+
+def _reader_failure(iterator) -> Optional[BaseException]:
+    """The exception that ended ``iterator``'s reader thread (None if none is known); the loader is shut down."""
+    thread = getattr(iterator, "_thread", None)
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(10)  # Paddle kills the queue before its reader thread raises: let the thread finish
+    failure = _FAILURES.pop(iterator, None)
+    if hasattr(iterator, "_workers"):
+        iterator._try_shutdown_all(1)  # worker processes: ended now, not left waiting for the process's exit
+    return failure
 
 
 class _Resize(T.Resize):

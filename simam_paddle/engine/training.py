@@ -25,6 +25,7 @@ import paddle
 
 from .._io import atomic_write_text, is_main_process
 from .._quiet import training_warning_filters
+from ..data.dataset import ClearErrorDataLoader
 from .acceleration import onednn_convolutions, onednn_default
 from .callbacks import CheckpointSaver, EpochLR, HistoryLogger, SaveBestModel, make_visualdl
 from .checkpoints import check_state_fits, load_checkpoint_state, load_state, restore_optimizer_state
@@ -269,6 +270,10 @@ def make_loader(dataset, batch_size: int, shuffle: bool = False, num_workers: in
                 drop_last: bool = False) -> paddle.io.DataLoader:
     """A ``DataLoader`` over a ``DistributedBatchSampler`` (each process gets its share under a launcher).
 
+    It is a :class:`~simam_paddle.data.dataset.ClearErrorDataLoader`: a dataset's error (a damaged
+    image) is raised by the loop that iterates it, with or without workers, instead of Paddle's
+    "Blocking queue is killed".
+
     With ``shuffle`` the order of epoch ``e`` is fixed by ``loader.batch_sampler.set_epoch(e)``
     (``train`` sets it from the seed and the epoch), so it is the same on every process and after
     a resume.
@@ -280,8 +285,7 @@ def make_loader(dataset, batch_size: int, shuffle: bool = False, num_workers: in
     """
     sampler = paddle.io.DistributedBatchSampler(dataset, batch_size=batch_size, shuffle=shuffle,
                                                 drop_last=drop_last)
-    return paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
-                                return_list=True)
+    return ClearErrorDataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, return_list=True)
 
 
 class EpochSeed(paddle.callbacks.Callback):
