@@ -17,9 +17,10 @@ Imports no Paddle and no layer of the package.
 import contextlib
 import os
 import secrets
-from typing import Union
+import sys
+from typing import Iterable, Optional, Union
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_folder", "is_main_process", "TEMP_SUFFIX"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_folder", "is_main_process", "progress_bar", "TEMP_SUFFIX"]
 
 TEMP_SUFFIX = ".partial"
 """Suffix of the writer's temporary files (``.<random>.partial``); callers may give their own."""
@@ -112,3 +113,28 @@ def is_main_process() -> bool:
         True
     """
     return int(os.getenv("PADDLE_TRAINER_ID", "0")) == 0
+
+
+def progress_bar(iterable: Optional[Iterable] = None, *, total: Optional[int], desc: str,
+                 progress: Optional[bool] = None, min_total: int = 0, **options):
+    """A tqdm progress bar on stderr, shown when ``progress`` is True, or, when it is None, in a terminal or a
+    Jupyter kernel for at least ``min_total`` items; otherwise a disabled bar that still iterates.
+
+    Args:
+        iterable (iterable, optional): what to iterate; None for a bar updated by hand. Default: None.
+        total (int|None): the number of items (or bytes), None if unknown.
+        desc (str): the bar's label.
+        progress (bool, optional): force the bar on or off. Default: None (decide as above).
+        min_total (int, optional): with ``progress=None``, no bar below this total. Default: 0.
+        **options: more tqdm arguments (``unit``, ``initial``, ``unit_scale``).
+
+    Examples:
+        >>> sum(progress_bar(range(3), total=3, desc="count", progress=False))
+        3
+    """
+    from tqdm import tqdm
+
+    if progress is None:
+        interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
+        progress = interactive and (total is None or total >= min_total)
+    return tqdm(iterable, total=total, desc=desc, disable=not progress, **options)

@@ -23,5 +23,5 @@ def exif_turned_jpeg(upright: Image.Image) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6
     buffer = io.BytesIO()
-    upright.transpose(Image.Transpose.ROTATE_90).save(buffer, "JPEG", quality=95, exif=exif)
+    upright.transpose(Image.Transpose.ROTATE_90).save(buffer, "JPEG", quality=95, subsampling=0, exif=exif)
     return buffer.getvalue()

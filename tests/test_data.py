@@ -349,7 +349,7 @@ def test_a_fifo_named_like_an_image_is_refused_at_once(tmp_path):
 def test_a_phone_photo_is_loaded_upright_by_its_exif_orientation(tmp_path):
     (tmp_path / "a").mkdir()
     upright = Image.fromarray(np.kron(RNG.integers(0, 256, (3, 2, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8)))
-    upright.save(tmp_path / "a" / "0_upright.jpg", quality=95)
+    upright.save(tmp_path / "a" / "0_upright.jpg", quality=95, subsampling=0)
     (tmp_path / "a" / "1_tagged.jpg").write_bytes(exif_turned_jpeg(upright))
     ds = ImageFolderDataset(tmp_path)
     straight, tagged = ds.load(0).astype(int), ds.load(1).astype(int)

@@ -1,9 +1,16 @@
-"""Which names are images, and any Pillow mode to RGB (simam_paddle/data/images.py)."""
+"""Which names are images, reading them safely, and any Pillow mode to RGB (simam_paddle/data/images.py)."""
+import errno
+import io
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from simam_paddle.data.images import IMAGE_EXTENSIONS, is_hidden, is_image_name, to_rgb
+from simam_paddle.data.images import (IMAGE_EXTENSIONS, ImageReadError, is_hidden, is_image_name, load_image,
+                                      read_regular_file, to_rgb)
+
+from hostile_files import bomb_png, exif_turned_jpeg
 
 RNG = np.random.default_rng(0)
 H, W = 5, 7
@@ -84,3 +91,48 @@ def test_float_images_are_read_as_zero_to_one_and_clipped():
     floats = RNG.uniform(-0.2, 1.2, (H, W)).astype(np.float32)
     expected = np.rint(np.clip(floats.astype(np.float64), 0, 1) * 255)
     np.testing.assert_array_equal(as_float(to_rgb(Image.fromarray(floats))), np.repeat(expected[..., None], 3, 2))
+
+
+def test_only_regular_files_are_read(tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(b"abc")
+    (tmp_path / "link.png").symlink_to(path)
+    assert read_regular_file(tmp_path / "link.png") == b"abc"
+    with pytest.raises(OSError):  # ELOOP: a link put in place after a scan is never followed
+        read_regular_file(tmp_path / "link.png", follow_links=False)
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.png")
+        with pytest.raises(OSError, match="not a regular file") as err:
+            read_regular_file(tmp_path / "pipe.png")  # no writer: a blocking open or read would never return
+        assert err.value.errno == errno.EINVAL
+
+
+@pytest.mark.parametrize("orientation, turn", [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270),
+                                               (3, Image.Transpose.ROTATE_180)])
+def test_load_image_turns_a_photo_upright_by_its_exif_orientation(tmp_path, orientation, turn):
+    upright = Image.fromarray(np.kron(RNG.integers(0, 256, (3, 2, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8)))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    upright.transpose(turn).save(tmp_path / "photo.jpg", quality=95, subsampling=0, exif=exif)
+    loaded = load_image(tmp_path / "photo.jpg")
+    assert loaded.size == upright.size and 0x0112 not in loaded.getexif()
+    assert np.abs(np.asarray(loaded, dtype=int) - np.asarray(upright, dtype=int)).mean() < 3  # JPEG noise only
+    (tmp_path / "phone.jpg").write_bytes(exif_turned_jpeg(upright))  # the tests' own phone photo agrees
+    assert np.abs(np.asarray(load_image(tmp_path / "phone.jpg"), dtype=int) - np.asarray(upright, dtype=int)).mean() < 3
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("bomb", r"too large to decode safely \(400000000 pixels, more than twice Pillow's limit"),
+    ("truncated", r"does not decode \(OSError: image file is truncated"),
+    ("text", r"not an image \(Pillow does not recognise the format\)"),
+    ("missing", r"cannot be read \(No such file or directory\)"),
+])
+def test_load_image_names_the_file_and_why(tmp_path, content, reason):
+    path = tmp_path / "bad.png"
+    buffer = io.BytesIO()
+    Image.fromarray(RGB).resize((64, 64)).save(buffer, "PNG")
+    data = {"bomb": bomb_png(), "truncated": buffer.getvalue()[:200], "text": b"hello"}.get(content)
+    if data is not None:
+        path.write_bytes(data)
+    with pytest.raises(ImageReadError, match=f"^cannot read image {path}: {reason}.*; remove or replace the file$"):
+        load_image(path)

@@ -1,5 +1,6 @@
 """predict_images and `predict`: top-k classes of image files, checked against the network's own logits."""
 import csv
+import io
 import os
 
 import numpy as np
@@ -9,8 +10,10 @@ from PIL import Image
 
 from simam_paddle.cli import main
 from simam_paddle.data import NOTEBOOK_MEAN, NOTEBOOK_STD
-from simam_paddle.experiments.prediction import Prediction, find_images, predict_images
-from simam_paddle.experiments.runs import load_run, run_kernels, train_run
+from simam_paddle.experiments.prediction import Prediction, _load, find_images, predict_images
+from simam_paddle.experiments.runs import load_run, run_kernels, run_transforms, train_run
+
+from hostile_files import bomb_png, exif_turned_jpeg
 
 COLOURS = {"blue": (0, 0, 250), "green": (0, 250, 0), "red": (250, 0, 0)}
 
@@ -144,3 +147,31 @@ def test_a_fifo_named_like_an_image_is_an_error_row_not_a_hang(run, photos):
     rows = {os.path.basename(r.path): r for r in result["rows"]}
     assert "not a regular file" in rows["pipe.jpg"].error
     assert rows["a.jpg"].error is None and rows["a.jpg"].classes
+
+
+def test_a_bomb_a_truncated_png_and_a_turned_photo(run, photos, capsys):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.RandomState(1).randint(0, 256, (64, 64, 3)).astype("uint8")).save(buffer, "PNG")
+    (photos / "more" / "cut.png").write_bytes(buffer.getvalue()[:2000])
+    (photos / "more" / "bomb.png").write_bytes(bomb_png())
+    upright = Image.new("RGB", (48, 16), (0, 0, 250))
+    upright.paste((250, 0, 0), (0, 0, 16, 16))  # red at the left of an upright photo
+    upright.save(photos / "upright.png")
+    (photos / "phone.jpg").write_bytes(exif_turned_jpeg(upright))
+    code = main(["predict", run, str(photos), "--top-k", "3"])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err, captured.err
+    lines = {line.split(": ", 1)[0]: line for line in captured.out.splitlines()}
+    assert lines[str(photos / "more" / "bomb.png")].endswith(
+        "error: cannot read image: too large to decode safely (400000000 pixels, more than twice Pillow's limit "
+        f"PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}); shrink it, or raise that limit if you trust the file")
+    assert "error: cannot read image: does not decode (OSError: image file is truncated" in lines[
+        str(photos / "more" / "cut.png")]
+    for name in ("a.jpg", "more/b.png", "more/c.png"):  # the others are still predicted
+        assert "error" not in lines[str(photos / name)]
+    # the network sees the phone's photo as its upright copy (up to JPEG noise), not lying on its side
+    transform = run_transforms(load_run(run)[1], train=False)
+    phone, straight = (_load(str(photos / name), transform) for name in ("phone.jpg", "upright.png"))
+    with Image.open(io.BytesIO(exif_turned_jpeg(upright))) as raw:  # Pillow alone ignores the tag
+        lying = np.asarray(transform(raw.convert("RGB")), "float32")
+    assert np.abs(phone - straight).mean() < 0.05 < np.abs(lying - straight).mean()

@@ -35,6 +35,8 @@ from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence,
 
 from PIL import Image
 
+from .._io import progress_bar
+from .images import read_regular_file
 from .trees import write_tree
 
 __all__ = [
@@ -307,7 +309,8 @@ def _receive(response, part: Path, have: int, url: str, progress: Optional[bool]
         if total - have > free:
             raise OSError(f"no space for {url}: it needs {(total - have) / 1e6:.0f} MB more in {part.parent}, "
                           f"{free / 1e6:.0f} MB are free; free some space or pass --download-dir")
-    bar = _bar(total, have, f"downloading {part.name[:-5]}", progress)
+    bar = progress_bar(total=total, desc=f"downloading {part.name[:-5]}", progress=progress, initial=have, unit="B",
+                       unit_scale=True)
     try:
         with open(part, "ab" if resumed else "wb") as out:
             while True:
@@ -327,16 +330,6 @@ def _receive(response, part: Path, have: int, url: str, progress: Optional[bool]
     if total is not None and size < total:
         raise OSError(f"the download of {url} stopped at {size} of {total} bytes; run the same command "
                       "again to resume it")
-
-
-def _bar(total, initial, desc, progress):
-    import sys
-
-    from tqdm import tqdm
-
-    if progress is None:
-        progress = sys.stderr.isatty() or "ipykernel" in sys.modules
-    return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True, disable=not progress)
 
 
 def _parse_checksum(checksum: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
@@ -474,13 +467,7 @@ def _folder_entries(root: Path):
             if not stat.S_ISREG(mode):
                 raise CaltechError(f"{path} is a link or special file, not an image; replace it with the file "
                                    "itself. Nothing was written")
-            yield parts, (lambda path=path: _read_regular(path))
-
-
-def _read_regular(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f:
-        return f.read(_MAX_IMAGE_BYTES + 1)
+            yield parts, (lambda path=path: read_regular_file(path, follow_links=False, max_bytes=_MAX_IMAGE_BYTES))
 
 
 # ---------------------------------------------------------------- writing

@@ -32,7 +32,15 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 
 class ImageReadError(ValueError):
     """An image file that cannot be used (damaged, not an image, too large, not a regular file); the message
-    names the file, the reason and the fix."""
+    names the file, the reason and the fix.
+
+    Attributes:
+        path (str|None): the file. reason (str|None): why, in words (:func:`image_error_reason`).
+    """
+
+    def __init__(self, message: str, path: Optional[str] = None, reason: Optional[str] = None):
+        super().__init__(message)
+        self.path, self.reason = path, reason
 
 
 def _readable_extensions() -> FrozenSet[str]:
@@ -145,14 +153,12 @@ def load_image(path: PathLike, fix: str = "remove or replace the file") -> Image
             with Image.open(io.BytesIO(data)) as image:
                 image.load()
                 upright = ImageOps.exif_transpose(image)
-    except OSError as err:
-        if err.errno is not None:  # from the file system: missing, unreadable, not a regular file
+    except Exception as err:  # Pillow raises many types for damaged files; all mean "this file"
+        if isinstance(err, OSError) and err.errno is not None:  # from the file system: missing, unreadable, a FIFO
             reason = err.strerror if err.errno == errno.EINVAL else f"cannot be read ({err.strerror})"
         else:
             reason = image_error_reason(err)
-        raise ImageReadError(f"cannot read image {os.fspath(path)}: {reason}; {fix}") from err
-    except Exception as err:  # Pillow raises many types for damaged files; all mean "this file"
-        raise ImageReadError(f"cannot read image {os.fspath(path)}: {image_error_reason(err)}; {fix}") from err
+        raise ImageReadError(f"cannot read image {os.fspath(path)}: {reason}; {fix}", os.fspath(path), reason) from err
     return upright
 
 

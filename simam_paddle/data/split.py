@@ -54,7 +54,6 @@ import io
 import os
 import re
 import stat
-import sys
 import unicodedata
 import warnings
 import zipfile
@@ -64,8 +63,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from PIL import Image
 
-from .._io import atomic_write_bytes, fsync_folder
-from .images import IMAGE_EXTENSIONS, is_hidden, is_image_name
+from .._io import atomic_write_bytes, fsync_folder, progress_bar
+from .images import IMAGE_EXTENSIONS, image_error_reason, is_hidden, is_image_name, read_regular_file
 
 __all__ = ["split_dataset", "SplitReport", "SkippedFile", "MANIFEST_NAME"]
 
@@ -77,8 +76,6 @@ _TOLERATED_IN_DST = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 _MAX_FILE_BYTES = 512 * 1024 * 1024
 _PROGRESS_MIN_FILES = 100
 _MAX_NAME_BYTES = 255
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_BINARY = getattr(os, "O_BINARY", 0)
 _PREFERRED_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif", "WEBP": ".webp"}
 
 
@@ -184,13 +181,6 @@ def _zip_items(zf: zipfile.ZipFile, skipped: List[SkippedFile]):
             yield tuple(parts), (lambda info=info: zf.read(info))
 
 
-def _read_no_follow(path: Path) -> bytes:
-    # O_NOFOLLOW: a file swapped for a link after the scan is refused instead of read.
-    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_BINARY)
-    with os.fdopen(fd, "rb") as f:
-        return f.read()
-
-
 def _folder_items(root: Path, skipped: List[SkippedFile]):
     """Yield ``(parts, read)`` for the visible files and folders (``read`` None) under ``root``; list the rest."""
 
@@ -213,7 +203,8 @@ def _folder_items(root: Path, skipped: List[SkippedFile]):
                 elif entry.stat(follow_symlinks=False).st_size > _MAX_FILE_BYTES:
                     skipped.append(SkippedFile("/".join(here), f"larger than {_MAX_FILE_BYTES} bytes"))
                 else:
-                    yield here, (lambda path=path: _read_no_follow(path))
+                    # No links followed: a file swapped for a link after the scan is refused instead of read.
+                    yield here, (lambda path=path: read_regular_file(path, follow_links=False))
 
     yield from visit(root, ())
 
@@ -285,16 +276,7 @@ def _decode(candidate: _Candidate, skipped: List[SkippedFile], notes: List[str])
                 image.load()
                 candidate.format = image.format or ""
     except Exception as err:  # Pillow raises many types for broken files; all mean "not usable"
-        if isinstance(err, Image.DecompressionBombError):
-            found = re.search(r"\((\d+) pixels\)", str(err))
-            size = f"{found.group(1)} pixels" if found else "too many pixels"
-            reason = (f"too large to decode safely ({size}, more than twice Pillow's limit "
-                      f"PIL.Image.MAX_IMAGE_PIXELS = {limit}); shrink it, or raise that limit if you trust the file")
-        elif isinstance(err, Image.UnidentifiedImageError):
-            reason = "not an image (Pillow does not recognise the format)"
-        else:
-            reason = f"does not decode ({type(err).__name__}: {err})"
-        skipped.append(SkippedFile(candidate.source, reason))
+        skipped.append(SkippedFile(candidate.source, image_error_reason(err)))
         return False
     if limit and pixels > limit:
         notes.append(f"{candidate.source} is very large ({pixels} pixels, above Pillow's limit of {limit}); "
@@ -480,14 +462,7 @@ def _remove_stale(dst: Path, stale: Sequence[str]) -> None:
 
 
 def _progress(iterable, total: int, desc: str, progress: Optional[bool]):
-    if progress is None:
-        interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
-        progress = interactive and total >= _PROGRESS_MIN_FILES
-    if not progress:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit="file")
+    return progress_bar(iterable, total=total, desc=desc, progress=progress, min_total=_PROGRESS_MIN_FILES, unit="file")
 
 
 # ---------------------------------------------------------------- the split

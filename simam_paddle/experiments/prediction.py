@@ -7,12 +7,10 @@ read gets a row with its error instead, and the others are still predicted.
 import csv
 import io
 import os
-import stat
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
-from PIL import Image
 
 from .._paddle import require_paddle
 
@@ -21,7 +19,7 @@ require_paddle()  # a clear message for a missing Paddle; a quiet import if this
 import paddle  # noqa: E402
 
 from .._io import atomic_write_text  # noqa: E402
-from ..data.images import is_hidden, is_image_name, to_rgb  # noqa: E402
+from ..data.images import ImageReadError, is_hidden, is_image_name, load_image, to_rgb  # noqa: E402
 
 __all__ = ["Prediction", "find_images", "predict_images", "write_predictions_csv", "check_predictions_output"]
 
@@ -85,13 +83,8 @@ def find_images(paths: Union[PathLike, Iterable[PathLike]]) -> List[str]:
 
 
 def _load(path: str, transform) -> np.ndarray:
-    # O_NONBLOCK and the regular-file check: a FIFO named like an image would otherwise block the read forever.
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("not a regular file (a FIFO, socket or device); only image files are read")
-        with Image.open(f) as image:
-            return np.asarray(transform(to_rgb(image)), dtype=np.float32)
+    # load_image: regular files only (a FIFO named like an image would block the read forever), upright by EXIF.
+    return np.asarray(transform(to_rgb(load_image(path))), dtype=np.float32)
 
 
 def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]], top_k: int = 5,
@@ -99,7 +92,8 @@ def predict_images(run_dir: PathLike, paths: Union[PathLike, Sequence[PathLike]]
                    onednn: Optional[bool] = None) -> List[Prediction]:
     """Classify image files with a run's network (loaded by :func:`simam_paddle.load_run`).
 
-    Each image is converted to RGB and put through the run's evaluation transforms
+    Each image is read by :func:`~simam_paddle.data.images.load_image` (regular files only, turned upright by
+    its EXIF Orientation tag, as the dataset reads them), converted to RGB and put through the run's evaluation transforms
     (:func:`~simam_paddle.experiments.runs.run_transforms`: its image size and normalisation), as its evaluation data was.
 
     Args:
@@ -146,8 +140,10 @@ def _predict_batches(network, rows: List[Prediction], transform, size: int, clas
             try:
                 inputs.append(_load(row.path, transform))
                 batch.append(row)
-            except (OSError, ValueError, SyntaxError) as err:  # Pillow's errors for unreadable files
-                row.error = f"cannot read image ({type(err).__name__}: {err})"
+            except ImageReadError as err:  # every decoding error of a bad file: a row of its own, the others go on
+                row.error = f"cannot read image: {err.reason}"
+            except ValueError as err:  # a mode that has no RGB
+                row.error = f"cannot read image ({err})"
         if not inputs:
             continue
         with paddle.no_grad():
