@@ -25,7 +25,7 @@ import paddle
 from paddle.vision import transforms as T
 from PIL import Image
 
-from .images import IMAGE_EXTENSIONS, ImageReadError, is_hidden, is_image_name, load_image, to_rgb
+from .images import IMAGE_EXTENSIONS, is_hidden, is_image_name, load_image, to_rgb
 
 __all__ = [
     "ImageFolderDataset",
