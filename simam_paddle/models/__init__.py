@@ -20,7 +20,7 @@ from .zoo import (
     OFFICIAL_MODEL_FAMILIES,
 )
 from .official_init import OFFICIAL_INIT_FAMILIES, official_init
-from .torch_checkpoint import load_torch_checkpoint
+from .torch_checkpoint import TorchCheckpointError, load_torch_checkpoint
 from .official import (
     OFFICIAL_MODELS,
     OFFICIAL_IMAGE_SIZE,
@@ -47,6 +47,7 @@ __all__ = [
     "OFFICIAL_MODEL_FAMILIES",
     "official_init",
     "load_torch_checkpoint",
+    "TorchCheckpointError",
     "OFFICIAL_MODELS",
     "OFFICIAL_IMAGE_SIZE",
     "official_attention_options",

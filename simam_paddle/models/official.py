@@ -31,7 +31,7 @@ import paddle
 import paddle.nn as nn
 
 from .zoo import OFFICIAL_MODEL_FAMILIES
-from .torch_checkpoint import load_torch_checkpoint
+from .torch_checkpoint import TorchCheckpointError, load_torch_checkpoint
 
 __all__ = ["OFFICIAL_MODELS", "OFFICIAL_IMAGE_SIZE", "official_attention_options", "convert_official_state_dict",
            "load_official_checkpoint"]
@@ -115,9 +115,13 @@ def _unwrap(checkpoint: Any, source: str) -> Dict[str, np.ndarray]:
     """The state dict inside a checkpoint (``{"state_dict": ...}`` or plain), without ``module.``."""
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, np.ndarray) for v in state.values()):
-        found = sorted(checkpoint)[:6] if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise ValueError(f"{source} holds no state dict of tensors (found {found}); "
-                         "expected {'state_dict': {...}} or a plain state dict")
+        found = sorted(map(str, checkpoint))[:6] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise TorchCheckpointError(f"{source} holds no state dict of tensors (found {found}); "
+                                   "expected {'state_dict': {...}} or a plain state dict")
+    odd = next((k for k in state if not isinstance(k, str)), None)
+    if odd is not None:  # int keys are fine in an optimizer's state, never in a model's
+        raise TorchCheckpointError(f"{source} has a state dict key that is not a parameter name: the "
+                                   f"{type(odd).__name__} {str(odd)[:40]}; a model's state dict maps names to tensors")
     if all(k.startswith("module.") for k in state):  # saved from nn.DataParallel
         state = {k[len("module."):]: v for k, v in state.items()}
     return dict(state)
