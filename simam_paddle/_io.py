@@ -1,4 +1,8 @@
-"""Writing files so that a crash never leaves half of one, and the rank check of a distributed launch.
+"""Writing files so that a crash never leaves half of one, reading text files, and the rank check of a distributed launch.
+
+Every text file the package reads (a run's ``config.json``, ``last.json`` and ``history.csv``, the
+split's manifest, a class list, a report's Markdown) goes through :func:`read_text`, so a UTF-16 or
+binary file is an error that names it, not a bare ``UnicodeDecodeError``.
 
 One writer serves every module that writes a file another step reads back (checkpoints, ``config.json``,
 ``summary.md``, the split's images and manifest, the embedded digits):
@@ -20,7 +24,8 @@ import secrets
 import sys
 from typing import Iterable, Optional, Union
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_folder", "is_main_process", "progress_bar", "TEMP_SUFFIX"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_folder", "is_main_process", "progress_bar", "read_text",
+           "NotTextError", "TEMP_SUFFIX"]
 
 TEMP_SUFFIX = ".partial"
 """Suffix of the writer's temporary files (``.<random>.partial``); callers may give their own."""
@@ -86,6 +91,49 @@ def atomic_write_text(text: str, path: PathLike, *, suffix: str = TEMP_SUFFIX, s
         '# été\\n'
     """
     atomic_write_bytes(text.encode("utf-8"), path, suffix=suffix, sync_folder=sync_folder)
+
+
+class NotTextError(ValueError):
+    """A file read as text that is not UTF-8 text; the message names the file and what it seems to be."""
+
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def read_text(path: PathLike, what: str = "a text file", newline: Optional[str] = None) -> str:
+    """The text of ``path``, decoded as UTF-8 (a leading byte-order mark is dropped).
+
+    Args:
+        path (str|PathLike): the file.
+        what (str, optional): what the file should be, for the error message (``"the run's config.json"``).
+            Default: "a text file".
+        newline (str, optional): None turns ``\\r\\n`` and ``\\r`` into ``\\n``, as ``open()`` does; ``""``
+            keeps line ends as written, for the ``csv`` module. Default: None.
+
+    Raises:
+        NotTextError: the bytes are not UTF-8 (a UTF-16 file, a binary file); the message names the file.
+        OSError: the file cannot be read.
+
+    Examples:
+        >>> import tempfile; path = os.path.join(tempfile.mkdtemp(), "classes.txt")
+        >>> atomic_write_bytes("cat\\r\\ndog\\n".encode("utf-16"), path)
+        >>> read_text(path, "a class list")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        simam_paddle._io.NotTextError: .../classes.txt is not UTF-8 text, as a class list must be: it is UTF-16 ...
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        if data.startswith(_UTF16_BOMS):
+            seems = "it is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8"
+        else:
+            seems = (f"byte 0x{data[err.start]:02x} at offset {err.start} is not UTF-8 (a binary file, or another "
+                     "encoding); give a UTF-8 text file")
+        raise NotTextError(f"{os.fspath(path)} is not UTF-8 text, as {what} must be: {seems}") from None
+    return text if newline is not None else text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def fsync_folder(folder: PathLike) -> None:

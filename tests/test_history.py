@@ -1,7 +1,7 @@
 """Reading a run's history.csv (simam_paddle/engine/history.py)."""
 import pytest
 
-from simam_paddle.engine.history import HISTORY_COLUMNS, RunFileError, read_history
+from simam_paddle.engine.history import HISTORY_COLUMNS, RunFileError, read_history, read_run_json
 
 
 def test_rows_hold_numbers_an_integer_epoch_and_none_for_empty_cells(tmp_path):
@@ -23,3 +23,12 @@ def test_errors_name_the_file_and_the_line(tmp_path):
     path.write_text("when,loss\n1,0.5\n")
     with pytest.raises(RunFileError, match="history.csv has no epoch column"):
         read_history(str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["history.csv", "config.json"])
+def test_a_utf16_or_binary_run_file_is_named(tmp_path, name):
+    path = tmp_path / name
+    for data in ("epoch,loss\n1,0.5\n".encode("utf-16"), b"\x00\xff\xfe\x89 binary"):
+        path.write_bytes(data)
+        with pytest.raises(RunFileError, match=f"^{path} is not UTF-8 text"):
+            read_history(str(path)) if name == "history.csv" else read_run_json(str(path), "write it again")

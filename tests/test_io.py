@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from simam_paddle import _io
-from simam_paddle._io import atomic_write_bytes, atomic_write_text, is_main_process
+from simam_paddle._io import NotTextError, atomic_write_bytes, atomic_write_text, is_main_process, read_text
 
 
 def test_writes_the_bytes_and_leaves_nothing_else(tmp_path):
@@ -94,3 +94,19 @@ def test_is_main_process_reads_the_launchers_rank_at_each_call(monkeypatch):
     assert not is_main_process()
     monkeypatch.setenv("PADDLE_TRAINER_ID", "0")
     assert is_main_process()
+
+
+@pytest.mark.parametrize("data, seems", [("a,b\r\n".encode("utf-16"), "it is UTF-16"),
+                                         (b"\x89PNG\r\n\x1a\n\x00", "byte 0x89 at offset 0 is not UTF-8")])
+def test_text_that_is_not_utf8_is_named(tmp_path, data, seems):
+    path = tmp_path / "classes.txt"
+    path.write_bytes(data)
+    with pytest.raises(NotTextError, match=f"^{path} is not UTF-8 text, as a class list must be: {seems}"):
+        read_text(path, "a class list")
+    assert issubclass(NotTextError, ValueError)  # the command line's one-line errors
+
+
+def test_text_reads_utf8_with_or_without_a_byte_order_mark(tmp_path):
+    (tmp_path / "a.csv").write_bytes("\ufeffé,x\r\ny\rz\n".encode("utf-8"))
+    assert read_text(tmp_path / "a.csv") == "é,x\ny\nz\n"  # line ends as open() reads them
+    assert read_text(tmp_path / "a.csv", newline="") == "é,x\r\ny\rz\n"  # as written, for the csv module

@@ -541,3 +541,15 @@ def test_read_only_destination_is_a_one_line_error(tmp_path, monkeypatch, exists
     with pytest.raises(PermissionError, match="cannot write") as err:
         split_dataset(src, dst)
     assert str(dst) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_utf16_manifest_is_named_not_a_bare_decode_error(tmp_path, capsys):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _image_tree(src, [f"cat/{i}.jpg" for i in range(3)])
+    split_dataset(src, dst)
+    manifest = dst / split_module.MANIFEST_NAME
+    manifest.write_bytes(manifest.read_text(encoding="utf-8").encode("utf-16"))  # saved again by a spreadsheet
+    assert main(["split", str(src), str(dst)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {manifest} is not a manifest written by split_dataset "
+                                               f"({manifest} is not UTF-8 text"), err

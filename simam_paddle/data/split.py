@@ -63,7 +63,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from PIL import Image
 
-from .._io import atomic_write_bytes, fsync_folder, progress_bar
+from .._io import atomic_write_bytes, fsync_folder, progress_bar, read_text
 from .images import IMAGE_EXTENSIONS, image_error_reason, is_hidden, is_image_name, read_regular_file
 
 __all__ = ["split_dataset", "SplitReport", "SkippedFile", "MANIFEST_NAME"]
@@ -344,12 +344,11 @@ def _sha256_file(path: Path) -> str:
 
 def _read_manifest(path: Path) -> List[Dict[str, str]]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames != _MANIFEST_FIELDS:
-                raise ValueError(f"columns {reader.fieldnames}")
-            return list(reader)
-    except (ValueError, csv.Error, UnicodeDecodeError) as err:
+        reader = csv.DictReader(io.StringIO(read_text(path, "a split manifest", newline=""), newline=""))
+        if reader.fieldnames != _MANIFEST_FIELDS:
+            raise ValueError(f"columns {reader.fieldnames}")
+        return list(reader)
+    except (ValueError, csv.Error) as err:  # NotTextError is a ValueError naming the file and its encoding
         raise ValueError(f"{path} is not a manifest written by split_dataset ({err}); expected the columns "
                          f"{_MANIFEST_FIELDS}. Split into a new folder instead.") from err
 

@@ -11,6 +11,7 @@ A note on epochs: hapi numbers epochs from 0 inside ``fit``. These callbacks tak
 number epochs in files from 1: ``epoch`` in ``history.csv`` is the count of finished epochs.
 """
 import csv
+import io
 import json
 import math
 import numbers
@@ -24,7 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import paddle
 from paddle.callbacks import Callback
 
-from .._io import atomic_write_text, is_main_process
+from .._io import atomic_write_text, is_main_process, read_text
 from .acceleration import convolution_kernels
 from .checkpoints import atomic_save, portable_optimizer_state
 from .history import HISTORY_COLUMNS
@@ -308,8 +309,8 @@ class HistoryLogger(_AfterEvalCallback):
 
 
 def _header(path: str) -> Tuple[str, ...]:
-    with open(path, newline="", encoding="utf-8") as f:
-        header = next(csv.reader(f), None)
+    header = next(csv.reader(io.StringIO(read_text(path, "a history.csv written by `train`", newline=""),
+                                         newline="")), None)
     return tuple(header) if header and "epoch" in header else HISTORY_COLUMNS
 
 

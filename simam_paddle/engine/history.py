@@ -5,9 +5,12 @@
 every reader of a run folder's files raises for a file a run never writes.
 """
 import csv
+import io
 import json
 import os
 from typing import Any, Dict, List, Optional
+
+from .._io import NotTextError, read_text
 
 __all__ = ["HISTORY_COLUMNS", "RunFileError", "read_history", "read_run_json"]
 
@@ -42,9 +45,10 @@ def read_run_json(path: str, hint: str) -> Dict[str, Any]:
         simam_paddle.engine.history.RunFileError: .../last.json holds a JSON list, not an object; it is written ...
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        value = json.loads(read_text(path, "a run's JSON file"))
+    except NotTextError as err:
+        raise RunFileError(f"{err}; {hint}") from None
+    except json.JSONDecodeError as err:
         raise RunFileError(f"{path} is not valid JSON ({err}); {hint}") from None
     if not isinstance(value, dict):
         raise RunFileError(f"{path} holds a JSON {type(value).__name__}, not an object; {hint}")
@@ -69,20 +73,23 @@ def read_history(path: str) -> List[Dict[str, Optional[float]]]:
         path = os.path.join(path, "history.csv")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no training history at {path}; a run folder made by `train` has history.csv")
+    try:
+        text = read_text(path, "a history.csv written by `train`", newline="")
+    except NotTextError as err:
+        raise RunFileError(str(err)) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is not None and "epoch" not in reader.fieldnames:
+        raise RunFileError(f"{path} has no epoch column (header {reader.fieldnames}); "
+                           f"a history.csv written by `train` starts with {','.join(HISTORY_COLUMNS)}")
     rows = []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is not None and "epoch" not in reader.fieldnames:
-            raise RunFileError(f"{path} has no epoch column (header {reader.fieldnames}); "
-                               f"a history.csv written by `train` starts with {','.join(HISTORY_COLUMNS)}")
-        for raw in reader:
-            try:
-                row = {k: (float(v) if v not in ("", None) else None) for k, v in raw.items()}
-                row["epoch"] = int(row["epoch"])
-            except (TypeError, ValueError):
-                line = ",".join(str(v) for v in raw.values() if v is not None)
-                raise RunFileError(f"{path}, line {reader.line_num}: {line[:60]!r} is not a row of numbers "
-                                   "with an epoch; remove that line") from None
-            rows.append(row)
+    for raw in reader:
+        try:
+            row = {k: (float(v) if v not in ("", None) else None) for k, v in raw.items()}
+            row["epoch"] = int(row["epoch"])
+        except (TypeError, ValueError):
+            line = ",".join(str(v) for v in raw.values() if v is not None)
+            raise RunFileError(f"{path}, line {reader.line_num}: {line[:60]!r} is not a row of numbers "
+                               "with an epoch; remove that line") from None
+        rows.append(row)
     return rows
 

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 import paddle
 
-from .._io import atomic_write_text, is_main_process
+from .._io import NotTextError, atomic_write_text, is_main_process, read_text
 from .._quiet import training_warning_filters
 from ..data.dataset import ClearErrorDataLoader
 from .acceleration import onednn_convolutions, onednn_default
@@ -308,8 +308,10 @@ def _trim_history(path: str, epochs_done: int) -> None:
     """Drop rows written after the last checkpoint (a crash between the two), keep the rest."""
     if not os.path.isfile(path):
         return
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines(keepends=True)
+    try:
+        lines = read_text(path, "a history.csv written by `train`").splitlines(keepends=True)
+    except NotTextError as err:
+        raise RunFileError(str(err)) from None
     kept = lines[:1]
     for number, line in enumerate(lines[1:], start=2):
         try:

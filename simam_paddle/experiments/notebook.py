@@ -361,12 +361,12 @@ def _history_rows(path: str) -> int:
 
 def _keep_history_rows(path: str, epochs: int) -> None:
     """Drop history rows after the last checkpoint (written before a crash that lost their weights)."""
+    from .._io import read_text
     from ..engine import atomic_write_text
 
     if not os.path.isfile(path):
         return
-    with open(path, encoding="utf-8", newline="") as f:
-        lines = f.read().splitlines(keepends=True)
+    lines = read_text(path, "a history.csv written by `train`", newline="").splitlines(keepends=True)
     kept = lines[:1] + [line for line in lines[1:] if line.strip() and int(line.split(",", 1)[0]) <= epochs]
     if kept != lines:
         atomic_write_text("".join(kept), path)

@@ -21,7 +21,7 @@ require_paddle()  # a clear message for a missing Paddle; a quiet import if this
 
 import paddle  # noqa: E402
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, read_text
 from ..engine.history import read_history
 from ..plots import plot_mean_curves
 from .config import compared_settings
@@ -647,8 +647,7 @@ def _updated_markdown(path: str, results: str, blocks: Dict[str, str]) -> Option
     """
     name = results.replace(os.sep, "/").rstrip("/")
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = read_text(path, "a Markdown file")
     except OSError as err:
         raise FileNotFoundError(f"cannot read {path!r} to update its report block ({err.strerror})") from None
     new, found = text, 0

@@ -265,7 +265,7 @@ def lock_run_folder(run_dir: str) -> Iterator[None]:
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise RunFileError(f"{path} is not a plain file; remove it and run again (nothing was written)")
-    with os.fdopen(fd, "r+", encoding="utf-8") as handle:
+    with os.fdopen(fd, "r+", encoding="utf-8", errors="replace") as handle:  # a garbled pid is only not shown
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
