@@ -622,8 +622,9 @@ def _run_convert_official(args) -> int:
 
     classes = args.classes
     if classes and len(classes) == 1 and os.path.isfile(classes[0]):
-        with open(classes[0], encoding="utf-8") as f:
-            classes = [line.strip() for line in f if line.strip()]
+        from ._io import read_text
+
+        classes = [line.strip() for line in read_text(classes[0], "a class list").splitlines() if line.strip()]
     config = convert_official_checkpoint(args.checkpoint, args.output, args.model, args.attention,
                                          args.attention_param, classes=classes)
     options = ", ".join(f"{k} {config[k]}" for k in ("e_lambda", "reduction") if config.get(k) is not None)

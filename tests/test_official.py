@@ -555,3 +555,14 @@ def test_init_from_refuses_a_run_of_another_attention(tmp_path, capsys):
     assert main(["train", "--data", split, "--output", str(tmp_path / "run"), "--init-from", source,
                  "--attention", "cbam", "--epochs", "1", "--quiet"]) == 2
     assert "does not fit this model" in error_line(capsys)
+
+
+def test_a_utf16_class_list_is_a_one_line_error_naming_it(tmp_path, capsys):
+    classes = tmp_path / "classes.txt"
+    classes.write_bytes("\n".join(f"c{i}" for i in range(10)).encode("utf-16"))
+    assert main(["convert-official", os.path.join(DATA, "official_cifar_resnet20_se.pth.tar"), "--model",
+                 "cifar_resnet20", "--attention", "se", "--output", str(tmp_path / "run"),
+                 "--classes", str(classes)]) == 2
+    assert error_line(capsys) == (f"error: {classes} is not UTF-8 text, as a class list must be: it is UTF-16 (it "
+                                  "starts with a UTF-16 byte-order mark); save it as UTF-8")
+    assert not (tmp_path / "run").exists()
