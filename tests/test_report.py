@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from simam_paddle.cli import main
 from simam_paddle.experiments.report import aggregate_runs, format_markdown_table, summarize_runs
 from simam_paddle.plots import plot_mean_curves
 
@@ -370,3 +371,22 @@ def test_report_reads_a_history_without_evaluation_and_a_converted_run(tmp_path)
     assert rows["no_eval"]["best_eval_acc"] is None and rows["no_eval"]["epochs"] == 2
     assert rows["no_eval"]["time_per_epoch"] is None
     assert rows["converted"]["data"] == "(converted)" and rows["converted"]["epochs"] == 0
+
+
+def test_nan_accuracies_are_skipped_and_a_huge_num_classes_is_counted_without_building(tmp_path, capsys):
+    fake_run(tmp_path, "diverged", "simam", 0, [float("nan"), 0.4, float("nan")])
+    fake_run(tmp_path, "no_score", "none", 0, [float("nan"), float("nan")])
+    fake_run(tmp_path, "claims", "simam", 1, [0.5, 0.6], num_classes=10**12)
+    fake_run(tmp_path, "ten", "simam", 2, [0.5, 0.6])
+    rows = {row["name"]: row for row in summarize_runs(str(tmp_path))}
+    assert (rows["diverged"]["best_eval_acc"], rows["diverged"]["best_epoch"]) == (0.4, 2)
+    assert rows["diverged"]["final_eval_acc"] is None
+    assert rows["no_score"]["best_eval_acc"] is rows["no_score"]["best_epoch"] is rows["no_score"]["final_eval_acc"] is None
+    # the classifier is linear in num_classes: counted, never built (10**12 classes would not fit in memory)
+    ten = rows["ten"]["params"]
+    per_class = 257  # TowerNet's 256 features -> one logit and its bias
+    assert rows["claims"]["params"] == ten + per_class * (10**12 - 10)
+    for name in ("diverged", "no_score", "claims"):
+        assert main(["report", str(tmp_path / name)]) == 0
+        captured = capsys.readouterr()
+        assert "| nan" not in captured.out and "nan |" not in captured.out and "Traceback" not in captured.err

@@ -11,6 +11,7 @@ so runs trained on another machine, e.g. a GPU, can be compared without retraini
 - ``plot_mean_curves``: per group, the mean eval accuracy and training loss per epoch, with the
   range over seeds shaded.
 """
+import math
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -55,20 +56,35 @@ _METRICS = {"mean_corruption_acc": "mean accuracy over all corruptions and sever
             "final_eval_acc": "final eval accuracy (after the last epoch)"}
 
 
-def _count_parameters(config: Dict[str, Any], cache: Dict[tuple, int]) -> int:
+def _count_parameters(config: Dict[str, Any], cache: Dict[tuple, Tuple[int, int]]) -> Optional[int]:
+    """Trainable parameters of the run's network (None for a ``num_classes`` that is not a positive integer).
+
+    Only the classifier depends on ``num_classes``, linearly: the network is built with 1 and 2 classes and
+    the count taken at ``num_classes`` from those two, so a config.json claiming 10**12 classes costs no
+    memory (building it would ask Paddle for terabytes, or fail on its int32 shapes).
+    """
+    num_classes = config["num_classes"]
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        return None
+    key = (config["model"], config["attention"], config.get("reduction"))
+    if key not in cache:
+        counts = [_built_parameters({**config, "num_classes": n}) for n in (1, 2)]
+        cache[key] = (counts[0], counts[1] - counts[0])
+    base, per_class = cache[key]
+    return base + per_class * (num_classes - 1)
+
+
+def _built_parameters(config: Dict[str, Any]) -> int:
     from .runs import build_network
 
-    key = (config["model"], config["attention"], config["num_classes"], config.get("reduction"))
-    if key not in cache:
-        # Building draws initial weights from Paddle's generator; leave the caller's random stream as it was.
-        state = paddle.get_rng_state()
-        try:
-            network = build_network(config)
-        finally:
-            paddle.set_rng_state(state)
-        # trainable ones, as papers count them: BatchNorm's running mean and variance are not
-        cache[key] = int(sum(int(np.prod(p.shape)) for p in network.parameters() if not p.stop_gradient))
-    return cache[key]
+    # Building draws initial weights from Paddle's generator; leave the caller's random stream as it was.
+    state = paddle.get_rng_state()
+    try:
+        network = build_network(config)
+    finally:
+        paddle.set_rng_state(state)
+    # trainable ones, as papers count them: BatchNorm's running mean and variance are not
+    return int(sum(int(np.prod(p.shape)) for p in network.parameters() if not p.stop_gradient))
 
 
 def _run_folders(run_dirs: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> List[str]:
@@ -110,7 +126,8 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
         ``final_eval_acc``, ``time_per_epoch`` (mean seconds, training and evaluation),
         ``total_time``, ``params``, ``paddle_version``, ``framework`` and ``device_name`` (of runs
         trained outside the package, such as tools/torch_towernet.py's; None otherwise). Accuracies are
-        fractions; those of a run without an evaluated epoch are None.
+        fractions; epochs whose accuracy is missing or not finite (nan) are skipped, and the accuracies of a
+        run without such an epoch are None (shown as "–").
 
     Examples:
         >>> rows = summarize_runs("runs/ablation")  # doctest: +SKIP
@@ -119,7 +136,7 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
     """
     from .runs import load_config
 
-    cache: Dict[tuple, int] = {}
+    cache: Dict[tuple, Tuple[int, int]] = {}
     rows = []
     for run in _run_folders(run_dirs):
         config = load_config(run)
@@ -127,7 +144,8 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
             history = read_history(run)
         except FileNotFoundError:
             history = []
-        scored = [r for r in history if r.get("eval_acc") is not None]  # a history without evaluation has none
+        # An epoch without evaluation, or whose accuracy is nan (a diverged run), has no score.
+        scored = [r for r in history if _finite(r.get("eval_acc"))]
         best = max(scored, key=lambda r: r["eval_acc"]) if scored else None  # max keeps the first of ties
         times = [r["time"] for r in history if r.get("time") is not None]
         kernels, kernel_set = _kernels(history)
@@ -146,7 +164,7 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
             "finished": len(history) >= config["epochs"],
             "best_eval_acc": best["eval_acc"] if best else None,
             "best_epoch": best["epoch"] if best else None,
-            "final_eval_acc": history[-1].get("eval_acc") if history else None,
+            "final_eval_acc": history[-1]["eval_acc"] if history and _finite(history[-1].get("eval_acc")) else None,
             "time_per_epoch": float(np.mean(times)) if times else None,
             "total_time": float(np.sum(times)) if times else None,
             "params": _count_parameters(config, cache) if count_parameters else None,
@@ -289,6 +307,10 @@ def aggregate_runs(rows: Sequence[Dict[str, Any]], by: Sequence[str] = ("data", 
             "runs": members,
         })
     return result
+
+
+def _finite(value: Optional[float]) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def _percent(value: Optional[float]) -> str:
