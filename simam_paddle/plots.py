@@ -24,7 +24,7 @@ require_paddle()
 
 import paddle  # noqa: E402
 
-from .data.images import is_hidden, is_image_name
+from .data.images import is_hidden, is_image_name, load_image
 from .engine.history import RunFileError, read_history, read_run_json
 from .layers.simam import SimAM, simam_weights
 
@@ -76,7 +76,6 @@ def plot_sample_grid(
         40
     """
     from matplotlib.figure import Figure
-    from PIL import Image
 
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
         raise ValueError(f"per_class must be an integer >= 1, got {per_class!r}")
@@ -107,11 +106,11 @@ def plot_sample_grid(
         if rng is not None and len(files) > per_class:
             files = [files[i] for i in sorted(rng.choice(len(files), per_class, replace=False))]
         for ax, path in zip(row, files[:per_class]):
-            with Image.open(path) as image:
-                if image.mode == "L":
-                    ax.imshow(np.asarray(image), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-                else:
-                    ax.imshow(np.asarray(image.convert("RGB")), interpolation="nearest")
+            image = load_image(path)  # as the dataset sees it: upright by its EXIF Orientation
+            if image.mode == "L":
+                ax.imshow(np.asarray(image), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            else:
+                ax.imshow(np.asarray(image.convert("RGB")), interpolation="nearest")
             ax.set_title(name, fontsize=9)
         for ax in row:
             ax.axis("off")

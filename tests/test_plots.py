@@ -19,6 +19,8 @@ from simam_paddle.layers.simam import SimAM
 
 from reference import simam_reference
 
+from hostile_files import exif_turned_jpeg
+
 
 def make_tree(root, counts, mode="L", size=(10, 8)):
     """Class folders with distinct images: pixel value encodes (class, index)."""
@@ -256,3 +258,11 @@ def test_runs_that_would_share_a_colour_fall_back_to_one_colour_each(tmp_path):
                   if line.get_label().endswith(" train")]
         assert len(set(colors)) == len(runs)
     assert curve_color("towernet", "an_unknown_attention") is None and curve_color("unknown_net", "none") is None
+
+
+def test_grid_shows_a_phone_photo_upright(tmp_path):
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    upright = Image.new("RGB", (48, 16), (0, 0, 250))
+    (tmp_path / "data" / "a" / "phone.jpg").write_bytes(exif_turned_jpeg(upright))
+    fig = plot_sample_grid(tmp_path / "data", per_class=1)
+    assert fig.axes[0].images[0].get_array().shape == (16, 48, 3)  # stored 48 high, shown as taken
