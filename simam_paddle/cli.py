@@ -551,9 +551,50 @@ def _run_report(args) -> int:
 
 _COMMANDS.append(_add_report)
 
-def _add_robustness(subparsers) -> None:
-    from .data.corruptions import SEVERITIES, available_corruptions
+def _add_explain(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "explain",
+        help="Grad-CAM: which image regions a run's network uses for its decision",
+        description="Compute Grad-CAM maps of RUN (and of each --compare run, side by side) for the images, at each "
+        "model's default layer (the last convolutional stage) or --layer, and write one figure: a row per image, "
+        "the image then one overlay per run, each naming the run's prediction and its probability. Prints one "
+        "line per image and run.",
+    )
+    parser.add_argument("run", metavar="RUN", help="run folder written by `train`")
+    parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+", help="image files or folders of images")
+    parser.add_argument("--compare", nargs="+", metavar="RUN", default=[], help="more runs, one column each")
+    parser.add_argument("--layer", help="sublayer to explain, a dotted path such as b5 or layer4 (default: the "
+                        "model's own, from the registry)")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class for every image "
+                        "(default: each run's predicted class)")
+    target.add_argument("--class-of-folder", action="store_true", help="explain the class named by each image's "
+                        "folder (its true class in a split's eval/<class>/)")
+    parser.add_argument("--output", metavar="PNG", default="gradcam.png", help="figure to write (default: "
+                        "gradcam.png)")
+    parser.add_argument("--weights", choices=["best", "last"], default="best", help="default: best")
+    parser.set_defaults(func=_run_explain)
 
+
+def _run_explain(args) -> int:
+    from .experiments.explain import explain_images
+    from .plots import plot_grad_cam
+
+    result = explain_images([args.run, *args.compare], args.images, layer=args.layer, class_name=args.class_name,
+                            class_of_folder=args.class_of_folder, weights=args.weights)
+    for r, path in enumerate(result.paths):
+        for c, label in enumerate(result.labels):
+            print(f"{path}: {label}: predicted {result.predicted[c][r]} {result.probability[c][r]:.4f}, "
+                  f"map of {result.explained[c][r]} at {result.layers[c]}")
+    plot_grad_cam(result, output=args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+_COMMANDS.append(_add_explain)
+
+
+def _add_robustness(subparsers) -> None:
     parser = subparsers.add_parser(
         "robustness",
         help="evaluate trained runs on corrupted copies of their eval images (noise, blur, JPEG, ...)",
@@ -565,10 +606,10 @@ def _add_robustness(subparsers) -> None:
     )
     parser.add_argument("runs", metavar="RUN", nargs="+", help="run folders, or one folder holding them")
     parser.add_argument("--output", metavar="DIR", required=True, help="folder for robustness.csv and .json")
-    parser.add_argument("--corruptions", nargs="+", metavar="NAME", choices=available_corruptions(),
-                        help=f"default: all ({', '.join(available_corruptions())})")
-    parser.add_argument("--severities", nargs="+", type=int, metavar="S", choices=SEVERITIES,
-                        default=list(SEVERITIES), help="some of 1 (mildest) to 5 (default: all)")
+    parser.add_argument("--corruptions", nargs="+", metavar="NAME", help="default: all (gaussian_noise, "
+                        "gaussian_blur, jpeg, brightness, contrast, rotation, occlusion)")
+    parser.add_argument("--severities", nargs="+", type=int, metavar="S", default=[1, 2, 3, 4, 5],
+                        help="some of 1 (mildest) to 5 (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="fixes the random parts of the corruptions (default: 0)")
     parser.add_argument("--data", metavar="DIR", help="class folder, or split folder whose eval/ is used "
                         "(default: the runs' own eval data)")

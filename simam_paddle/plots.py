@@ -29,7 +29,7 @@ from .engine.history import RunFileError, read_history, read_run_json
 from .layers.simam import SimAM, simam_weights
 
 __all__ = ["plot_sample_grid", "plot_curves", "plot_mean_curves", "plot_confusion_matrix", "attention_maps",
-           "attention_label", "plot_attention_maps", "curve_color"]
+           "attention_label", "plot_attention_maps", "curve_color", "plot_grad_cam", "plot_robustness"]
 
 # One colour per kind of network, the same in every figure and notebook: an attention variant takes its
 # attention's colour (the network is fixed in an ablation), a network without attention its family's.
@@ -439,6 +439,127 @@ def plot_attention_maps(image, maps: Dict[str, np.ndarray], output: Optional[Uni
     bar.solids.set_alpha(1)
     bar.ax.tick_params(labelsize=7)
     bar.set_label("SimAM weight", fontsize=8)
+    _save(fig, output)
+    return fig
+
+
+def plot_grad_cam(explanation, output: Optional[Union[str, os.PathLike]] = None, alpha: float = 0.5,
+                  title: Optional[str] = None):
+    """Grad-CAM maps of several runs side by side: one row per image, the image, then one column per run.
+
+    Each panel names the class its map explains and the run's prediction with its probability, so a map is
+    read against what the network decided (as in the SimAM paper's Figure 1).
+
+    Args:
+        explanation (Explanation): from :func:`simam_paddle.experiments.explain.explain_images`.
+        output (str|PathLike, optional): where to save the PNG. Default: None.
+        alpha (float, optional): opacity of the maps over the image. Default: 0.5.
+        title (str, optional): figure title. Default: None.
+
+    Returns:
+        matplotlib.figure.Figure: ``rows x (1 + runs)`` image axes.
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> e = SimpleNamespace(paths=["a/cat/1.jpg"], images=[np.zeros((8, 8, 3), np.uint8)], labels=["none", "simam"],
+        ...                     layers=["b5", "b5"], maps=[np.ones((1, 8, 8))] * 2, predicted=[["cat"], ["dog"]],
+        ...                     probability=[[0.9], [0.6]], explained=[["cat"], ["cat"]])
+        >>> len(plot_grad_cam(e).axes)
+        3
+    """
+    from matplotlib.figure import Figure
+
+    rows, cols = len(explanation.paths), 1 + len(explanation.labels)
+    if not rows or cols < 2:
+        raise ValueError("nothing to plot: the explanation has no images or no runs")
+    fig = Figure(figsize=(2.2 * cols, 2.45 * rows + (0.4 if title else 0)))
+    axes = np.asarray(fig.subplots(rows, cols, squeeze=False))
+    for r, (path, image) in enumerate(zip(explanation.paths, explanation.images)):
+        height, width = image.shape[:2]
+        axes[r, 0].imshow(image)
+        parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
+        axes[r, 0].set_title(f"{parent}/\n{os.path.basename(path)}", fontsize=8)
+        for c in range(len(explanation.labels)):
+            ax = axes[r, c + 1]
+            cam = explanation.maps[c][r]
+            ax.imshow(image)
+            ax.imshow(cam if cam.shape == (height, width) else _upsample(cam, height, width), cmap="jet",
+                      alpha=alpha, vmin=0, vmax=1)
+            predicted, explained = explanation.predicted[c][r], explanation.explained[c][r]
+            words = f"{explanation.labels[c]}: {predicted} {explanation.probability[c][r]:.2f}"
+            ax.set_title(words if explained == predicted else f"{words}\nmap of {explained}", fontsize=8,
+                         color="black" if explained == predicted else "tab:red")
+    for ax in axes.ravel():
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, output)
+    return fig
+
+
+def plot_robustness(rows: Sequence[Dict[str, Any]], output: Optional[Union[str, os.PathLike]] = None,
+                    title: Optional[str] = None):
+    """Accuracy against corruption severity, one line per attention (mean over seeds, range shaded): first the
+    mean over all corruptions, then one panel per corruption; severity 0 is the clean images.
+
+    Args:
+        rows (list[dict]): rows of ``robustness.csv`` (:func:`simam_paddle.experiments.robustness.read_robustness`).
+        output (str|PathLike, optional): where to save the PNG. Default: None.
+        title (str, optional): figure title. Default: None.
+
+    Returns:
+        matplotlib.figure.Figure: one axes per panel.
+
+    Examples:
+        >>> rows = [{"run": f"{a}{s}", "model": "towernet", "attention": a, "seed": s, "corruption": c,
+        ...          "severity": v, "acc": 0.8 - 0.1 * v} for a in ("none", "simam") for s in (0, 1)
+        ...         for c, v in [("clean", 0), ("jpeg", 1), ("jpeg", 2), ("blur", 1), ("blur", 2)]]
+        >>> len(plot_robustness(rows).axes)  # the mean, jpeg, blur
+        3
+    """
+    from matplotlib.figure import Figure
+
+    corruptions = list(dict.fromkeys(r["corruption"] for r in rows if r["corruption"] != "clean"))
+    if not corruptions or not any(r["corruption"] == "clean" for r in rows):
+        raise ValueError("plot_robustness needs rows of the clean images and of at least one corruption")
+    panels = ["mean of all corruptions"] + corruptions if len(corruptions) > 1 else corruptions
+    cols = min(4, len(panels))
+    grid = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(3.2 * cols, 2.7 * grid + (0.4 if title else 0)))
+    axes = np.asarray(fig.subplots(grid, cols, squeeze=False, sharey=True)).ravel()
+    clean = {r["run"]: r["acc"] for r in rows if r["corruption"] == "clean"}
+    groups = list(dict.fromkeys((r["model"], r["attention"]) for r in rows))
+    for ax, panel in zip(axes, panels):
+        for model, attention in groups:
+            runs = sorted({r["run"] for r in rows if (r["model"], r["attention"]) == (model, attention)})
+            severities = sorted({r["severity"] for r in rows if r["corruption"] != "clean"})
+            curves = []
+            for run in runs:
+                chosen = [r for r in rows if r["run"] == run and r["corruption"] != "clean"
+                          and (panel == panels[0] and len(panels) > 1 or r["corruption"] == panel)]
+                curves.append([clean[run]] + [float(np.mean([r["acc"] for r in chosen if r["severity"] == s]))
+                                              for s in severities])
+            curves = np.array(curves)
+            x = [0] + severities
+            color = curve_color(model, attention)
+            label = attention if len({m for m, _ in groups}) == 1 else f"{model} {attention}"
+            ax.plot(x, curves.mean(axis=0), marker="o", ms=3, color=color, label=f"{label} ({len(runs)})")
+            if len(runs) > 1:
+                ax.fill_between(x, curves.min(axis=0), curves.max(axis=0), color=color, alpha=0.15, lw=0)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xticks(x)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.axis("off")
+    for ax in axes[::cols]:
+        ax.set_ylabel("eval accuracy", fontsize=8)
+    for ax in axes[:len(panels)]:
+        ax.set_xlabel("severity (0: clean)", fontsize=8)
+    axes[0].legend(fontsize=7, title="attention (seeds)", title_fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     _save(fig, output)
     return fig
 

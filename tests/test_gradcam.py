@@ -26,12 +26,12 @@ def _class_activation_map(activation, weight, classes):
     return np.where(peak > 0, cams / np.where(peak > 0, peak, 1), 0)
 
 
-@pytest.mark.parametrize("name, size, head", [("cifar_resnet20", 32, "linear"), ("towernet", 128, "b6")])
-def test_grad_cam_equals_the_class_activation_map_for_pooling_and_one_linear_layer(name, size, head):
+@pytest.mark.parametrize("name, size, layer, head", [("cifar_resnet20", 32, "layer3", "linear"),
+                                                      ("towernet", 384, "b5", "b6")])  # b5: 3x3 at 384 px
+def test_grad_cam_equals_the_class_activation_map_for_pooling_and_one_linear_layer(name, size, layer, head):
     paddle.seed(3)
     network = build_model(name, 7)
     network.eval()
-    layer = model_spec(name).cam_layer
     x = np.random.RandomState(0).rand(3, 3, size, size).astype("float32")
     activation, logits = _activation(network, layer, x)
     weight = getattr(network, head).weight.numpy().astype(np.float64)  # Paddle's Linear: [in, out]
@@ -62,7 +62,7 @@ def test_every_model_has_a_default_layer_with_a_spatial_map(name):
     paddle.seed(0)
     network = build_model(name, 3)
     network.eval()
-    size = max(model_spec(name).min_input_size, 32)
+    size = max(model_spec(name).min_input_size + 1, 64)
     result = grad_cam(network, np.random.RandomState(0).rand(1, 3, size, size).astype("float32"),
                       model_spec(name).cam_layer)
     assert result.maps.shape == (1, size, size) and np.isfinite(result.maps).all()
@@ -80,3 +80,5 @@ def test_grad_cam_errors_name_what_exists():
         grad_cam(network, x, "linear")
     with pytest.raises(ValueError, match="no gradient path"), paddle.no_grad():
         grad_cam(network, x, "layer3")
+    with pytest.raises(ValueError, match="1x1 map for \\[4, 4\\] inputs"):
+        grad_cam(network, np.zeros((1, 3, 4, 4), "float32"), "layer3")

@@ -83,6 +83,9 @@ def grad_cam(network: paddle.nn.Layer, images: Union[np.ndarray, paddle.Tensor],
         raise ValueError(f"layer {layer!r} {what} in one forward pass; Grad-CAM needs a layer that runs once and "
                          "returns a [N, K, h, w] feature map, such as the last convolutional stage")
     activation = captured[0]
+    if activation.shape[2] * activation.shape[3] == 1:
+        raise ValueError(f"layer {layer!r} gives a 1x1 map for {list(x.shape[2:])} inputs, so every Grad-CAM map is "
+                         "one constant; choose an earlier layer, or larger images")
     if activation.stop_gradient:
         raise ValueError(f"layer {layer!r}'s output has no gradient path to the logits (stop_gradient is set, "
                          "e.g. inside paddle.no_grad()); call grad_cam outside no_grad")

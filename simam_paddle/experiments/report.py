@@ -29,7 +29,7 @@ from .config import compared_settings
 
 __all__ = [
     "summarize_runs", "aggregate_runs", "format_markdown_table", "paired_differences", "format_paired_table",
-    "write_report", "report_block", "check_kernels", "robustness_runs", "robustness_table",
+    "write_report", "report_block", "check_kernels", "robustness_runs", "robustness_table", "run_folders",
 ]
 
 # The training settings a row carries: those that change what is trained (epochs as planned_epochs).
@@ -87,7 +87,13 @@ def _built_parameters(config: Dict[str, Any]) -> int:
     return int(sum(int(np.prod(p.shape)) for p in network.parameters() if not p.stop_gradient))
 
 
-def _run_folders(run_dirs: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> List[str]:
+def run_folders(run_dirs: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> List[str]:
+    """Run folders: a run folder itself, the run folders inside a folder (sorted), or a list as given.
+
+    Examples:
+        >>> run_folders(["runs/a", "runs/b"])
+        ['runs/a', 'runs/b']
+    """
     if isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = os.fspath(run_dirs)
         if os.path.isfile(os.path.join(run_dirs, "config.json")):
@@ -138,7 +144,7 @@ def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool =
 
     cache: Dict[tuple, Tuple[int, int]] = {}
     rows = []
-    for run in _run_folders(run_dirs):
+    for run in run_folders(run_dirs):
         config = load_config(run)
         try:
             history = read_history(run)
@@ -532,10 +538,14 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
     ]
     if unfinished:
         lines += [f"Still training (excluded from nothing, counted as they are): {', '.join(unfinished)}.", ""]
+    robustness = _robustness_section(results, baseline, first["data"])
+    lines += robustness
     summary = "\n".join(lines)
+    blocks = {"report": report_block(summary), "groups": format_markdown_table(groups) + "\n"}
+    if robustness:
+        blocks["robustness"] = "\n".join(robustness[2:])
     if update is not None:  # checked before anything is written
-        updated = _updated_markdown(os.fspath(update), results,
-                                    {"report": report_block(summary), "groups": format_markdown_table(groups) + "\n"})
+        updated = _updated_markdown(os.fspath(update), results, blocks)
     os.makedirs(output, exist_ok=True)
     path = os.path.join(output, "summary.md")
     atomic_write_text(summary, path)
@@ -545,6 +555,14 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
         plot_mean_curves(groups, output=curves, title=f"{first['model']} on {first['data']}: "
                          f"{first['image_size']} px, {first['planned_epochs']} epochs, mean and range over seeds")
         files.append(curves)
+        if robustness:
+            from ..plots import plot_robustness
+            from .robustness import read_robustness
+
+            path = os.path.join(output, "robustness.png")
+            plot_robustness(read_robustness(results), output=path, title=f"{first['model']} on {first['data']}: "
+                            "eval accuracy on corrupted images, mean and range over seeds")
+            files.append(path)
     if update is not None:
         if updated is not None:
             atomic_write_text(updated, os.fspath(update))
@@ -630,6 +648,34 @@ def robustness_table(rows: Sequence[Dict[str, Any]], baseline: str = "none", dat
                   "interval:", "", format_paired_table(paired, baseline=baseline) if paired else
                   f"(no run of another attention shares a seed with `{baseline}`)", ""]
     return "\n".join(lines)
+
+
+def _robustness_section(results: str, baseline: str, data: str) -> List[str]:
+    """The summary's robustness lines, from ``results/robustness.csv`` and its record (none without them)."""
+    import json
+
+    from .robustness import read_robustness
+
+    path = os.path.join(results, "robustness.csv")
+    if not os.path.isfile(path):
+        return []
+    rows = read_robustness(path)
+    try:
+        record = json.loads(read_text(os.path.join(results, "robustness.json"), "the record of robustness.csv"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{results}/robustness.json, the record of robustness.csv, cannot be read ({err}); write "
+                         "both with `python -m simam_paddle robustness`") from None
+    words = ", ".join(f"{name} {'/'.join(map(str, values))}" for name, values in record["corruptions"].items())
+    return [
+        "## Robustness to corrupted images",
+        "",
+        f"Best weights evaluated on the {record['images']} evaluation images, clean and corrupted (`python -m "
+        f"simam_paddle robustness`, seed {record['seed']}, severities {', '.join(map(str, record['severities']))}; "
+        f"parameters by severity: {words}), Paddle {record['paddle_version']} on {record['device']}. Accuracy in %, "
+        "each corruption's the mean over its severities; relative drop: 1 - mean corrupted / clean.",
+        "",
+        robustness_table(rows, baseline=baseline, data=data),
+    ]
 
 
 def _paddle_words(rows: Sequence[Dict[str, Any]]) -> str:

@@ -19,10 +19,10 @@ require_paddle()
 
 import paddle  # noqa: E402
 
-from .._io import atomic_write_text  # noqa: E402
+from .._io import atomic_write_text, read_text  # noqa: E402
 from ..data.corruptions import SEVERITIES, available_corruptions, corrupt, corruption_parameters  # noqa: E402
 from .notebook import per_class_subset  # noqa: E402
-from .report import _run_folders  # noqa: E402
+from .report import run_folders  # noqa: E402
 from .runs import load_run, run_datasets, run_kernels, run_transforms  # noqa: E402
 
 __all__ = ["evaluate_robustness", "ROBUSTNESS_COLUMNS", "read_robustness"]
@@ -119,7 +119,7 @@ def evaluate_robustness(runs: Union[str, os.PathLike, Sequence[Union[str, os.Pat
     given = [runs] if isinstance(runs, (str, os.PathLike)) else list(runs)
     if not given:
         raise ValueError("evaluate_robustness needs at least one run folder")
-    folders = [folder for run in given for folder in _run_folders(run)]
+    folders = [folder for run in given for folder in run_folders(run)]
     loaded = [(folder, *load_run(folder, weights)) for folder in folders]
     images, labels, paths, root = _eval_images(loaded[0][2], data)
     for run, _, config in loaded[1:]:
@@ -179,16 +179,12 @@ def read_robustness(path: Union[str, os.PathLike]) -> List[Dict[str, Any]]:
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, "robustness.csv")
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            missing = set(ROBUSTNESS_COLUMNS) - set(reader.fieldnames or [])
-            if missing:
-                raise ValueError(f"{path} is not a robustness table: columns {sorted(missing)} are missing; "
-                                 "write it with `python -m simam_paddle robustness`")
-            rows = list(reader)
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not UTF-8 text; write it with `python -m simam_paddle robustness`") from None
+    reader = csv.DictReader(io.StringIO(read_text(path, "a robustness table (robustness.csv)", newline="")))
+    missing = set(ROBUSTNESS_COLUMNS) - set(reader.fieldnames or [])
+    if missing:
+        raise ValueError(f"{path} is not a robustness table: columns {sorted(missing)} are missing; "
+                         "write it with `python -m simam_paddle robustness`")
+    rows = list(reader)
     try:
         return [{**r, "seed": int(r["seed"]), "severity": int(r["severity"]), "correct": int(r["correct"]),
                  "total": int(r["total"]), "acc": float(r["acc"])} for r in rows]

@@ -145,8 +145,9 @@ class ModelSpec:
             sees at least one pixel of the image (TowerNet refuses anything smaller, see
             :attr:`TowerNet.min_input_size`).
         takes_attention (bool): Whether an attention can be put in (VGG19 has no published placement).
-        cam_layer (str): The sublayer Grad-CAM looks at by default (see :func:`get_sublayer`): the last one
-            with a spatial map before the classifier's pooling, where the class evidence is still localised.
+        cam_layer (str): The sublayer Grad-CAM looks at by default (see :func:`get_sublayer`): the last
+            convolutional stage before the classifier's pooling, where the class evidence is still localised;
+            for TowerNet the first Inception block of ``b5`` (4x4 at 128 px; ``b5`` itself is 1x1 there).
     """
 
     name: str
@@ -166,7 +167,7 @@ def _paddle_model(builder: Callable[..., nn.Layer]) -> Callable[..., nn.Layer]:
 
 _SPECS = [
     ModelSpec("towernet", TowerNet, "towernet", attention=TowerNet.published_attention, weight_decay=2e-4,
-              min_input_size=TowerNet.min_input_size, cam_layer="b5"),
+              min_input_size=TowerNet.min_input_size, cam_layer="b5.0"),
     # The last ReLU, before the last max pooling.
     ModelSpec("vgg19", _paddle_model(vgg19), "vgg", takes_attention=False, cam_layer="features.-2"),
     *(ModelSpec(name, _paddle_model(builder), "imagenet_resnet") for name, builder in (

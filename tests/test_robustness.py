@@ -1,0 +1,91 @@
+"""evaluate_robustness and `robustness`: accuracies checked by evaluating corrupted copies written as files."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from simam_paddle.cli import main
+from simam_paddle.data.corruptions import corrupt
+from simam_paddle.experiments.report import robustness_runs, write_report
+from simam_paddle.experiments.robustness import evaluate_robustness, read_robustness
+from simam_paddle.experiments.runs import evaluate_run
+
+from trained_runs import colour_ablation
+
+
+@pytest.fixture(scope="module")
+def ablation(tmp_path_factory):
+    return colour_ablation(tmp_path_factory.mktemp("robustness"), seeds=(0, 1))
+
+
+def test_each_rows_accuracy_is_that_of_evaluate_on_the_corrupted_images_written_as_files(ablation, tmp_path):
+    split, runs = ablation
+    result = evaluate_robustness(runs, corruptions=["gaussian_noise", "occlusion"], severities=[2, 5], seed=4)
+    assert len(result["rows"]) == 4 * (1 + 2 * 2)
+    eval_files = sorted((split / "eval").glob("*/*.png"))
+    for corruption, severity in [("gaussian_noise", 5), ("occlusion", 2)]:
+        folder = tmp_path / f"{corruption}{severity}"
+        for index, path in enumerate(eval_files):  # the dataset's order: classes, then file names
+            target = folder / path.parent.name / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            pixels = np.asarray(Image.open(path).convert("RGB"))
+            Image.fromarray(corrupt(pixels, corruption, severity, seed=4, index=index)).save(target)
+        for run in sorted(runs.iterdir()):
+            expected = evaluate_run(str(run), data=str(folder), output=str(tmp_path / "cm"), onednn=False)["acc"]
+            row, = [r for r in result["rows"] if r["run"] == run.name and r["corruption"] == corruption
+                    and r["severity"] == severity]
+            assert row["acc"] == pytest.approx(expected) and row["total"] == len(eval_files)
+    for run in sorted(runs.iterdir()):
+        clean, = [r for r in result["rows"] if r["run"] == run.name and r["corruption"] == "clean"]
+        assert clean["acc"] == pytest.approx(evaluate_run(str(run), output=str(tmp_path / "cm"))["acc"])
+
+
+def test_the_command_writes_table_and_record_and_report_renders_them(ablation, tmp_path, capsys):
+    split, runs = ablation
+    out = tmp_path / "out"
+    assert main(["robustness", str(runs), "--output", str(out), "--corruptions", "jpeg", "contrast",
+                 "--severities", "1", "3", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "| cifar_resnet20 | none | 2 |" in printed and "mean corrupted" in printed
+    rows = read_robustness(out)
+    assert {(r["corruption"], r["severity"]) for r in rows} == {("clean", 0), ("jpeg", 1), ("jpeg", 3),
+                                                                ("contrast", 1), ("contrast", 3)}
+    record = json.loads((out / "robustness.json").read_text())
+    assert record["corruptions"] == {"jpeg": [25, 18, 15, 10, 7], "contrast": [0.4, 0.3, 0.2, 0.1, 0.05]}
+    assert record["images"] == 9 and set(record["runs"]) == {p.name for p in runs.iterdir()}
+    assert all(isinstance(r["onednn_convs"], int) for r in record["runs"].values())
+    # The report of the ablation folder renders the table when robustness.csv sits there.
+    for name in ("robustness.csv", "robustness.json"):
+        (runs / name).write_bytes((out / name).read_bytes())
+    report = write_report(runs, output=tmp_path / "report", figure=True)
+    assert "## Robustness to corrupted images" in report["summary"]
+    assert (tmp_path / "report" / "robustness.png").stat().st_size > 0
+    per_run = {r["run"]: r for r in robustness_runs(rows)}
+    for run in per_run.values():
+        corrupted = [r["acc"] for r in rows if r["run"] == run["run"] and r["corruption"] != "clean"]
+        assert run["mean_corruption_acc"] == pytest.approx(np.mean(corrupted))
+    none0 = per_run["cifar_resnet20_none_seed0"]
+    assert f"{100 * none0['clean']:.1f}" in report["summary"]
+
+
+def test_bad_options_and_mismatched_runs_are_refused(ablation, tmp_path):
+    split, runs = ablation
+    with pytest.raises(ValueError, match=r"unknown corruption\(s\) \['fog'\]; available corruptions"):
+        evaluate_robustness(runs, corruptions=["fog"])
+    with pytest.raises(ValueError, match=r"severities must be some of \[1, 2, 3, 4, 5\]"):
+        evaluate_robustness(runs, severities=[0])
+    other = tmp_path / "other" / "blue"
+    other.mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(other / "0.png")
+    with pytest.raises(ValueError, match="holds classes"):
+        evaluate_robustness(runs, data=str(tmp_path / "other"))
+    assert main(["robustness", str(runs), "--output", str(tmp_path / "x"), "--severities", "7"]) == 2
+
+
+def test_the_commands_help_lists_every_corruption(capsys):
+    from simam_paddle.data.corruptions import available_corruptions
+
+    with pytest.raises(SystemExit):
+        main(["robustness", "--help"])
+    assert f"({', '.join(available_corruptions())})" in " ".join(capsys.readouterr().out.split())
