@@ -570,8 +570,8 @@ def _add_explain(subparsers) -> None:
                         "(default: each run's predicted class)")
     target.add_argument("--class-of-folder", action="store_true", help="explain the class named by each image's "
                         "folder (its true class in a split's eval/<class>/)")
-    parser.add_argument("--output", metavar="PNG", default="gradcam.png", help="figure to write (default: "
-                        "gradcam.png)")
+    parser.add_argument("--output", metavar="FILE", default="gradcam.png", help="figure to write, PNG or (ending in "
+                        ".jpg) JPEG (default: gradcam.png)")
     parser.add_argument("--weights", choices=["best", "last"], default="best", help="default: best")
     parser.set_defaults(func=_run_explain)
 

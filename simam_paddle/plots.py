@@ -266,10 +266,14 @@ def _finish_epoch_axes(fig, axes, title: Optional[str], output, dpi: int = 120, 
 
 
 def _save(fig, output: Optional[Union[str, os.PathLike]], dpi: int = 120) -> None:
+    """Save as PNG, or as JPEG where the name ends in .jpg / .jpeg (photographs: a tenth of the bytes)."""
     if output is not None:
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output, format="png", dpi=dpi)
+        if output.suffix.lower() in (".jpg", ".jpeg"):
+            fig.savefig(output, format="jpeg", dpi=dpi, pil_kwargs={"quality": 85})
+        else:
+            fig.savefig(output, format="png", dpi=dpi)
 
 
 def _column(rows: List[dict], key: str) -> np.ndarray:
@@ -452,7 +456,8 @@ def plot_grad_cam(explanation, output: Optional[Union[str, os.PathLike]] = None,
 
     Args:
         explanation (Explanation): from :func:`simam_paddle.experiments.explain.explain_images`.
-        output (str|PathLike, optional): where to save the PNG. Default: None.
+        output (str|PathLike, optional): where to save the figure: a PNG, or a JPEG where the name ends in
+            .jpg. Default: None.
         alpha (float, optional): opacity of the maps over the image. Default: 0.5.
         title (str, optional): figure title. Default: None.
 

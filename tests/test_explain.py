@@ -40,12 +40,12 @@ def _open(path):
 
 def test_the_command_writes_the_figure_and_a_line_per_image_and_run(ablation, tmp_path, capsys):
     split, runs = ablation
-    out = tmp_path / "cam.png"
+    out = tmp_path / "cam.jpg"
     assert main(["explain", str(runs / "cifar_resnet20_none_seed0"), str(split / "eval" / "red"), "--compare",
                  str(runs / "cifar_resnet20_simam_seed0"), "--class", "green", "--output", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 * 2 + 1 and all("map of green at layer3" in line for line in lines[:-1])
-    assert out.stat().st_size > 0
+    assert out.read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG, as the name asks
 
 
 def test_errors_name_what_exists(ablation, tmp_path):
