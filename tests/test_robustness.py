@@ -59,7 +59,7 @@ def test_the_command_writes_table_and_record_and_report_renders_them(ablation, t
     for name in ("robustness.csv", "robustness.json"):
         (runs / name).write_bytes((out / name).read_bytes())
     report = write_report(runs, output=tmp_path / "report", figure=True)
-    assert "## Robustness to corrupted images" in report["summary"]
+    assert "**Robustness to corrupted images.**" in report["summary"]
     assert (tmp_path / "report" / "robustness.png").stat().st_size > 0
     per_run = {r["run"]: r for r in robustness_runs(rows)}
     for run in per_run.values():

@@ -667,7 +667,7 @@ def _robustness_section(results: str, baseline: str, data: str) -> List[str]:
                          "both with `python -m simam_paddle robustness`") from None
     words = ", ".join(f"{name} {'/'.join(map(str, values))}" for name, values in record["corruptions"].items())
     return [
-        "## Robustness to corrupted images",
+        "**Robustness to corrupted images.**",
         "",
         f"Best weights evaluated on the {record['images']} evaluation images, clean and corrupted (`python -m "
         f"simam_paddle robustness`, seed {record['seed']}, severities {', '.join(map(str, record['severities']))}; "
