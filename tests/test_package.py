@@ -23,6 +23,21 @@ def test_pyproject_never_pulls_a_paddle_wheel():
     assert any(d.startswith("paddlepaddle-gpu") for d in meta["optional-dependencies"]["gpu"])
 
 
+def test_the_version_is_written_once():
+    # pyproject.toml reads the version from the package, so the installed metadata cannot disagree with
+    # simam_paddle.__version__; setuptools resolves it here exactly as pip does when it builds the metadata.
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in meta["project"] and "version" in meta["project"]["dynamic"]
+    assert meta["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "simam_paddle.__version__"}
+    pyprojecttoml = pytest.importorskip("setuptools.config.pyprojecttoml")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # [tool.setuptools] in pyproject.toml is "beta" to setuptools < 68
+        resolved = pyprojecttoml.read_configuration(ROOT / "pyproject.toml")["project"]["version"]
+    assert resolved == simam_paddle.__version__
+
+
 def test_import_has_no_side_effects():
     # Importing must not choose a device, set threads or print.
     code = (
