@@ -43,3 +43,23 @@ def test_a_second_demo_trains_nothing(tiny_demo):
     again = demo.run_demo(output, quick=True, verbose=0)
     assert os.path.getmtime(history) == stamp
     assert again["runs"] == first["runs"]
+
+
+def test_explain_and_robustness_run_on_the_demos_runs_and_embedded_data(tiny_demo, tmp_path, capsys):
+    """The README's commands after the demo: Grad-CAM and robustness of its two runs on the embedded Caltech-16."""
+    from simam_paddle.cli import main
+    from simam_paddle.experiments.robustness import read_robustness
+
+    output, _ = tiny_demo
+    runs = [os.path.join(output, "towernet_none"), os.path.join(output, "towernet_simam")]
+    leopard = os.path.join(output, "data", "caltech16_split", "eval", "Leopards", "image_0001.jpg")
+    assert main(["explain", runs[0], leopard, "--compare", runs[1], "--class-of-folder",
+                 "--output", str(tmp_path / "gradcam.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[1] for line in lines[:2]] == ["none", "simam"]
+    assert all("map of Leopards at b5.0" in line for line in lines[:2])
+    assert main(["robustness", *runs, "--output", str(tmp_path / "robustness"), "--corruptions", "occlusion",
+                 "--severities", "5", "--quiet"]) == 0
+    rows = read_robustness(tmp_path / "robustness")
+    assert {(r["run"], r["corruption"], r["total"]) for r in rows} == {
+        (name, corruption, 16) for name in ("towernet_none", "towernet_simam") for corruption in ("clean", "occlusion")}
