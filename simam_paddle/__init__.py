@@ -20,6 +20,7 @@ import importlib
 import warnings
 from typing import Any, List
 
+from ._legacy import REMOVED_IN as _REMOVED_IN
 from ._legacy import install_legacy_module_finder as _install_legacy_module_finder
 
 __version__ = "0.2.0"
@@ -52,7 +53,8 @@ _EXPORTS = {
     "predict_images": "experiments",
 }
 
-# Names this module exported before the package was split into subpackages -> their new home.
+# Names this module exported before the package was split into subpackages -> their new home
+# (kept until version 0.3.0, see _legacy.py).
 _MOVED = {
     "BasicConv2d": "models",
     "CALTECH_SOURCES": "experiments",
@@ -156,8 +158,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
     elif name in _MOVED:
         place = f"{__name__}.{_MOVED[name]}"
-        warnings.warn(f"simam_paddle.{name} moved to {place}.{name}; import it from there.",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(f"simam_paddle.{name} moved to {place}.{name}; import it from there (the old name is "
+                      f"removed in {_REMOVED_IN}).", DeprecationWarning, stacklevel=2)
         value = getattr(importlib.import_module(place), name)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

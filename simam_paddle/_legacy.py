@@ -4,6 +4,9 @@ A meta path finder answers ``import simam_paddle.<old>`` with a small stand-in m
 ``DeprecationWarning`` that names the new place. The stand-in looks names up in the module's new place
 first, then wherever the name itself moved (``read_history`` left ``callbacks`` for ``engine.history``),
 so code written against the flat layout keeps working.
+
+They are kept for one release: version 0.3.0 removes this module, ``LEGACY_MODULES`` and ``_MOVED`` in
+``simam_paddle/__init__.py``, and every warning says so (:data:`REMOVED_IN`).
 """
 import importlib
 import importlib.abc
@@ -13,7 +16,9 @@ import types
 import warnings
 from typing import Dict, List
 
-__all__ = ["install_legacy_module_finder"]
+__all__ = ["REMOVED_IN", "install_legacy_module_finder"]
+
+REMOVED_IN = "0.3.0"  # the release without the old paths and names
 
 _MISSING = object()
 
@@ -80,7 +85,8 @@ class _LegacyModuleFinder(importlib.abc.MetaPathFinder):
         if prefix != self.package or old not in self.moves:
             return None
         new = f"{self.package}.{self.moves[old]}"
-        warnings.warn(f"module {fullname} moved to {new}; import it from there.", DeprecationWarning, stacklevel=2)
+        warnings.warn(f"module {fullname} moved to {new}; import it from there (the old path is removed in "
+                      f"{REMOVED_IN}).", DeprecationWarning, stacklevel=2)
         return importlib.util.spec_from_loader(fullname, _LegacyLoader(new, self.names))
 
 

@@ -1,4 +1,4 @@
-"""The fused SimAM operator (simam_paddle/fused.py, csrc/): values, gradients, layouts, build cache.
+"""The fused SimAM operator (simam_paddle/layers/fused.py, csrc/): values, gradients, layouts, build cache.
 
 The operator is compiled once per test session into a temporary cache (module fixture `op`).
 """

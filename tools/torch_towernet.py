@@ -16,11 +16,11 @@ What is mirrored, from ``simam_paddle`` (not imported: the GPU machine has no Pa
   ``_variance`` become ``running_mean`` / ``running_var``, the linear weight is transposed);
 - Paddle's default initialisation: conv weights Normal(0, sqrt(2 / fan_in)), linear weight Xavier
   uniform, biases 0, BatchNorm 1 and 0;
-- the data: images read as RGB, resized once with Pillow's bilinear filter (as ``SplitImageDataset``
+- the data: images read as RGB, resized once with Pillow's bilinear filter (as ``ImageFolderDataset``
   with ``image_size``), a random rotation of up to 10 degrees (nearest neighbour, zero fill) on every
   training image as ``train_transforms`` does, then ``(x / 255 - mean) / std`` with the notebook's
   mean and std;
-- the recipe of ``simam_paddle.train``: batch 32, shuffled, last partial batch kept; Momentum 0.9 with
+- the recipe of ``simam_paddle.engine.train``: batch 32, shuffled, last partial batch kept; Momentum 0.9 with
   L2 weight decay 2e-4 on every parameter; the learning rate 0.01 on a cosine from the first step to 0
   over all steps (``CosineDecayToZero``); cross-entropy; evaluation after every epoch.
 

@@ -65,7 +65,7 @@ class ImageFolderDataset(paddle.io.Dataset):
     """Images in ``root/<class>/<image>``, labelled by the sorted class folder names.
 
     Images are read by :func:`~simam_paddle.data.images.load_image` (regular files only, turned upright
-    by their EXIF Orientation tag) and converted to RGB (:func:`simam_paddle.to_rgb`: transparency
+    by their EXIF Orientation tag) and converted to RGB (:func:`simam_paddle.data.to_rgb`: transparency
     composited on white, 16-bit scaled to 8-bit). A file that cannot be used raises
     :class:`~simam_paddle.data.images.ImageReadError` naming it; iterate with
     :class:`ClearErrorDataLoader` (``simam_paddle.engine.make_loader``) to get that error, not Paddle's

@@ -317,7 +317,7 @@ def _header(path: str) -> Tuple[str, ...]:
 class EpochLR(Callback):
     """Put the learning-rate schedule at the start of each epoch and report it.
 
-    If the optimizer's scheduler has ``set_epoch`` (as :class:`simam_paddle.training.CosineDecayToZero`
+    If the optimizer's scheduler has ``set_epoch`` (as :class:`simam_paddle.engine.training.CosineDecayToZero`
     has), it is called with the absolute epoch at every epoch start. The schedule is then right
     whether hapi steps it per batch (its default), per epoch, or not at all, and after a resume.
 

@@ -6,7 +6,7 @@ bugs. The notebook builds ``CosineAnnealingDecay(T_max=epochs)``, but hapi steps
 once per *batch* by default, so its cosine reaches 0 after ``epochs`` batches (about two epochs)
 and then climbs back up and oscillates. Here the schedule counts optimizer steps
 (``T_max = epochs * steps_per_epoch``) and is also put at the right place at every epoch start by
-:class:`~simam_paddle.callbacks.EpochLR`, so stepping per epoch (or not at all) gives the
+:class:`~simam_paddle.engine.callbacks.EpochLR`, so stepping per epoch (or not at all) gives the
 per-epoch cosine instead of a silently wrong curve.
 
 A run folder holds ``config.json`` (written by the caller, e.g. the CLI), ``history.csv``,
@@ -57,7 +57,7 @@ class CosineDecayToZero(paddle.optimizer.lr.LRScheduler):
     ``step()`` is one batch. :meth:`set_epoch` puts the schedule at the first step of an epoch:
     called at every epoch start it makes per-epoch stepping give ``lr * (1 + cos(pi * e / epochs)) / 2``
     for epoch ``e`` and corrects drift if an epoch has fewer or more batches than
-    ``steps_per_epoch``. ``train`` does both through :class:`~simam_paddle.callbacks.EpochLR`.
+    ``steps_per_epoch``. ``train`` does both through :class:`~simam_paddle.engine.callbacks.EpochLR`.
 
     Args:
         learning_rate (float): the learning rate of the first step.

@@ -46,8 +46,8 @@ def run_ablation(data: str, output: str, attentions: Sequence[str] = ("none", "s
             ...), the same for every run; the per-run ones (model, attention, seed) are the arguments above.
 
     Returns:
-        dict: ``rows`` (per run, see :func:`simam_paddle.report.summarize_runs`), ``groups`` (per
-        attention, see :func:`simam_paddle.report.aggregate_runs`), ``summary`` (the markdown of
+        dict: ``rows`` (per run, see :func:`simam_paddle.experiments.report.summarize_runs`), ``groups`` (per
+        attention, see :func:`simam_paddle.experiments.report.aggregate_runs`), ``summary`` (the markdown of
         summary.md), ``seconds`` (wall time of this call) and ``files``.
 
     Examples:

@@ -1,6 +1,6 @@
 """Attention layers that refine a feature map, and one factory to build any of them by name.
 
-- ``"simam"``: SimAM, parameter-free 3-D attention (Yang et al., ICML 2021), see :mod:`simam_paddle.simam`.
+- ``"simam"``: SimAM, parameter-free 3-D attention (Yang et al., ICML 2021), see :mod:`simam_paddle.layers.simam`.
 - ``"se"``: :class:`SEModule`, squeeze-and-excitation channel attention
   (Hu, Shen, Sun, "Squeeze-and-Excitation Networks", CVPR 2018, https://arxiv.org/abs/1709.01507).
 - ``"cbam"``: :class:`CBAM`, channel then spatial attention

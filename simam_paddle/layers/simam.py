@@ -242,7 +242,7 @@ def simam(
             Default: ``"NCHW"``.
         impl (str, optional): Implementation: ``"paddle"`` (Paddle ops with an analytic
             backward), ``"fused"`` (one compiled operator, built on first use, see
-            :mod:`simam_paddle.fused`) or ``"auto"``: ``"fused"`` when it builds and loads,
+            :mod:`simam_paddle.layers.fused`) or ``"auto"``: ``"fused"`` when it builds and loads,
             else ``"paddle"`` with one warning saying why (environment variable
             ``SIMAM_PADDLE_FUSED=0`` skips the build). Default: ``"auto"``.
 

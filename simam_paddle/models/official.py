@@ -2,7 +2,7 @@
 
 The official scripts save ``torch.save({"epoch", "arch", "state_dict", "best_acc", ...})``; the released
 ImageNet weights are ``{"state_dict": ...}`` with DataParallel's ``module.`` prefix. Both are read with
-:func:`simam_paddle.load_torch_checkpoint` (no PyTorch needed) and renamed to the zoo's keys:
+:func:`simam_paddle.models.load_torch_checkpoint` (no PyTorch needed) and renamed to the zoo's keys:
 
 - the official code wraps a layer with its attention in an ``nn.Sequential``: SimAM wraps a block's
   ``conv2`` (``conv2.0.weight`` -> ``conv2.weight``; MobileNetV2: the depthwise ConvBNReLU becomes

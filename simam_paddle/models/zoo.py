@@ -253,7 +253,7 @@ def build_model(name: str, num_classes: int, attention: Optional[str] = None,
         init (str, optional): ``"paddle"``: the layers' Paddle defaults (the Paddle builders' own init), so
             runs trained before this option existed rebuild with the same weights for a seed.
             ``"official"``: as the official SimAM code initialises the model, for reproducing its training
-            from scratch (see :func:`simam_paddle.official_init`; MobileNetV2 then has no Dropout, as
+            from scratch (see :mod:`simam_paddle.models.official_init`; MobileNetV2 then has no Dropout, as
             there). Only the models the official code has (CIFAR ResNets, ResNets, ResNeXt-50,
             MobileNetV2) accept it. Default: "paddle".
         **kwargs: Passed to the model's constructor, e.g. ``in_channels`` for TowerNet or ``scale`` for
