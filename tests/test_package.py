@@ -5,9 +5,13 @@ import pytest
 import simam_paddle
 from subprocesses import run_python
 
-tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pyproject() -> dict:
+    """pyproject.toml, parsed; only the tests that read it skip before Python 3.11 (no tomllib)."""
+    tomllib = pytest.importorskip("tomllib")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
 def test_all_names_resolve():
@@ -18,7 +22,7 @@ def test_all_names_resolve():
 
 def test_pyproject_never_pulls_a_paddle_wheel():
     # Both wheels provide `paddle`; a hard dependency would install the CPU one over a GPU one.
-    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    meta = _pyproject()["project"]
     assert not any(dep.lower().startswith("paddlepaddle") for dep in meta["dependencies"])
     assert any(d.startswith("paddlepaddle-gpu") for d in meta["optional-dependencies"]["gpu"])
 
@@ -26,7 +30,7 @@ def test_pyproject_never_pulls_a_paddle_wheel():
 def test_the_version_is_written_once():
     # pyproject.toml reads the version from the package, so the installed metadata cannot disagree with
     # simam_paddle.__version__; setuptools resolves it here exactly as pip does when it builds the metadata.
-    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    meta = _pyproject()
     assert "version" not in meta["project"] and "version" in meta["project"]["dynamic"]
     assert meta["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "simam_paddle.__version__"}
     pyprojecttoml = pytest.importorskip("setuptools.config.pyprojecttoml")
