@@ -1,14 +1,18 @@
-"""The torch-free checkpoint reader against hostile files, each written here opcode by opcode (no torch needed).
+"""The torch-free checkpoint reader (models/torch_checkpoint.py): hostile files, each written here opcode by opcode
+(no torch needed), then dtypes, views and byte order of files pickled here, and the fixtures' two formats.
 
-Every file must end in one TorchCheckpointError naming the file and the problem, refused before any storage
-is read, and must leave the reader unchanged for the next file (the fixtures still load identically).
+Every hostile file must end in one TorchCheckpointError naming the file and the problem, refused before any
+storage is read, and must leave the reader unchanged for the next file (the fixtures still load identically).
 """
+import collections
 import contextlib
 import io
 import os
 import pickle
 import signal
 import struct
+import sys
+import types
 import zipfile
 
 import numpy as np
@@ -19,6 +23,7 @@ from simam_paddle.cli import main
 from simam_paddle.models import TorchCheckpointError, load_torch_checkpoint
 from simam_paddle.models import torch_checkpoint
 
+from official_fixtures import error_line, one_line
 from subprocesses import run_python
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "official")
@@ -384,3 +389,176 @@ def test_fixtures_hold_what_their_format_says_after_hostile_files(tmp_path):
         weights = again["state_dict"]
         conv = weights["conv1.weight" if "conv1.weight" in weights else "module.conv1.weight"]
         assert conv.dtype == np.float32 and conv.shape == (16, 3, 3, 3)
+
+
+# ---------------------------------------------------------------- files that are no checkpoint
+
+
+def test_non_checkpoint_files_are_refused_naming_the_path(tmp_path):
+    for name, content in (("notes.pth", b"just some text\n"), ("pickle.pth", pickle.dumps({"a": 1})),
+                          ("empty.pth", b"")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(ValueError) as err:
+            load_torch_checkpoint(str(path))
+        assert str(path) in one_line(err) and "not a PyTorch checkpoint" in one_line(err)
+    zipped = tmp_path / "other.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("readme.txt", "no pickle here")
+    with pytest.raises(ValueError) as err:
+        load_torch_checkpoint(str(zipped))
+    assert str(zipped) in one_line(err)
+    with pytest.raises(FileNotFoundError):
+        load_torch_checkpoint(str(tmp_path / "missing.pth"))
+
+
+class _RunsACommand:
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_a_pickle_calling_another_global_is_refused_and_nothing_runs(tmp_path, capsys):
+    marker = tmp_path / "ran"
+    payload = pickle.dumps({"state_dict": _RunsACommand(f"touch {marker}")}, protocol=2)
+    plain = tmp_path / "evil.pth"
+    plain.write_bytes(payload)
+    zipped = tmp_path / "evil_zip.pth"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("evil_zip/data.pkl", payload)
+    legacy = tmp_path / "evil_legacy.pth"  # a genuine legacy header, then the payload as the object
+    legacy.write_bytes(pickle.dumps(0x1950A86A20F9469CFC6C, 2) + pickle.dumps(1001, 2)
+                       + pickle.dumps({"little_endian": True}, 2) + payload)
+    for path in (plain, zipped, legacy):
+        with pytest.raises(ValueError) as err:
+            load_torch_checkpoint(str(path))
+        assert "system" in one_line(err) and "refused" in one_line(err)
+    assert main(["convert-official", str(zipped), "--model", "cifar_resnet20", "--attention", "simam",
+                 "--output", str(tmp_path / "run")]) == 2
+    assert "refused" in error_line(capsys)
+    assert not marker.exists() and not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- the reader, on files written here
+
+
+class _Storage:
+    def __init__(self, key, type_name, raw, numel):
+        self.key, self.type_name, self.raw, self.numel = key, type_name, raw, numel
+
+
+class _Tensor:
+    """What torch.save pickles for a tensor: _rebuild_tensor_v2(storage, offset, size, stride, ...)."""
+
+    def __init__(self, storage, offset, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
+
+    def __reduce_ex__(self, protocol):
+        rebuild = sys.modules["torch._utils"]._rebuild_tensor_v2
+        return rebuild, (self.storage, self.offset, self.size, self.stride, False, collections.OrderedDict())
+
+
+@pytest.fixture
+def fake_torch(monkeypatch):
+    """Modules named torch and torch._utils, so pickle writes the globals torch.save writes."""
+    torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("never called: the reader must not use it")
+
+    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    for name in ("FloatStorage", "DoubleStorage", "HalfStorage", "LongStorage", "IntStorage", "ByteStorage",
+                 "BoolStorage"):
+        setattr(torch, name, type(name, (), {"__module__": "torch"}))
+    torch._utils = utils
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    return torch
+
+
+_TYPE_OF = {"float32": "FloatStorage", "float64": "DoubleStorage", "float16": "HalfStorage", "int64": "LongStorage",
+            "int32": "IntStorage", "uint8": "ByteStorage", "bool": "BoolStorage"}
+
+
+def _save(obj, path, storages, legacy, byteorder="little"):
+    torch = sys.modules["torch"]
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, value):
+            if isinstance(value, _Storage):
+                pid = ("storage", getattr(torch, value.type_name), value.key, "cpu", value.numel)
+                return pid + (None,) if legacy else pid
+            return None
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=2).dump(obj)
+    if legacy:
+        with open(path, "wb") as f:
+            for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": byteorder == "little"}):
+                pickle.dump(header, f, protocol=2)
+            f.write(buffer.getvalue())
+            pickle.dump(sorted(s.key for s in storages), f, protocol=2)
+            for s in sorted(storages, key=lambda s: s.key):
+                f.write(struct.pack("<q" if byteorder == "little" else ">q", s.numel) + s.raw)
+    else:
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("archive/data.pkl", buffer.getvalue())
+            z.writestr("archive/byteorder", byteorder)
+            for s in storages:
+                z.writestr(f"archive/data/{s.key}", s.raw)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.parametrize("byteorder", ["little", "big"])
+def test_reader_handles_dtypes_views_and_byte_order(fake_torch, tmp_path, legacy, byteorder):
+    order = "<" if byteorder == "little" else ">"
+    base = np.arange(24, dtype="float32").reshape(4, 6) / 7
+    storages, expected, state = [], {}, collections.OrderedDict()
+
+    def storage(key, flat):
+        raw = flat.astype(flat.dtype.newbyteorder(order)).tobytes()
+        s = _Storage(key, _TYPE_OF[flat.dtype.name], raw, flat.size)
+        storages.append(s)
+        return s
+
+    shared = storage("0", base.ravel())
+    state["transposed"], expected["transposed"] = _Tensor(shared, 0, (6, 4), (1, 6)), base.T
+    state["window"], expected["window"] = _Tensor(shared, 7, (2, 3), (6, 1)), base[1:3, 1:4]
+    for i, dtype in enumerate(["float64", "float16", "int64", "int32", "uint8", "bool"]):
+        array = (np.arange(12) % 5).astype(dtype).reshape(3, 4)
+        state[dtype], expected[dtype] = _Tensor(storage(str(i + 1), array.ravel()), 0, (3, 4), (4, 1)), array
+    state["scalar"], expected["scalar"] = _Tensor(storage("9", np.array([123], "int64")), 0, (), ()), np.array(123)
+    path = tmp_path / "written.pth"
+    _save({"epoch": 3, "state_dict": state, "nested": {"list": [1, "a"]}}, path, storages, legacy, byteorder)
+
+    loaded = load_torch_checkpoint(str(path))
+    assert loaded["epoch"] == 3 and loaded["nested"] == {"list": [1, "a"]}
+    assert list(loaded["state_dict"]) == list(expected)
+    for key, want in expected.items():
+        got = loaded["state_dict"][key]
+        assert got.dtype == want.dtype and got.shape == want.shape, key
+        np.testing.assert_array_equal(got, want)
+        assert got.flags["C_CONTIGUOUS"] and got.flags["WRITEABLE"]
+
+
+def test_reader_refuses_a_tensor_past_its_storage(fake_torch, tmp_path):
+    s = _Storage("0", "FloatStorage", np.zeros(4, "float32").tobytes(), 4)
+    _save({"w": _Tensor(s, 2, (2, 2), (2, 1))}, tmp_path / "bad.pth", [s], legacy=False)
+    with pytest.raises(ValueError) as err:
+        load_torch_checkpoint(str(tmp_path / "bad.pth"))
+    assert "reaches past its storage" in one_line(err)
+
+
+def test_fixture_formats_hold_the_same_tensors():
+    zipped = load_torch_checkpoint(os.path.join(DATA, "official_cifar_resnet20_simam.pth.tar"))
+    legacy = load_torch_checkpoint(os.path.join(DATA, "official_cifar_resnet20_simam_legacy.pth.tar"))
+    release = load_torch_checkpoint(os.path.join(DATA, "official_cifar_resnet20_simam_release_style.pth"))
+    assert zipped["arch"] == legacy["arch"] == "resnet20" and list(release) == ["state_dict"]
+    assert list(zipped["state_dict"]) == list(legacy["state_dict"])
+    assert [f"module.{k}" for k in zipped["state_dict"]] == list(release["state_dict"])
+    for key, value in zipped["state_dict"].items():
+        np.testing.assert_array_equal(value, legacy["state_dict"][key])
+    assert zipped["state_dict"]["bn1.num_batches_tracked"].shape == ()

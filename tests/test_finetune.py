@@ -1,0 +1,52 @@
+"""Fine-tuning from another run (experiments/finetune.py, ``train --init-from``): a new head, refusals."""
+import json
+import os
+
+import numpy as np
+import paddle
+from PIL import Image
+
+from simam_paddle.cli import main
+
+from official_fixtures import DATA, error_line
+
+
+def _split(root, classes=("a", "b", "c"), per_class=2):
+    rng = np.random.RandomState(0)
+    for part in ("train", "eval"):
+        for c in classes:
+            os.makedirs(root / part / c)
+            for i in range(per_class):
+                Image.fromarray((rng.rand(32, 32, 3) * 255).astype("uint8")).save(root / part / c / f"{i}.png")
+    return str(root)
+
+
+def test_train_init_from_a_converted_run_gets_a_new_head(tmp_path, capsys):
+    source, run = str(tmp_path / "official"), str(tmp_path / "finetuned")
+    assert main(["convert-official", os.path.join(DATA, "official_cifar_resnet20_simam.pth.tar"), "--model",
+                 "cifar_resnet20", "--attention", "simam", "--output", source]) == 0
+    split = _split(tmp_path / "split")
+    capsys.readouterr()
+    # A negligible lr: the loaded weights stay as they were, so the test sees that they were loaded.
+    assert main(["train", "--data", split, "--output", run, "--init-from", source, "--epochs", "1",
+                 "--batch-size", "3", "--lr", "1e-12", "--quiet"]) == 0
+    heads = [line for line in capsys.readouterr().out.splitlines() if "new classifier head" in line]
+    assert len(heads) == 1 and "3 classes (the run had 10)" in heads[0]
+    config = json.load(open(os.path.join(run, "config.json")))
+    assert (config["model"], config["attention"], config["e_lambda"], config["image_size"]) == \
+        ("cifar_resnet20", "simam", 0.1, 32)
+    assert config["init_from"] == os.path.abspath(source) and config["num_classes"] == 3
+    new = paddle.load(os.path.join(run, "best_model.pdparams"))
+    old = paddle.load(os.path.join(source, "best_model.pdparams"))
+    np.testing.assert_allclose(new["layer3.2.conv2.weight"].numpy(), old["layer3.2.conv2.weight"].numpy(), rtol=1e-5)
+    assert list(new["linear.weight"].shape) == [64, 3]
+
+
+def test_init_from_refuses_a_run_of_another_attention(tmp_path, capsys):
+    source = str(tmp_path / "official")
+    assert main(["convert-official", os.path.join(DATA, "official_cifar_resnet20_se.pth.tar"), "--model",
+                 "cifar_resnet20", "--attention", "se", "--output", source]) == 0
+    split = _split(tmp_path / "split")
+    assert main(["train", "--data", split, "--output", str(tmp_path / "run"), "--init-from", source,
+                 "--attention", "cbam", "--epochs", "1", "--quiet"]) == 2
+    assert "does not fit this model" in error_line(capsys)
