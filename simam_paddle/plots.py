@@ -201,14 +201,19 @@ def curve_color(model: Optional[str], attention: Optional[str]) -> Optional[str]
     """The colour that curves of ``model`` with ``attention`` get in every figure, or None if it has none.
 
     SE is orange, CBAM red and SimAM green whatever the network; without attention TowerNet and the
-    CIFAR ResNets are blue, VGG19 purple, the ImageNet ResNets brown and MobileNetV2 pink.
+    CIFAR ResNets are blue, VGG19 purple, the ImageNet ResNets brown and MobileNetV2 pink. ``attention=None``
+    (an old config.json's ``null``) is the model as published, as everywhere: TowerNet's is SimAM.
 
     Examples:
         >>> curve_color("towernet", "simam"), curve_color("towernet", "none"), curve_color("resnet50", "none")
         ('tab:green', 'tab:blue', 'tab:brown')
+        >>> curve_color("towernet", None), curve_color("resnet50", None)
+        ('tab:green', 'tab:brown')
     """
-    from .models.zoo import available_models, model_spec
+    from .models.zoo import available_models, model_spec, resolve_attention
 
+    if attention is None and model in available_models():
+        attention = resolve_attention(model)
     if attention not in (None, "none"):
         return _ATTENTION_COLORS.get(attention)
     if model not in available_models():

@@ -260,6 +260,19 @@ def test_runs_that_would_share_a_colour_fall_back_to_one_colour_each(tmp_path):
     assert curve_color("towernet", "an_unknown_attention") is None and curve_color("unknown_net", "none") is None
 
 
+def test_a_config_without_an_attention_name_is_coloured_as_the_model_published(tmp_path):
+    # "attention": null in a config.json written before names were stored meant TowerNet with SimAM.
+    from matplotlib.colors import to_hex
+
+    runs = [_run_with_config(tmp_path / "old_towernet", "towernet", None),
+            _run_with_config(tmp_path / "towernet_none", "towernet", "none")]
+    colors = [to_hex(line.get_color()) for line in plot_curves(runs).axes[0].lines
+              if line.get_label().endswith(" train")]
+    assert colors == [to_hex("tab:green"), to_hex("tab:blue")]
+    assert curve_color("towernet", None) == curve_color("towernet", "simam")
+    assert curve_color("resnet50", None) == curve_color("resnet50", "none")
+
+
 def test_grid_shows_a_phone_photo_upright(tmp_path):
     (tmp_path / "data" / "a").mkdir(parents=True)
     upright = Image.new("RGB", (48, 16), (0, 0, 250))
