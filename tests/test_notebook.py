@@ -206,6 +206,7 @@ def test_open_run_starts_resumes_and_reads_back(tmp_path, capsys):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["model"], config["epochs"], config["classes"], config["train_samples"]) == ("towernet", 3, ["a", "b", "c"], 12)
     assert config["weight_decay"] == 2e-4
+    assert config["attention"] == "simam"  # not given: TowerNet as published, stored by name
     assert len(read_history(run_dir)) == 2
     out = capsys.readouterr().out
     assert "new run of 3 epochs" in out and "epoch 2/3: loss" in out

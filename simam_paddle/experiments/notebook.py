@@ -463,6 +463,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     from ..engine import (CheckpointSaver, EpochLR, EpochSeed, HistoryLogger, SaveBestModel, check_state_fits,
                           default_weight_decay, is_main_process, load_checkpoint_state, load_state, make_visualdl,
                           onednn_default, restore_optimizer_state)
+    from ..models.zoo import available_models, resolve_attention
     from .config import check_settings
     from .runs import TRAIN_DEFAULTS, load_config
 
@@ -539,6 +540,9 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
                   "eval_samples": len(eval_loader.dataset) if eval_loader is not None else None,
                   "paddle_version": paddle.__version__, "ran_on": describe_device(),
                   "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        if config["attention"] is None and config["model"] in available_models():
+            # The model as published, stored by name as train_run stores it (TowerNet's is SimAM).
+            config["attention"] = resolve_attention(config["model"])
         if config["weight_decay"] is None:
             config["weight_decay"] = default_weight_decay(config["model"])
         os.makedirs(run_dir, exist_ok=True)
