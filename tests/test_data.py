@@ -293,9 +293,24 @@ def test_items_train_with_paddle_model(class_tree):
     assert np.isfinite(result["loss"][0]) and 0 <= result["acc"] <= 1
 
 
+def test_per_class_subset_keeps_the_first_images_of_each_class(class_tree):
+    from simam_paddle.data import per_class_subset
+    from simam_paddle.experiments import notebook
+
+    ds = ImageFolderDataset(class_tree)  # a_cat 2, b_dog 3, c_owl 4 images
+    assert per_class_subset(ds, None) is ds
+    subset = per_class_subset(ds, 3)
+    assert subset.indices == [0, 1, 2, 3, 4, 5, 6, 7]  # a_cat has only 2
+    assert [ds.targets[i] for i in per_class_subset(ds, 1).indices] == [0, 1, 2]
+    for wrong in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="per_class must be a positive integer or None"):
+            per_class_subset(ds, wrong)
+    assert notebook.per_class_subset is per_class_subset  # where the notebooks reach it
+
+
 def test_exported_from_the_data_subpackage():
     for name in ("ImageFolderDataset", "train_transforms", "eval_transforms", "compute_mean_std",
-                 "check_num_classes", "split_dataset", "to_rgb"):
+                 "check_num_classes", "per_class_subset", "split_dataset", "to_rgb"):
         assert name in simam_paddle.data.__all__
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "eval_transforms",
     "compute_mean_std",
     "check_num_classes",
+    "per_class_subset",
     "NOTEBOOK_MEAN",
     "NOTEBOOK_STD",
     "DEFAULT_CACHE_BYTES",
@@ -476,3 +477,37 @@ def check_num_classes(dataset, num_classes: int) -> None:
         where = f" at {dataset.root}" if hasattr(dataset, "root") else ""
         raise ValueError(f"the dataset{where} has {len(classes)} classes ({shown}) but the model has "
                          f"num_classes={num_classes}; build the model with num_classes={len(classes)}")
+
+
+def per_class_subset(dataset, per_class: Optional[int]):
+    """The first ``per_class`` images of each class of ``dataset`` (all of it when None).
+
+    The same rule as the ``train_per_class`` / ``eval_per_class`` settings of a run, so a notebook's
+    subset and :func:`simam_paddle.complete_run`'s agree.
+
+    Args:
+        dataset (ImageFolderDataset): a dataset with ``targets`` (one label per item).
+        per_class (int, optional): images per class; None keeps every image.
+
+    Returns:
+        paddle.io.Dataset: ``dataset`` itself, or a ``paddle.io.Subset`` of it.
+
+    Examples:
+        >>> import paddle
+        >>> from simam_paddle.data import per_class_subset
+        >>> data = paddle.io.TensorDataset([paddle.rand([6, 2]), paddle.to_tensor([0, 0, 0, 1, 1, 1])])
+        >>> data.targets = [0, 0, 0, 1, 1, 1]
+        >>> len(per_class_subset(data, 2))
+        4
+    """
+    if per_class is None:
+        return dataset
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"per_class must be a positive integer or None, got {per_class!r}")
+    seen: Dict[int, int] = {}
+    keep = []
+    for index, label in enumerate(dataset.targets):
+        if seen.get(label, 0) < per_class:
+            seen[label] = seen.get(label, 0) + 1
+            keep.append(index)
+    return paddle.io.Subset(dataset, keep)

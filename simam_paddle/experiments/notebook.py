@@ -9,22 +9,22 @@
 - :func:`prepare_split` splits Caltech101 (``Images.zip`` or ``Images/`` in the data folder, see
   ``data/README.md``) or, without it, the embedded handwritten digits, so every notebook can run
   on its own on a fresh machine.
-- :func:`per_class_subset` takes the first images of each class, as the profiles' sample limits do.
+- :func:`per_class_subset` (from :mod:`simam_paddle.data.dataset`) takes the first images of each class, as the
+  profiles' sample limits do.
 - :func:`layer_table` is a summary of a network's top-level blocks, short enough to read.
 - :func:`open_run` makes a ``paddle.Model`` that a notebook prepared and fits itself re-run safe:
   it ties the model to a run folder, so a finished run is read back, an interrupted one resumes,
   and a new one is recorded (``config.json``, ``history.csv``, checkpoints, VisualDL) exactly as
   :func:`simam_paddle.complete_run` records its runs.
 """
-import csv
 import json
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from ..data.dataset import per_class_subset  # the notebooks reach it here
 from ..data.split import SplitReport
 
 __all__ = [
@@ -198,41 +198,6 @@ def _embedded_caltech16() -> Optional[Path]:
         return Path(os.path.relpath(embedded_caltech16()))
     except (FileNotFoundError, ValueError):  # ValueError: another drive than the working folder's (Windows)
         return None
-
-
-def per_class_subset(dataset, per_class: Optional[int]):
-    """The first ``per_class`` images of each class of ``dataset`` (all of it when None).
-
-    The same rule as the ``train_per_class`` / ``eval_per_class`` settings of a run, so a notebook's
-    subset and :func:`simam_paddle.complete_run`'s agree.
-
-    Args:
-        dataset (ImageFolderDataset): a dataset with ``targets`` (one label per item).
-        per_class (int, optional): images per class; None keeps every image.
-
-    Returns:
-        paddle.io.Dataset: ``dataset`` itself, or a ``paddle.io.Subset`` of it.
-
-    Examples:
-        >>> import paddle
-        >>> data = paddle.io.TensorDataset([paddle.rand([6, 2]), paddle.to_tensor([0, 0, 0, 1, 1, 1])])
-        >>> data.targets = [0, 0, 0, 1, 1, 1]
-        >>> len(per_class_subset(data, 2))
-        4
-    """
-    import paddle
-
-    if per_class is None:
-        return dataset
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be a positive integer or None, got {per_class!r}")
-    seen: Dict[int, int] = {}
-    keep = []
-    for index, label in enumerate(dataset.targets):
-        if seen.get(label, 0) < per_class:
-            seen[label] = seen.get(label, 0) + 1
-            keep.append(index)
-    return paddle.io.Subset(dataset, keep)
 
 
 def layer_table(network, input_size: Union[int, Sequence[int]], depth: int = 1) -> str:

@@ -23,10 +23,10 @@ require_paddle()  # a clear message for a missing Paddle; a quiet import if this
 import paddle  # noqa: E402
 
 from .._io import atomic_write_text, is_main_process
+from ..data.dataset import per_class_subset
 from ..engine.checkpoints import check_state_fits, load_state
 from ..engine.history import RunFileError, read_history, read_run_json
 from .._quiet import quiet_native_logs
-from .notebook import per_class_subset
 from .config import RECIPES, TRAIN_DEFAULTS, TrainConfig, check_settings, resumable_settings, setting_problems
 
 __all__ = [
