@@ -18,7 +18,7 @@ _EXPORTS = {
     "run_datasets": "runs",
     "train_run": "runs",
     "complete_run": "runs",
-    "load_config": "runs",
+    "load_config": "config",
     "load_run": "runs",
     "run_kernels": "runs",
     "evaluate_run": "runs",

@@ -4,20 +4,22 @@ Each field carries its default, its help text (the command line's ``train`` and 
 generated from them), the rule a value must meet, whether it may change when a run is resumed, and
 whether it is set per run (model, attention, seed) or shared by every run of an ablation. Everything else
 is derived from the fields: :data:`TRAIN_DEFAULTS`, :func:`resumable_settings`, :func:`shared_settings`
-and :func:`compared_settings`.
+and :func:`compared_settings`. :func:`load_config` reads a run's ``config.json`` back, checked by the same rules.
 
-Pure Python, no Paddle: the command line reads it to build its ``--help``.
+Pure Python, no Paddle when imported: the command line reads it to build its ``--help``.
 
 A ``config.json`` stores these keys (and the data and classes of the run), so the names are those of the
 run folders already written: ``lr`` is the learning rate.
 """
 import math
+import os
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 __all__ = ["TrainConfig", "TRAIN_DEFAULTS", "OPTIMIZERS", "RECIPES", "Recipe", "setting_problems", "check_settings",
-           "resumable_settings", "per_run_settings", "shared_settings", "compared_settings", "setting_type"]
+           "resumable_settings", "per_run_settings", "shared_settings", "compared_settings", "setting_type",
+           "load_config"]
 
 
 OPTIMIZERS: Tuple[str, ...] = ("momentum", "adam")
@@ -243,3 +245,52 @@ def setting_type(name: str) -> type:
     annotation = typing.get_type_hints(TrainConfig)[name]
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     return args[0] if args else annotation
+
+
+# Keys every config.json written by `train` holds (newer settings may be missing from older runs);
+# rebuilding, evaluating or resuming the run also needs "classes" (see runs._require_classes).
+_REQUIRED_CONFIG = ("model", "num_classes", "image_size", "batch_size", "epochs", "data")
+
+
+def load_config(run_dir: str) -> Dict[str, Any]:
+    """Read ``config.json`` of a run folder; a broken one is a :class:`RunFileError` naming it.
+
+    A config written before attention names were stored (``"attention": null``, the model as published)
+    gets the name it meant, and one written before the ``optimizer`` setting gets ``"momentum"``, so every
+    reader sees what was trained.
+
+    Examples:
+        >>> load_config("runs/demo/towernet_simam")["model"]  # doctest: +SKIP
+        'towernet'
+    """
+    from ..engine.history import RunFileError, read_run_json  # Paddle: imported when a run is read, not for --help
+
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        what = "does not exist" if not os.path.isdir(run_dir) else "has no config.json"
+        raise FileNotFoundError(f"run folder {run_dir!r} {what}; give a run folder written by train_run "
+                                "(the `train` command)")
+    config = read_run_json(path, "a run's config.json holds its settings, as `train` writes them")
+    missing = [key for key in _REQUIRED_CONFIG if key not in config]
+    if missing:
+        raise RunFileError(f"{path} is missing {', '.join(missing)}; a run's config.json is written by `train`")
+    problems = [f"{key} {problem}" for key, problem in setting_problems(config)]
+    if not _positive_int(config["num_classes"]):
+        problems.append(f"num_classes must be a positive integer, got {config['num_classes']!r}")
+    elif "classes" in config and not (isinstance(config["classes"], list)
+                                      and len(config["classes"]) == config["num_classes"]
+                                      and all(isinstance(c, str) for c in config["classes"])):
+        problems.append(f"classes must be a list of {config['num_classes']} names, got {config['classes']!r}")
+    if not (isinstance(config["data"], str) or config["data"] is None and config.get("converted_from")):
+        problems.append(f"data must be a folder name (None only in a run converted from a checkpoint), "
+                        f"got {config['data']!r}")
+    if problems:
+        raise RunFileError(f"{path}: {'; '.join(problems)}")
+    # Runs written before the optimizer setting existed all trained with Momentum.
+    config.setdefault("optimizer", "momentum")
+    if config.get("attention") is None:
+        from ..models.zoo import available_models, resolve_attention
+
+        if config["model"] in available_models():  # an unknown model is named when the network is built
+            config["attention"] = resolve_attention(config["model"])
+    return config

@@ -29,7 +29,7 @@ def init_from_settings(given: Dict[str, Any]) -> Dict[str, Any]:
         >>> init_from_settings({"init_from": "runs/official_simam", "epochs": 5})  # doctest: +SKIP
         {'init_from': '.../runs/official_simam', 'epochs': 5, 'model': 'cifar_resnet20', 'attention': 'simam', ...}
     """
-    from .runs import load_config
+    from .config import load_config
 
     source = load_config(given["init_from"])
     settings = {**given, "init_from": os.path.abspath(given["init_from"])}

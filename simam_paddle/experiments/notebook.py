@@ -429,8 +429,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
                           default_weight_decay, is_main_process, load_checkpoint_state, load_state, make_visualdl,
                           onednn_default, restore_optimizer_state)
     from ..models.zoo import available_models, resolve_attention
-    from .config import check_settings
-    from .runs import TRAIN_DEFAULTS, load_config
+    from .config import TRAIN_DEFAULTS, check_settings, load_config
 
     run_dir = os.fspath(run_dir)
     unknown = sorted(set(settings) - set(TRAIN_DEFAULTS))

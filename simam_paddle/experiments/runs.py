@@ -25,9 +25,9 @@ import paddle  # noqa: E402
 from .._io import atomic_write_text, is_main_process
 from ..data.dataset import per_class_subset
 from ..engine.checkpoints import check_state_fits, load_state
-from ..engine.history import RunFileError, read_history, read_run_json
+from ..engine.history import RunFileError, read_history
 from .._quiet import quiet_native_logs
-from .config import RECIPES, TRAIN_DEFAULTS, TrainConfig, check_settings, resumable_settings, setting_problems
+from .config import RECIPES, TRAIN_DEFAULTS, TrainConfig, check_settings, load_config, resumable_settings
 
 __all__ = [
     "TRAIN_DEFAULTS", "TrainConfig", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets",
@@ -172,53 +172,6 @@ def _check_input_size(network: paddle.nn.Layer, config: Dict[str, Any]) -> None:
     finally:
         if was_training:
             network.train()
-
-
-# Keys every config.json written by `train` holds (newer settings may be missing from older runs);
-# rebuilding, evaluating or resuming the run also needs "classes" (see _require_classes).
-_REQUIRED_CONFIG = ("model", "num_classes", "image_size", "batch_size", "epochs", "data")
-
-
-def load_config(run_dir: str) -> Dict[str, Any]:
-    """Read ``config.json`` of a run folder; a broken one is a :class:`RunFileError` naming it.
-
-    A config written before attention names were stored (``"attention": null``, the model as published)
-    gets the name it meant, and one written before the ``optimizer`` setting gets ``"momentum"``, so every
-    reader sees what was trained.
-
-    Examples:
-        >>> load_config("runs/demo/towernet_simam")["model"]  # doctest: +SKIP
-        'towernet'
-    """
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        what = "does not exist" if not os.path.isdir(run_dir) else "has no config.json"
-        raise FileNotFoundError(f"run folder {run_dir!r} {what}; give a run folder written by train_run "
-                                "(the `train` command)")
-    config = read_run_json(path, "a run's config.json holds its settings, as `train` writes them")
-    missing = [key for key in _REQUIRED_CONFIG if key not in config]
-    if missing:
-        raise RunFileError(f"{path} is missing {', '.join(missing)}; a run's config.json is written by `train`")
-    problems = [f"{key} {problem}" for key, problem in setting_problems(config)]
-    if not _positive_int(config["num_classes"]):
-        problems.append(f"num_classes must be a positive integer, got {config['num_classes']!r}")
-    elif "classes" in config and not (isinstance(config["classes"], list)
-                                      and len(config["classes"]) == config["num_classes"]
-                                      and all(isinstance(c, str) for c in config["classes"])):
-        problems.append(f"classes must be a list of {config['num_classes']} names, got {config['classes']!r}")
-    if not (isinstance(config["data"], str) or config["data"] is None and config.get("converted_from")):
-        problems.append(f"data must be a folder name (None only in a run converted from a checkpoint), "
-                        f"got {config['data']!r}")
-    if problems:
-        raise RunFileError(f"{path}: {'; '.join(problems)}")
-    # Runs written before the optimizer setting existed all trained with Momentum.
-    config.setdefault("optimizer", "momentum")
-    if config.get("attention") is None:
-        from ..models.zoo import available_models, resolve_attention
-
-        if config["model"] in available_models():  # an unknown model is named when the network is built
-            config["attention"] = resolve_attention(config["model"])
-    return config
 
 
 def _require_classes(config: Dict[str, Any], run_dir: str) -> None:
