@@ -26,6 +26,7 @@ from .._io import atomic_write_text, read_text
 from ..engine.history import read_history
 from ..plots import plot_mean_curves
 from .config import compared_settings
+from .runs import run_folders
 
 __all__ = [
     "summarize_runs", "aggregate_runs", "format_markdown_table", "paired_differences", "format_paired_table",
@@ -85,31 +86,6 @@ def _built_parameters(config: Dict[str, Any]) -> int:
         paddle.set_rng_state(state)
     # trainable ones, as papers count them: BatchNorm's running mean and variance are not
     return int(sum(int(np.prod(p.shape)) for p in network.parameters() if not p.stop_gradient))
-
-
-def run_folders(run_dirs: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> List[str]:
-    """Run folders: a run folder itself, the run folders inside a folder (sorted), or a list as given.
-
-    Examples:
-        >>> run_folders(["runs/a", "runs/b"])
-        ['runs/a', 'runs/b']
-    """
-    if isinstance(run_dirs, (str, os.PathLike)):
-        run_dirs = os.fspath(run_dirs)
-        if os.path.isfile(os.path.join(run_dirs, "config.json")):
-            return [run_dirs]
-        if not os.path.isdir(run_dirs):
-            raise FileNotFoundError(f"{run_dirs!r} does not exist; give run folders or a folder holding them")
-        found = sorted(os.path.join(run_dirs, d) for d in os.listdir(run_dirs)
-                       if os.path.isfile(os.path.join(run_dirs, d, "config.json")))
-        if not found:
-            raise FileNotFoundError(f"{run_dirs!r} holds no run folders (sub-folders with config.json); "
-                                    "give folders written by `train --output`")
-        return found
-    folders = [os.fspath(d) for d in run_dirs]
-    if not folders:
-        raise ValueError("summarize_runs needs at least one run folder")
-    return folders
 
 
 def summarize_runs(run_dirs: Union[str, Sequence[str]], count_parameters: bool = True) -> List[Dict[str, Any]]:

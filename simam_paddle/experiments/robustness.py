@@ -22,8 +22,7 @@ import paddle  # noqa: E402
 from .._io import atomic_write_text, read_text  # noqa: E402
 from ..data.corruptions import SEVERITIES, available_corruptions, corrupt, corruption_parameters  # noqa: E402
 from ..data.dataset import per_class_subset  # noqa: E402
-from .report import run_folders  # noqa: E402
-from .runs import load_run, run_datasets, run_kernels, run_transforms  # noqa: E402
+from .runs import load_run, run_datasets, run_folders, run_kernels, run_transforms  # noqa: E402
 
 __all__ = ["evaluate_robustness", "ROBUSTNESS_COLUMNS", "read_robustness"]
 

@@ -13,7 +13,7 @@ import os
 import stat
 import tempfile
 import time
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from .._paddle import require_paddle
@@ -33,7 +33,7 @@ __all__ = [
     "TRAIN_DEFAULTS", "TrainConfig", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets",
     "train_run", "stored_data_path",
     "complete_run", "load_config", "load_run", "run_kernels", "evaluate_run", "export_run", "lock_run_folder",
-    "RunInUseError",
+    "RunInUseError", "run_folders",
 ]
 
 def _check_settings(settings: Dict[str, Any]) -> None:
@@ -172,6 +172,31 @@ def _check_input_size(network: paddle.nn.Layer, config: Dict[str, Any]) -> None:
     finally:
         if was_training:
             network.train()
+
+
+def run_folders(run_dirs: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> List[str]:
+    """Run folders: a run folder itself, the run folders inside a folder (sorted), or a list as given.
+
+    Examples:
+        >>> run_folders(["runs/a", "runs/b"])
+        ['runs/a', 'runs/b']
+    """
+    if isinstance(run_dirs, (str, os.PathLike)):
+        run_dirs = os.fspath(run_dirs)
+        if os.path.isfile(os.path.join(run_dirs, "config.json")):
+            return [run_dirs]
+        if not os.path.isdir(run_dirs):
+            raise FileNotFoundError(f"{run_dirs!r} does not exist; give run folders or a folder holding them")
+        found = sorted(os.path.join(run_dirs, d) for d in os.listdir(run_dirs)
+                       if os.path.isfile(os.path.join(run_dirs, d, "config.json")))
+        if not found:
+            raise FileNotFoundError(f"{run_dirs!r} holds no run folders (sub-folders with config.json); "
+                                    "give folders written by `train --output`")
+        return found
+    folders = [os.fspath(d) for d in run_dirs]
+    if not folders:
+        raise ValueError("summarize_runs needs at least one run folder")
+    return folders
 
 
 def _require_classes(config: Dict[str, Any], run_dir: str) -> None:
