@@ -65,14 +65,11 @@ def _owner(module: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
-def _imports(path: Path):
+def _imports(path: Path, root: Path = ROOT):
     """(imported module, imported names) for every import in a file, relative imports resolved."""
     import ast
 
-    rel = path.relative_to(ROOT).with_suffix("")
-    package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
-    if rel.name == "__init__":
-        package = list(rel.parts[:-1])
+    package = list(path.relative_to(root).parts[:-1])  # a module's package is its folder, __init__.py's too
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
             if node.level:
@@ -120,6 +117,57 @@ def test_the_graph_check_can_fail(tmp_path, monkeypatch):
     finally:
         bad.unlink()
     assert any("upward" in v for v in found) and any("private" in v for v in found)
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_cycles(package: Path = PACKAGE):
+    """Every cycle of the package's import graph, as 'a -> b -> a'.
+
+    Imports inside functions count: one that waits for a call still makes two modules depend on each other.
+    ``from . import x`` is an import of the module ``x`` where there is one, not of the package.
+    """
+    root = package.parent
+    modules = {_module_name(path, root): path for path in sorted(package.rglob("*.py"))}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for module, names in _imports(path, root):
+            submodules = [f"{module}.{n}" for n in names if f"{module}.{n}" in modules]
+            targets.update(submodules or ([module] if module in modules else []))
+        graph[name] = sorted(targets - {name})
+    cycles, finished = [], set()
+
+    def visit(path):  # depth first; an edge back into the path closes a cycle
+        for target in graph[path[-1]]:
+            if target in path:
+                cycles.append(" -> ".join(path[path.index(target):] + [target]))
+            elif target not in finished:
+                visit(path + [target])
+        finished.add(path[-1])
+
+    for name in graph:
+        if name not in finished:
+            visit([name])
+    return cycles
+
+
+def test_no_import_cycles():
+    assert _import_cycles() == []
+
+
+def test_the_cycle_check_can_fail(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "sub" / "__init__.py").write_text("from .a import f\n", encoding="utf-8")
+    (package / "sub" / "a.py").write_text("from . import b\n\ndef f():\n    pass\n", encoding="utf-8")
+    (package / "sub" / "b.py").write_text("def g():\n    from .a import f\n", encoding="utf-8")
+    (package / "c.py").write_text("from .sub import a\n", encoding="utf-8")  # importing one is no cycle
+    assert _import_cycles(package) == ["pkg.sub.a -> pkg.sub.b -> pkg.sub.a"]
 
 
 def test_top_level_exports_stay_few():
