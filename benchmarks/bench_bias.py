@@ -63,7 +63,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: every available core)")
     args = parser.parse_args(argv)
     select_device("cpu", num_threads=args.threads)
-    from simam_paddle.layers.fused import num_threads
+    from simam_paddle._paddle import num_threads
 
     print(f"paddle {paddle.__version__}, {num_threads()} threads, median of {args.repeats} repeats, ms")
     print()

@@ -138,6 +138,7 @@ def main(argv=None):
 
     import paddle
 
+    from simam_paddle._paddle import num_threads
     from simam_paddle.layers import fused
 
     paddle.base.core.set_num_threads(args.threads)
@@ -146,7 +147,7 @@ def main(argv=None):
     if not fused.fused_available():
         raise RuntimeError(f"the fused operator is unavailable: {fused.fused_unavailable_reason()}")
     print(f"paddle {paddle.__version__}, {paddle.get_device()}, {args.threads} threads "
-          f"(fused op reports {fused._num_threads()}), float32, median of {args.repeats}; "
+          f"(fused op reports {num_threads()}), float32, median of {args.repeats}; "
           f"operator ready in {time.perf_counter() - start:.1f} s")
     header = (f"{'shape':<24} {'variant':<8} {'median ms':>10} {'min ms':>8} {'x relu':>7} "
               f"{'plain/this':>11}")

@@ -132,7 +132,7 @@ def main(argv=None) -> None:
               f"| {before['eval']:.1f} | {after['eval']:.1f} | {after['eval'] / before['eval']:.2f} |", flush=True)
     if args.torch_python and resnet20 is not None:
         spec, before, after = resnet20
-        from simam_paddle.layers.fused import num_threads
+        from simam_paddle._paddle import num_threads
 
         torch = measure_torch(args.torch_python, spec["batch_size"], spec["steps"], args.warmup, num_threads())
         print(f"| cifar_resnet20, PyTorch {torch['torch']} ({torch['threads']} threads) | {spec['image_size']} "

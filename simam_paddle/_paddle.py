@@ -1,4 +1,4 @@
-"""Checks that a usable Paddle is installed, with a message that says how to get one.
+"""Checks that a usable Paddle is installed, with a message that says how to get one, and what it runs with.
 
 PaddlePaddle 3.x is the target; 2.6 is supported where it is cheap (the fused SimAM operator and
 the oneDNN training path need 3.x and say so when asked for). Paddle 2.6's ``libpaddle`` exports
@@ -12,8 +12,10 @@ import functools
 import importlib.util
 import sys
 import warnings
+from pathlib import Path
+from typing import Optional
 
-__all__ = ["is_paddle2", "paddle_version", "require_paddle"]
+__all__ = ["is_paddle2", "paddle_version", "require_paddle", "openmp_library", "num_threads"]
 
 _INSTALL_HINT = (
     "simam_paddle needs PaddlePaddle 3.x (2.6 works with fewer features). Install the CPU build with "
@@ -37,6 +39,40 @@ def paddle_version() -> tuple:
 def is_paddle2() -> bool:
     """Whether the installed Paddle is a 2.x release (2.6, the oldest accepted); False for 3.x and source builds."""
     return (0, 0) < paddle_version() < (3, 0)
+
+
+def openmp_library() -> Optional[Path]:
+    """The Intel OpenMP runtime (``libiomp5.so``) the installed Paddle ships and runs its CPU threads on, or None."""
+    import paddle
+
+    path = Path(paddle.__file__).resolve().parent / "libs" / "libiomp5.so"
+    return path if path.is_file() else None
+
+
+_openmp = None  # the loaded runtime, False where Paddle ships none; looked up once
+
+
+def num_threads() -> int:
+    """The CPU thread count Paddle is configured with.
+
+    Paddle reads ``OMP_NUM_THREADS`` at import (setting it to 1 if unset) and
+    ``paddle.base.core.set_num_threads(n)`` changes it later, both in its OpenMP runtime: this asks that runtime,
+    so it sees every change. Where Paddle ships no ``libiomp5`` the count comes from ``OMP_NUM_THREADS``.
+    """
+    import ctypes
+    import os
+
+    global _openmp
+    if _openmp is None:
+        path = openmp_library()
+        # libpaddle has loaded this library already; dlopen returns that same instance.
+        _openmp = ctypes.CDLL(str(path)) if path is not None else False
+    if _openmp:
+        return max(1, int(_openmp.omp_get_max_threads()))
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    except ValueError:
+        return 1
 
 
 def require_paddle() -> None:

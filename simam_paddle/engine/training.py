@@ -385,11 +385,11 @@ def describe_device() -> str:
         >>> describe_device()
         'cpu with 2 threads'
     """
+    from .._paddle import num_threads  # a local name: select_device has an argument called num_threads
+
     device = paddle.device.get_device()
     if device != "cpu":
         return device
-    from ..layers.fused import num_threads  # asks Paddle's OpenMP runtime, which set_num_threads configures
-
     threads = num_threads()
     return f"cpu with {threads} thread{'s' if threads != 1 else ''}"
 

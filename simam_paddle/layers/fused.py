@@ -28,9 +28,9 @@ Threads:
     Paddle configures its CPU threads through the Intel OpenMP runtime it ships
     (``OMP_NUM_THREADS`` read at import, where Paddle sets it to 1 if unset, or
     ``paddle.base.core.set_num_threads(n)`` later). The operator is linked against that same
-    runtime and asks it for the current thread count on every call, so it uses exactly what
-    Paddle is configured with (and shares Paddle's thread pool instead of starting a second one).
-    Where Paddle ships no ``libiomp5`` the count comes from ``OMP_NUM_THREADS``.
+    runtime and asks it for the current thread count on every call (:func:`simam_paddle._paddle.num_threads`),
+    so it uses exactly what Paddle is configured with (and shares Paddle's thread pool instead of starting a
+    second one). Where Paddle ships no ``libiomp5`` the count comes from ``OMP_NUM_THREADS``.
 
 Export:
     Only eager (dynamic-graph) calls use the compiled operator. Under ``paddle.jit.to_static``
@@ -38,7 +38,6 @@ Export:
     that any Paddle runtime can load without this library.
 """
 import contextlib
-import ctypes
 import hashlib
 import os
 import shutil
@@ -53,9 +52,9 @@ from typing import Optional, Union
 
 import paddle
 
-from .._paddle import is_paddle2
+from .._paddle import is_paddle2, num_threads, openmp_library
 
-__all__ = ["fused_available", "fused_unavailable_reason", "fused_cache_dir", "num_threads", "env_switch"]
+__all__ = ["fused_available", "fused_unavailable_reason", "fused_cache_dir", "env_switch"]
 
 _OP_NAME = "simam_fused"
 _LIB_NAME = "simam_paddle_ops"
@@ -103,33 +102,6 @@ class FusedBuildError(RuntimeError):
 _state = {"loaded": False, "error": None, "path": None, "cuda": False}
 
 
-def _paddle_libs() -> Path:
-    return Path(paddle.__file__).resolve().parent / "libs"
-
-
-def _iomp_path() -> Optional[Path]:
-    path = _paddle_libs() / "libiomp5.so"
-    return path if path.is_file() else None
-
-
-_iomp = None
-
-
-def num_threads() -> int:
-    """The CPU thread count Paddle is configured with (see the module docstring)."""
-    global _iomp
-    if _iomp is None:
-        path = _iomp_path()
-        # libpaddle has loaded this library already; dlopen returns that same instance.
-        _iomp = ctypes.CDLL(str(path)) if path is not None else False
-    if _iomp:
-        return max(1, int(_iomp.omp_get_max_threads()))
-    try:
-        return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
-    except ValueError:
-        return 1
-
-
 def _with_cuda() -> bool:
     return paddle.is_compiled_with_cuda() and shutil.which("nvcc") is not None
 
@@ -144,7 +116,7 @@ def _sources():
 def _link_flags():
     # Share Paddle's OpenMP runtime (see "Threads" above); gcc's -fopenmp code only calls the
     # GOMP_* entry points, which libiomp5 provides.
-    return ["-l:libiomp5.so"] if _iomp_path() is not None else ["-fopenmp"]
+    return ["-l:libiomp5.so"] if openmp_library() is not None else ["-fopenmp"]
 
 
 def _compiler_command(var: str) -> str:
