@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 # The package before Paddle: its first import of Paddle hides the ccache warning and glog's chatter.
 from simam_paddle.engine.acceleration import _ChannelBias  # noqa: E402
-from simam_paddle.engine.training import select_device  # noqa: E402
+from simam_paddle.engine.device import select_device  # noqa: E402
 
 import numpy as np  # noqa: E402,I100
 import paddle  # noqa: E402,I100

@@ -28,7 +28,7 @@ sys.path.insert(0, HERE)
 from bench_train import median_images_s, parse_spec  # noqa: E402
 from simam_paddle._quiet import quiet_native_logs  # noqa: E402
 from simam_paddle.engine.acceleration import onednn_convolutions  # noqa: E402
-from simam_paddle.engine.training import describe_device, seed_everything, select_device  # noqa: E402
+from simam_paddle.engine.device import describe_device, seed_everything, select_device  # noqa: E402
 from simam_paddle.models.zoo import build_model  # noqa: E402
 
 import numpy as np  # noqa: E402,I100

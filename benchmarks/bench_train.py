@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 # The package before Paddle: its first import of Paddle hides the ccache warning and glog's chatter.
 from simam_paddle.engine.acceleration import onednn_convolutions  # noqa: E402
-from simam_paddle.engine.training import make_optimizer, seed_everything, select_device  # noqa: E402
+from simam_paddle.engine.device import seed_everything, select_device  # noqa: E402
+from simam_paddle.engine.training import make_optimizer  # noqa: E402
 from simam_paddle.models.zoo import build_model  # noqa: E402
 
 import numpy as np  # noqa: E402,I100
@@ -112,7 +113,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     specs = [parse_spec(s, args.steps) for s in args.models]
     device = select_device("cpu", num_threads=args.threads)
-    from simam_paddle.engine.training import describe_device
+    from simam_paddle.engine.device import describe_device
 
     print(f"paddle {paddle.__version__} on {describe_device()} ({device}), median of the timed steps "
           f"after {args.warmup} warm-up steps; before = Paddle dygraph kernels, after = oneDNN convolutions "

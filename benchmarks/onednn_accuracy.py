@@ -12,7 +12,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from simam_paddle.data.dataset import ImageFolderDataset, eval_transforms, train_transforms  # noqa: E402
 from simam_paddle.engine.history import read_history  # noqa: E402
-from simam_paddle.engine.training import seed_everything, train  # noqa: E402
+from simam_paddle.engine.device import seed_everything  # noqa: E402
+from simam_paddle.engine.training import train  # noqa: E402
 from simam_paddle.models.zoo import build_model  # noqa: E402
 
 

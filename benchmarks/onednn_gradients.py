@@ -31,7 +31,7 @@ import paddle.nn.functional as F  # noqa: E402
 
 from simam_paddle.engine.acceleration import (  # noqa: E402
     gradient_check_batch, onednn_available, onednn_convolutions, onednn_gradient_error, relative_gradient_difference)
-from simam_paddle.engine.training import select_device  # noqa: E402
+from simam_paddle.engine.device import select_device  # noqa: E402
 from simam_paddle.models.zoo import build_model  # noqa: E402
 
 DEFAULT_MODELS = ["cifar_resnet20:none@32x16", "cifar_resnet20:se@32x16", "cifar_resnet20:cbam@32x16",

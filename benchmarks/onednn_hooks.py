@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from simam_paddle.engine import acceleration  # noqa: E402
 from simam_paddle.engine.acceleration import (  # noqa: E402
     gradient_check_batch, onednn_available, onednn_convolutions, relative_gradient_difference)
-from simam_paddle.engine.training import select_device  # noqa: E402
+from simam_paddle.engine.device import select_device  # noqa: E402
 from simam_paddle.layers.simam import _simam_plain, simam  # noqa: E402
 from simam_paddle.models.zoo import build_model  # noqa: E402
 

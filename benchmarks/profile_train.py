@@ -76,7 +76,8 @@ def profile(spec: str, onednn: bool, evaluate: bool, steps: int, warmup: int) ->
     # The package before Paddle: its first import of Paddle hides the ccache warning and glog's chatter.
     from bench_train import parse_spec
     from simam_paddle.engine.acceleration import onednn_convolutions
-    from simam_paddle.engine.training import make_optimizer, seed_everything, select_device
+    from simam_paddle.engine.device import seed_everything, select_device
+    from simam_paddle.engine.training import make_optimizer
     from simam_paddle.models.zoo import build_model
 
     import numpy as np

@@ -5,7 +5,8 @@ import pytest
 from simam_paddle.engine.acceleration import OneDNNCompileError
 from simam_paddle.engine.acceleration import onednn_available, onednn_convolutions
 from simam_paddle.engine.history import read_history
-from simam_paddle.engine.training import make_optimizer, seed_everything, select_device, train
+from simam_paddle.engine.device import seed_everything, select_device
+from simam_paddle.engine.training import make_optimizer, train
 from simam_paddle.models.zoo import build_model
 
 pytestmark = [pytest.mark.skipif(not onednn_available(), reason="this Paddle has no oneDNN kernels"),

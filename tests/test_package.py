@@ -170,6 +170,20 @@ def test_the_cycle_check_can_fail(tmp_path):
     assert _import_cycles(package) == ["pkg.sub.a -> pkg.sub.b -> pkg.sub.a"]
 
 
+def test_every_callback_lives_in_engine_callbacks():
+    import ast
+
+    elsewhere = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == PACKAGE / "engine" / "callbacks.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any("Callback" in ast.unparse(b) or "ProgBarLogger" in ast.unparse(b)
+                                                      or "VisualDL" in ast.unparse(b) for b in node.bases):
+                elsewhere.append(f"{path.relative_to(ROOT)}: {node.name}")
+    assert elsewhere == []
+
+
 def test_top_level_exports_stay_few():
     assert len(simam_paddle.__all__) <= 25
 

@@ -2,7 +2,7 @@
 import paddle
 
 from simam_paddle._paddle import is_paddle2, num_threads, openmp_library, paddle_version
-from simam_paddle.engine.training import describe_device, select_device
+from simam_paddle.engine.device import describe_device, select_device
 
 
 def test_num_threads_follows_what_paddle_is_set_to():

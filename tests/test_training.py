@@ -7,12 +7,11 @@ import pytest
 
 from simam_paddle.engine.checkpoints import load_checkpoint_state
 from simam_paddle.engine.history import RunFileError, read_history
+from simam_paddle.engine.device import seed_everything, select_device
 from simam_paddle.engine.training import (
     CosineDecayToZero,
     default_weight_decay,
     make_optimizer,
-    seed_everything,
-    select_device,
     train,
 )
 

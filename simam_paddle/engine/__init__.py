@@ -1,7 +1,9 @@
 """Training machinery on ``paddle.Model``: optimizer and schedule, callbacks, train, evaluate and predict.
 
-- :mod:`~simam_paddle.engine.training`: optimizer, LR schedule, device, seeding, loaders, ``train``.
-- :mod:`~simam_paddle.engine.callbacks`: the callbacks ``train`` uses (best model, checkpoint, history, LR, VisualDL).
+- :mod:`~simam_paddle.engine.training`: optimizer, LR schedule, loaders, ``train``.
+- :mod:`~simam_paddle.engine.device`: the device, its CPU threads, seeding.
+- :mod:`~simam_paddle.engine.callbacks`: every callback ``train`` and the notebooks use (best model, checkpoint,
+  history, LR, per-epoch seeds, VisualDL, ...).
 - :mod:`~simam_paddle.engine.checkpoints`: writing, reading and checking a run's checkpoints.
 - :mod:`~simam_paddle.engine.history`: a run's ``history.csv``.
 - :mod:`~simam_paddle.engine.evaluation`: ``evaluate``, ``predict``, confusion matrix, per-class accuracy.
@@ -14,7 +16,8 @@ from .._paddle import require_paddle
 require_paddle()  # a clear message for a missing or too old Paddle, and a quiet import
 
 from .._io import atomic_write_text, is_main_process
-from .callbacks import SaveBestModel, CheckpointSaver, HistoryLogger, EpochLR, make_visualdl, VISUALDL_FILE
+from .callbacks import SaveBestModel, CheckpointSaver, HistoryLogger, EpochLR, EpochSeed, make_visualdl, VISUALDL_FILE
+from .device import seed_everything, select_device, resolve_device, describe_device
 from .history import HISTORY_COLUMNS, RunFileError, read_history, read_run_json
 from .checkpoints import (
     atomic_save,
@@ -29,14 +32,9 @@ from .training import (
     OPTIMIZERS,
     make_optimizer,
     default_weight_decay,
-    seed_everything,
-    EpochSeed,
-    select_device,
-    resolve_device,
     make_loader,
     train,
     TrainingInterrupted,
-    describe_device,
 )
 from .acceleration import onednn_available, onednn_convolutions, onednn_default, onednn_gradient_error
 from .evaluation import evaluate, predict, confusion_matrix, per_class_accuracy, save_confusion_matrix_csv

@@ -1,4 +1,5 @@
-"""Training callbacks for ``paddle.Model.fit``: best-model saving, checkpoints, CSV history, LR, VisualDL.
+"""Training callbacks for ``paddle.Model.fit``: best-model saving, checkpoints, CSV history, LR, per-epoch seeds,
+absolute epoch numbers (progress bar, the running epoch), a printed line per epoch, quiet warnings, VisualDL.
 
 Every callback that writes files writes only on the process of global rank 0, so the same
 training command can run under ``python -m paddle.distributed.launch`` and produce one set of
@@ -26,15 +27,22 @@ import paddle
 from paddle.callbacks import Callback
 
 from .._io import atomic_write_text, is_main_process, read_text
+from .._quiet import training_warning_filters
 from .acceleration import convolution_kernels
 from .checkpoints import atomic_save, portable_optimizer_state
-from .history import HISTORY_COLUMNS
+from .device import seed_everything
+from .history import HISTORY_COLUMNS, read_history
 
 __all__ = [
     "SaveBestModel",
     "CheckpointSaver",
     "HistoryLogger",
     "EpochLR",
+    "EpochSeed",
+    "CurrentEpoch",
+    "ResumedProgBar",
+    "EpochReport",
+    "QuietTraining",
     "make_visualdl",
     "VISUALDL_FILE",
 ]
@@ -341,6 +349,80 @@ class EpochLR(Callback):
             scheduler.set_epoch(self.initial_epoch + epoch)
         if self.verbose and is_main_process():
             print(f"epoch {self.initial_epoch + epoch + 1}: lr {optimizer.get_lr():.6g}")
+
+
+class EpochSeed(Callback):
+    """Seed every epoch from (seed, absolute epoch): shuffling and augmentation are reproducible,
+    the same on every process, and the same after a resume as without one."""
+
+    def __init__(self, batch_sampler, seed: int, initial_epoch: int):
+        super().__init__()
+        self.batch_sampler, self.seed, self.initial_epoch = batch_sampler, seed, initial_epoch
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        # DistributedBatchSampler shuffles with RandomState(epoch); mixing in the seed keeps
+        # different seeds from sharing one sequence of orders.
+        epoch_seed = (self.seed * 1_000_003 + self.initial_epoch + epoch) % 2**32
+        self.batch_sampler.set_epoch(epoch_seed)
+        seed_everything(epoch_seed)
+
+
+class ResumedProgBar(paddle.callbacks.ProgBarLogger):
+    """hapi's progress display with absolute epochs: a resumed run shows ``Epoch 3/4``, not ``Epoch 1/2``."""
+
+    def __init__(self, log_freq: int, verbose: int, initial_epoch: int):
+        super().__init__(log_freq, verbose=verbose)
+        self.initial_epoch = initial_epoch
+
+    def on_train_begin(self, logs=None) -> None:
+        super().on_train_begin(logs)
+        self.epochs = self.initial_epoch + self.params["epochs"]
+
+    def on_epoch_begin(self, epoch=None, logs=None) -> None:
+        super().on_epoch_begin(self.initial_epoch + epoch, logs)
+
+
+class CurrentEpoch(Callback):
+    """Which 1-based epoch is running; first in the list, so it is right before anything else runs."""
+
+    def __init__(self, initial_epoch: int):
+        super().__init__()
+        self.initial_epoch = initial_epoch
+        self.epoch = initial_epoch + 1
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self.epoch = self.initial_epoch + epoch + 1
+
+
+class EpochReport(Callback):
+    """One printed line per epoch, from the row of ``history.csv`` the :class:`HistoryLogger` before it has just
+    written (put it after that logger); ``(best)`` marks the epoch ``best`` (a :class:`SaveBestModel`) kept."""
+
+    def __init__(self, history: str, epochs: int, best: "SaveBestModel"):
+        super().__init__()
+        self.history, self.epochs, self.best = history, epochs, best
+
+    def on_eval_end(self, logs=None) -> None:
+        rows = read_history(self.history)
+        if not rows:
+            return
+        row = rows[-1]
+        best = " (best)" if self.best.best_epoch == row["epoch"] else ""
+        print(f"epoch {row['epoch']:>{len(str(self.epochs))}}/{self.epochs}: "
+              f"loss {row['loss']:.3f}, acc {row['acc']:.3f} | "
+              f"eval loss {row['eval_loss']:.3f}, eval acc {row['eval_acc']:.3f}{best} | "
+              f"{row['time']:.0f} s")
+
+
+class QuietTraining(Callback):
+    """Hides, from ``on_train_begin`` to ``on_train_end``, the warnings every training step repeats (see ``_quiet``)."""
+
+    def on_train_begin(self, logs=None) -> None:
+        self._filters = training_warning_filters()
+        self._filters.__enter__()
+
+    def on_train_end(self, logs=None) -> None:
+        self._filters.__exit__(None, None, None)
 
 
 def make_visualdl(log_dir: str, initial_epoch: int = 0, display_name: Optional[str] = None) -> Optional[Callback]:

@@ -1,4 +1,4 @@
-"""Training on ``paddle.Model``: optimizer and LR schedule, device, seeding, data loaders, resumable runs.
+"""Training on ``paddle.Model``: optimizer and LR schedule, data loaders, resumable runs.
 
 The recipe is the AI Studio notebook's (Momentum 0.9, L2 weight decay 1e-4 for the baselines and
 2e-4 for TowerNet, cosine learning rate from ``lr`` to 0, cross-entropy, accuracy) without its
@@ -15,20 +15,20 @@ A run folder holds ``config.json`` (written by the caller, e.g. the CLI), ``hist
 """
 import math
 import os
-import random
 import signal
 import threading
 from typing import Optional, Sequence
 
-import numpy as np
 import paddle
 
 from .._io import NotTextError, atomic_write_text, is_main_process, read_text
 from .._quiet import training_warning_filters
 from ..data.dataset import ClearErrorDataLoader
 from .acceleration import onednn_convolutions, onednn_default
-from .callbacks import CheckpointSaver, EpochLR, HistoryLogger, SaveBestModel, make_visualdl
+from .callbacks import (CheckpointSaver, CurrentEpoch, EpochLR, EpochSeed, HistoryLogger, ResumedProgBar, SaveBestModel,
+                        make_visualdl)
 from .checkpoints import check_state_fits, load_checkpoint_state, load_state, restore_optimizer_state
+from .device import describe_device, seed_everything, select_device
 from .history import RunFileError, read_history  # read_history: train's example
 
 __all__ = [
@@ -38,14 +38,9 @@ __all__ = [
     "OPTIMIZERS",
     "make_optimizer",
     "default_weight_decay",
-    "seed_everything",
-    "EpochSeed",
-    "select_device",
-    "resolve_device",
     "make_loader",
     "train",
     "TrainingInterrupted",
-    "describe_device",
 ]
 
 
@@ -197,75 +192,6 @@ def make_optimizer(parameters, lr: float, epochs: int, steps_per_epoch: int,
                                  **{first_moment: momentum})
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy and Paddle (which seeds its CPU and GPU generators).
-
-    Call it before building the network so that weight initialisation is reproducible too.
-
-    Examples:
-        >>> seed_everything(0); a = paddle.rand([2])
-        >>> seed_everything(0); bool((a == paddle.rand([2])).all())
-        True
-    """
-    random.seed(seed)
-    np.random.seed(seed)
-    paddle.seed(seed)
-
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def select_device(device: str = "auto", num_threads: Optional[int] = None) -> str:
-    """Choose and set Paddle's device; on CPU also use every available core.
-
-    ``"auto"`` takes the GPU when Paddle was built with CUDA and sees one, else the CPU. Paddle's
-    CPU kernels run on one thread unless told otherwise; this sets the math library's thread
-    count (``paddle.base.core.set_num_threads``) to the cores this process may use, which measured
-    1.6x faster for a ResNet-18 training step on a 2-core machine. Under
-    ``paddle.distributed.launch`` "gpu" resolves to the GPU the launcher gave this process.
-
-    Args:
-        device (str, optional): "auto", "cpu" or "gpu" (or "gpu:N"). Default: "auto".
-        num_threads (int, optional): CPU threads; None uses all available cores. Default: None.
-
-    Returns:
-        str: the device set, as ``paddle.device.get_device()`` reports it.
-
-    Examples:
-        >>> select_device("cpu")
-        'cpu'
-    """
-    device = resolve_device(device)
-    paddle.set_device(device)
-    if device == "cpu":
-        paddle.base.core.set_num_threads(int(num_threads or _available_cores()))
-    return paddle.device.get_device()
-
-
-def resolve_device(device: str = "auto") -> str:
-    """The device :func:`select_device` would set (``"auto"`` resolved); a ``ValueError`` if this
-    machine lacks it. Sets nothing.
-
-    Examples:
-        >>> resolve_device("cpu")
-        'cpu'
-    """
-    has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
-    if device == "auto":
-        device = "gpu" if has_gpu else "cpu"
-    if device.startswith("gpu") and not has_gpu:
-        raise ValueError(
-            f"device {device!r} asked for, but this Paddle ({paddle.__version__}) "
-            f"{'sees no GPU' if paddle.is_compiled_with_cuda() else 'is a CPU build'}; use 'cpu' or 'auto'")
-    if device != "cpu" and not device.startswith("gpu"):
-        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu' or 'gpu'")
-    return device
-
-
 def make_loader(dataset, batch_size: int, shuffle: bool = False, num_workers: int = 0,
                 drop_last: bool = False) -> paddle.io.DataLoader:
     """A ``DataLoader`` over a ``DistributedBatchSampler`` (each process gets its share under a launcher).
@@ -286,22 +212,6 @@ def make_loader(dataset, batch_size: int, shuffle: bool = False, num_workers: in
     sampler = paddle.io.DistributedBatchSampler(dataset, batch_size=batch_size, shuffle=shuffle,
                                                 drop_last=drop_last)
     return ClearErrorDataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, return_list=True)
-
-
-class EpochSeed(paddle.callbacks.Callback):
-    """Seed every epoch from (seed, absolute epoch): shuffling and augmentation are reproducible,
-    the same on every process, and the same after a resume as without one."""
-
-    def __init__(self, batch_sampler, seed: int, initial_epoch: int):
-        super().__init__()
-        self.batch_sampler, self.seed, self.initial_epoch = batch_sampler, seed, initial_epoch
-
-    def on_epoch_begin(self, epoch, logs=None) -> None:
-        # DistributedBatchSampler shuffles with RandomState(epoch); mixing in the seed keeps
-        # different seeds from sharing one sequence of orders.
-        epoch_seed = (self.seed * 1_000_003 + self.initial_epoch + epoch) % 2**32
-        self.batch_sampler.set_epoch(epoch_seed)
-        seed_everything(epoch_seed)
 
 
 def _trim_history(path: str, epochs_done: int) -> None:
@@ -377,50 +287,6 @@ class _SigtermAsInterrupt:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if self.previous is None else self.previous)
 
 
-def describe_device() -> str:
-    """Paddle's current device in words, with the CPU thread count: ``"cpu with 2 threads"``, ``"gpu:0"``.
-
-    Examples:
-        >>> _ = select_device("cpu", num_threads=2)
-        >>> describe_device()
-        'cpu with 2 threads'
-    """
-    from .._paddle import num_threads  # a local name: select_device has an argument called num_threads
-
-    device = paddle.device.get_device()
-    if device != "cpu":
-        return device
-    threads = num_threads()
-    return f"cpu with {threads} thread{'s' if threads != 1 else ''}"
-
-
-class _ProgBar(paddle.callbacks.ProgBarLogger):
-    """hapi's progress display with absolute epochs: a resumed run shows ``Epoch 3/4``, not ``Epoch 1/2``."""
-
-    def __init__(self, log_freq: int, verbose: int, initial_epoch: int):
-        super().__init__(log_freq, verbose=verbose)
-        self.initial_epoch = initial_epoch
-
-    def on_train_begin(self, logs=None) -> None:
-        super().on_train_begin(logs)
-        self.epochs = self.initial_epoch + self.params["epochs"]
-
-    def on_epoch_begin(self, epoch=None, logs=None) -> None:
-        super().on_epoch_begin(self.initial_epoch + epoch, logs)
-
-
-class _CurrentEpoch(paddle.callbacks.Callback):
-    """Which 1-based epoch is running; first in the list, so it is right before anything else runs."""
-
-    def __init__(self, initial_epoch: int):
-        super().__init__()
-        self.initial_epoch = initial_epoch
-        self.epoch = initial_epoch + 1
-
-    def on_epoch_begin(self, epoch, logs=None) -> None:
-        self.epoch = self.initial_epoch + epoch + 1
-
-
 def _saved_epochs(output_dir: str) -> int:
     try:
         return int(load_checkpoint_state(output_dir)["epoch"])
@@ -439,7 +305,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
     Writes into ``output_dir`` (rank 0 only): ``history.csv`` (one row per epoch),
     ``best_model.pdparams`` (weights of the best evaluation accuracy), ``last.pdparams``,
     ``last.pdopt`` and ``last.json`` after every epoch, and ``visualdl/`` logs.
-    Seed before building ``network`` (:func:`seed_everything`) for reproducible initial weights;
+    Seed before building ``network`` (:func:`~simam_paddle.engine.device.seed_everything`) for reproducible initial weights;
     this function reseeds for shuffling and augmentation.
 
     Args:
@@ -457,7 +323,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
         num_workers (int, optional): DataLoader worker processes. Default: 0.
         resume (bool, optional): continue from ``output_dir/last.*`` with the LR schedule, best
             accuracy and history as they were. Default: False.
-        device (str, optional): see :func:`select_device`. Default: "auto".
+        device (str, optional): see :func:`~simam_paddle.engine.device.select_device`. Default: "auto".
         verbose (int, optional): hapi's progress display (0 silent, 1 progress bar, 2 per epoch). Default: 1.
         visualdl (bool, optional): write VisualDL logs if visualdl is installed. Default: True.
         lr_callback (paddle.callbacks.Callback, optional): how hapi steps the schedule; None steps
@@ -547,8 +413,8 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
         return model
     log_freq = len(train_loader) if verbose == 2 else max(1, len(train_loader) // 10)
     if verbose and not any(isinstance(cb, paddle.callbacks.ProgBarLogger) for cb in callbacks):
-        own.insert(0, _ProgBar(log_freq, verbose, initial_epoch))
-    current = _CurrentEpoch(initial_epoch)
+        own.insert(0, ResumedProgBar(log_freq, verbose, initial_epoch))
+    current = CurrentEpoch(initial_epoch)
     own.insert(0, current)
     try:
         use_onednn = onednn_default() if onednn is None else onednn

@@ -337,50 +337,6 @@ def _keep_history_rows(path: str, epochs: int) -> None:
         atomic_write_text("".join(kept), path)
 
 
-class _EpochReport:
-    """Prints one line per epoch from the row the history logger has just written."""
-
-    def __new__(cls, *args, **kwargs):  # a paddle Callback, built lazily so importing this module needs no Paddle
-        import paddle
-
-        class EpochReport(paddle.callbacks.Callback):
-            def __init__(self, history: str, epochs: int, best):
-                super().__init__()
-                self.history, self.epochs, self.best = history, epochs, best
-
-            def on_eval_end(self, logs=None) -> None:
-                from ..engine import read_history
-
-                rows = read_history(self.history)
-                if not rows:
-                    return
-                row = rows[-1]
-                best = " (best)" if self.best.best_epoch == row["epoch"] else ""
-                print(f"epoch {row['epoch']:>{len(str(self.epochs))}}/{self.epochs}: "
-                      f"loss {row['loss']:.3f}, acc {row['acc']:.3f} | "
-                      f"eval loss {row['eval_loss']:.3f}, eval acc {row['eval_acc']:.3f}{best} | "
-                      f"{row['time']:.0f} s")
-
-        return EpochReport(*args, **kwargs)
-
-
-def _quiet_training_callback():
-    """A callback that hides, during ``fit``, the warnings every training step repeats (see ``_quiet``)."""
-    import paddle
-
-    from .._quiet import training_warning_filters
-
-    class QuietTraining(paddle.callbacks.Callback):
-        def on_train_begin(self, logs=None) -> None:
-            self._filters = training_warning_filters()
-            self._filters.__enter__()
-
-        def on_train_end(self, logs=None) -> None:
-            self._filters.__exit__(None, None, None)
-
-    return QuietTraining()
-
-
 def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[str, os.PathLike],
              settings: Mapping[str, Any], eval_loader=None, verbose: int = 1) -> NotebookRun:
     """Tie a prepared ``paddle.Model`` to a run folder, so that fitting it in a notebook is re-run safe.
@@ -425,6 +381,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     """
     import paddle
 
+    from ..engine.callbacks import EpochReport, QuietTraining
     from ..engine import (CheckpointSaver, EpochLR, EpochSeed, HistoryLogger, SaveBestModel, check_state_fits,
                           default_weight_decay, is_main_process, load_checkpoint_state, load_state, make_visualdl,
                           onednn_default, restore_optimizer_state)
@@ -448,7 +405,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
                          "so open_run records the notebook recipe only; train other recipes with train_run or "
                          "`python -m simam_paddle train --recipe ...`")
     _check_prepared_optimizer(model._optimizer, given.get("optimizer", TRAIN_DEFAULTS["optimizer"]))
-    from ..engine.training import select_device
+    from ..engine.device import select_device
 
     # As train does: the device asked for and, on the CPU, every core (Paddle's default is one thread).
     select_device(given.get("device", TRAIN_DEFAULTS["device"]))
@@ -496,7 +453,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     if onednn is None:
         onednn = onednn_default()
     if initial_epoch == 0 and is_main_process():
-        from ..engine.training import describe_device
+        from ..engine.device import describe_device
 
         classes = _dataset_classes(train_loader.dataset)
         config = {**TRAIN_DEFAULTS, **given, "onednn": onednn, "data": os.path.abspath(data), "num_classes": len(classes),
@@ -518,7 +475,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     best.best, best.best_epoch = best_state.get("best"), best_state.get("best_epoch")
     seed = int(given.get("seed", TRAIN_DEFAULTS["seed"]))
     callbacks = [
-        _quiet_training_callback(),
+        QuietTraining(),
         EpochSeed(train_loader.batch_sampler, seed, initial_epoch),
         EpochLR(),
         best,
@@ -531,7 +488,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     for callback in callbacks:
         callback.initial_epoch = initial_epoch
     if verbose and is_main_process():
-        callbacks.append(_EpochReport(history, epochs, best))
+        callbacks.append(EpochReport(history, epochs, best))
     callbacks.append(paddle.callbacks.LRScheduler(by_step=True, by_epoch=False))
     if initial_epoch:
         status, message = "resumed", f"{run_dir}: resuming after epoch {initial_epoch} of {epochs}"

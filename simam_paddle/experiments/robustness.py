@@ -109,7 +109,7 @@ def evaluate_robustness(runs: Union[str, os.PathLike, Sequence[Union[str, os.Pat
         >>> sorted({row["corruption"] for row in result["rows"]})[:2]  # doctest: +SKIP
         ['brightness', 'clean']
     """
-    from ..engine.training import describe_device, select_device
+    from ..engine.device import describe_device, select_device
 
     names = _check_options(corruptions, severities, seed)
     select_device(device)

@@ -40,7 +40,7 @@ def _check_settings(settings: Dict[str, Any]) -> None:
     """Refuse a setting out of range (see :class:`TrainConfig`), and a device this machine lacks."""
     check_settings(settings)
     if settings.get("device") is not None:
-        from ..engine.training import resolve_device
+        from ..engine.device import resolve_device
 
         resolve_device(settings["device"])
 
@@ -392,7 +392,8 @@ def _check_folder_state(output: str, resume: bool, verbose: int) -> None:
 
 
 def _train_locked(config: Dict[str, Any], output: str, resume: bool, verbose: int) -> Dict[str, Any]:
-    from ..engine.training import seed_everything, train
+    from ..engine.device import seed_everything
+    from ..engine.training import train
 
     train_data, eval_data = run_datasets(config)
     if list(train_data.classes) != list(eval_data.classes):
@@ -415,7 +416,7 @@ def _train_locked(config: Dict[str, Any], output: str, resume: bool, verbose: in
 
         init_from_run(network, config["init_from"], verbose=bool(verbose) and is_main_process())
     if not resume:
-        from ..engine.training import describe_device, select_device
+        from ..engine.device import describe_device, select_device
 
         select_device(config["device"])  # the device the run is on, recorded as such ("device" is what was asked)
         config.update(paddle_version=paddle.__version__, ran_on=describe_device(),
