@@ -294,6 +294,44 @@ def _saved_epochs(output_dir: str) -> int:
         return 0
 
 
+def _restore_last_checkpoint(output_dir: str, network: paddle.nn.Layer, optimizer, best: SaveBestModel) -> int:
+    """Load the run's last checkpoint into ``network``, ``optimizer`` and ``best``; the epochs it had finished.
+
+    History rows written after that checkpoint (a crash between the two) are dropped.
+    """
+    state = load_checkpoint_state(output_dir)
+    initial_epoch = int(state["epoch"])
+    weights_path = os.path.join(output_dir, "last.pdparams")
+    weights = load_state(weights_path)
+    # Paddle only warns about weights that do not fit; the run would go on from random ones.
+    check_state_fits(weights, network, weights_path)
+    network.set_state_dict(weights)
+    restore_optimizer_state(optimizer, network, load_state(os.path.join(output_dir, "last.pdopt")))
+    best.best, best.best_epoch = state.get("best"), state.get("best_epoch")
+    if is_main_process():
+        _trim_history(os.path.join(output_dir, "history.csv"), initial_epoch)
+    return initial_epoch
+
+
+def _run_folder_callbacks(output_dir: str, train_loader, seed: int, initial_epoch: int, best: SaveBestModel,
+                          verbose: int, visualdl: bool) -> list:
+    """The callbacks that write the run folder, seed each epoch and set its learning rate, from ``initial_epoch``."""
+    own = [
+        EpochSeed(train_loader.batch_sampler, seed, initial_epoch),
+        EpochLR(verbose=1 if verbose == 2 else 0),
+        best,
+        HistoryLogger(os.path.join(output_dir, "history.csv")),
+        CheckpointSaver(output_dir, best_model=best),
+    ]
+    if visualdl:
+        vdl = make_visualdl(os.path.join(output_dir, "visualdl"), initial_epoch)
+        if vdl is not None:
+            own.append(vdl)
+    for cb in own:
+        cb.initial_epoch = initial_epoch
+    return own
+
+
 def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: str, epochs: int,
           batch_size: int = 32, lr: float = 0.01, weight_decay: float = 1e-4, momentum: float = 0.9,
           optimizer: str = "momentum", seed: int = 0, num_workers: int = 0, resume: bool = False, device: str = "auto",
@@ -370,17 +408,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
     best = SaveBestModel(output_dir, monitor="acc", mode="max", verbose=verbose)
     initial_epoch = 0
     if resume:
-        state = load_checkpoint_state(output_dir)
-        initial_epoch = int(state["epoch"])
-        weights_path = os.path.join(output_dir, "last.pdparams")
-        weights = load_state(weights_path)
-        # Paddle only warns about weights that do not fit; the run would go on from random ones.
-        check_state_fits(weights, network, weights_path)
-        network.set_state_dict(weights)
-        restore_optimizer_state(optimizer, network, load_state(os.path.join(output_dir, "last.pdopt")))
-        best.best, best.best_epoch = state.get("best"), state.get("best_epoch")
-        if is_main_process():
-            _trim_history(history_path, initial_epoch)
+        initial_epoch = _restore_last_checkpoint(output_dir, network, optimizer, best)
         if verbose:
             print(f"resuming {output_dir} after epoch {initial_epoch} of {epochs}")
     elif is_main_process() and (os.path.exists(os.path.join(output_dir, "last.json"))
@@ -390,20 +418,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
             f"{output_dir} already holds a run (history.csv/last.json); resume it or choose another output folder")
     if is_main_process():
         os.makedirs(output_dir, exist_ok=True)
-
-    own = [
-        EpochSeed(train_loader.batch_sampler, seed, initial_epoch),
-        EpochLR(verbose=1 if verbose == 2 else 0),
-        best,
-        HistoryLogger(history_path),
-        CheckpointSaver(output_dir, best_model=best),
-    ]
-    if visualdl:
-        vdl = make_visualdl(os.path.join(output_dir, "visualdl"), initial_epoch)
-        if vdl is not None:
-            own.append(vdl)
-    for cb in own:
-        cb.initial_epoch = initial_epoch
+    own = _run_folder_callbacks(output_dir, train_loader, seed, initial_epoch, best, verbose, visualdl)
     own.append(lr_callback or paddle.callbacks.LRScheduler(by_step=True, by_epoch=False))
 
     remaining = epochs - initial_epoch
@@ -414,18 +429,24 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
     log_freq = len(train_loader) if verbose == 2 else max(1, len(train_loader) // 10)
     if verbose and not any(isinstance(cb, paddle.callbacks.ProgBarLogger) for cb in callbacks):
         own.insert(0, ResumedProgBar(log_freq, verbose, initial_epoch))
-    current = CurrentEpoch(initial_epoch)
-    own.insert(0, current)
+    _fit(model, train_loader, eval_loader, remaining, [*own, *callbacks], output_dir, initial_epoch,
+         onednn_default() if onednn is None else onednn, verbose, log_freq)
+    return model
+
+
+def _fit(model: paddle.Model, train_loader, eval_loader, epochs: int, callbacks: list, output_dir: str,
+         initial_epoch: int, onednn: bool, verbose: int, log_freq: int) -> None:
+    """``model.fit`` with the training warnings hidden, on oneDNN kernels if asked, Ctrl-C and SIGTERM raised
+    as :class:`TrainingInterrupted` naming the epoch that ran and the epochs saved."""
+    current = CurrentEpoch(initial_epoch)  # first, so it is right before anything else runs
     try:
-        use_onednn = onednn_default() if onednn is None else onednn
-        with training_warning_filters(), _SigtermAsInterrupt(), onednn_convolutions(network, use_onednn) as switched:
+        with training_warning_filters(), _SigtermAsInterrupt(), \
+                onednn_convolutions(model.network, onednn) as switched:
             if verbose and is_main_process():
                 kernels = f", {switched} convolutions on oneDNN kernels (onednn=False: Paddle's)" if switched else ""
                 print(f"training on {describe_device()}{kernels}", flush=True)
-            model.fit(train_loader, eval_loader, epochs=remaining, callbacks=[*own, *callbacks], verbose=verbose,
+            model.fit(train_loader, eval_loader, epochs=epochs, callbacks=[current, *callbacks], verbose=verbose,
                       log_freq=log_freq)
     except KeyboardInterrupt as err:
         signum = signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT
-        raise TrainingInterrupted(output_dir, current.epoch, _saved_epochs(output_dir),
-                                  signum) from None
-    return model
+        raise TrainingInterrupted(output_dir, current.epoch, _saved_epochs(output_dir), signum) from None
