@@ -379,16 +379,54 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
         ...     with onednn_convolutions(model.network, run.onednn):  # doctest: +SKIP
         ...         model.fit(train_loader, eval_loader, epochs=run.remaining_epochs, callbacks=run.callbacks)
     """
-    import paddle
-
-    from ..engine.callbacks import EpochReport, QuietTraining
-    from ..engine import (CheckpointSaver, EpochLR, EpochSeed, HistoryLogger, SaveBestModel, check_state_fits,
-                          default_weight_decay, is_main_process, load_checkpoint_state, load_state, make_visualdl,
-                          onednn_default, restore_optimizer_state)
-    from ..models.zoo import available_models, resolve_attention
-    from .config import TRAIN_DEFAULTS, check_settings, load_config
+    from ..engine import check_state_fits, is_main_process, load_state, onednn_default
+    from ..engine.device import select_device
+    from .config import TRAIN_DEFAULTS, load_config
 
     run_dir = os.fspath(run_dir)
+    given = _open_run_settings(model, settings)
+    # As train does: the device asked for and, on the CPU, every core (Paddle's default is one thread).
+    select_device(given.get("device", TRAIN_DEFAULTS["device"]))
+    network = model.network
+    epochs = int(given["epochs"])
+
+    initial_epoch, best_state = 0, {}
+    onednn = given.get("onednn")
+    if os.path.isfile(os.path.join(run_dir, "config.json")):
+        config = load_config(run_dir)
+        if onednn is None:
+            onednn = bool(config.get("onednn", False))
+        _refuse_other_settings(run_dir, config, given)
+        if _history_rows(run_dir) >= epochs:
+            path = os.path.join(run_dir, "best_model.pdparams")
+            state = load_state(path)
+            check_state_fits(state, network, path)
+            network.set_state_dict(state)
+            message = f"{run_dir}: finished ({epochs} epochs), its best weights read back; nothing to train"
+            run = NotebookRun(run_dir, epochs, epochs, "finished", message, [], onednn)
+            if verbose:
+                print(message)
+            return run
+        initial_epoch, best_state = _resume_or_start_over(run_dir, model)
+    if onednn is None:
+        onednn = onednn_default()
+    if initial_epoch == 0 and is_main_process():
+        _write_run_config(run_dir, given, onednn, data, train_loader, eval_loader)
+    callbacks = _run_callbacks(run_dir, train_loader, int(given.get("seed", TRAIN_DEFAULTS["seed"])), initial_epoch,
+                               best_state, epochs, verbose)
+    if initial_epoch:
+        status, message = "resumed", f"{run_dir}: resuming after epoch {initial_epoch} of {epochs}"
+    else:
+        status, message = "new", f"{run_dir}: new run of {epochs} epochs"
+    if verbose:
+        print(message)
+    return NotebookRun(run_dir, epochs, initial_epoch, status, message, callbacks, onednn)
+
+
+def _open_run_settings(model, settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """The settings ``open_run`` was given (None: not given), checked; the model must be prepared to match."""
+    from .config import TRAIN_DEFAULTS, check_settings
+
     unknown = sorted(set(settings) - set(TRAIN_DEFAULTS))
     if unknown:
         raise ValueError(f"unknown run settings {unknown}; known: {sorted(TRAIN_DEFAULTS)}")
@@ -405,75 +443,81 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
                          "so open_run records the notebook recipe only; train other recipes with train_run or "
                          "`python -m simam_paddle train --recipe ...`")
     _check_prepared_optimizer(model._optimizer, given.get("optimizer", TRAIN_DEFAULTS["optimizer"]))
-    from ..engine.device import select_device
+    return given
 
-    # As train does: the device asked for and, on the CPU, every core (Paddle's default is one thread).
-    select_device(given.get("device", TRAIN_DEFAULTS["device"]))
-    network = model.network
+
+def _refuse_other_settings(run_dir: str, config: Dict[str, Any], given: Dict[str, Any]) -> None:
+    """A ``ValueError`` naming every given setting (other than those a resume may change) the run has not."""
+    changed = {k: (config.get(k), v) for k, v in given.items()
+               if k not in _FREE_SETTINGS and config.get(k) != v}
+    if changed:
+        detail = ", ".join(f"{k}: run has {old!r}, given {new!r}" for k, (old, new) in changed.items())
+        raise ValueError(f"{run_dir!r} holds a run with other settings ({detail}); "
+                         "use another run folder, or remove this one to train it again")
+
+
+def _resume_or_start_over(run_dir: str, model) -> Tuple[int, Dict[str, Any]]:
+    """An interrupted run's last weights and optimizer state loaded into ``model``: (epochs done, checkpoint
+    state); a run that finished no epoch has its files removed: (0, {})."""
+    from ..engine import (check_state_fits, is_main_process, load_checkpoint_state, load_state,
+                          restore_optimizer_state)
+
+    if os.path.isfile(os.path.join(run_dir, "last.json")):
+        best_state = load_checkpoint_state(run_dir)
+        initial_epoch = int(best_state["epoch"])
+        path = os.path.join(run_dir, "last.pdparams")
+        state = load_state(path)
+        check_state_fits(state, model.network, path)
+        model.network.set_state_dict(state)
+        restore_optimizer_state(model._optimizer, model.network, load_state(os.path.join(run_dir, "last.pdopt")))
+        if is_main_process():
+            _keep_history_rows(os.path.join(run_dir, "history.csv"), initial_epoch)
+        return initial_epoch, best_state
+    if is_main_process():  # started, but no epoch finished: start over
+        for name in ("history.csv", "best_model.pdparams", "last.pdparams", "last.pdopt"):
+            if os.path.exists(os.path.join(run_dir, name)):
+                os.remove(os.path.join(run_dir, name))
+    return 0, {}
+
+
+def _write_run_config(run_dir: str, given: Dict[str, Any], onednn: bool, data: Union[str, os.PathLike],
+                      train_loader, eval_loader) -> None:
+    """A new run's ``config.json``: the settings given, the defaults and the model's own values for the rest, and
+    what the run sees (data, classes, sample counts, Paddle, device)."""
+    import paddle
+
+    from ..engine import atomic_write_text, default_weight_decay
+    from ..engine.device import describe_device
+    from ..models.zoo import available_models, resolve_attention
+    from .config import TRAIN_DEFAULTS
+
+    classes = _dataset_classes(train_loader.dataset)
+    config = {**TRAIN_DEFAULTS, **given, "onednn": onednn, "data": os.path.abspath(data), "num_classes": len(classes),
+              "classes": classes, "train_samples": len(train_loader.dataset),
+              "eval_samples": len(eval_loader.dataset) if eval_loader is not None else None,
+              "paddle_version": paddle.__version__, "ran_on": describe_device(),
+              "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if config["attention"] is None and config["model"] in available_models():
+        # The model as published, stored by name as train_run stores it (TowerNet's is SimAM).
+        config["attention"] = resolve_attention(config["model"])
+    if config["weight_decay"] is None:
+        config["weight_decay"] = default_weight_decay(config["model"])
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_text(json.dumps(config, indent=2) + "\n", os.path.join(run_dir, "config.json"))
+
+
+def _run_callbacks(run_dir: str, train_loader, seed: int, initial_epoch: int, best_state: Dict[str, Any],
+                   epochs: int, verbose: int) -> list:
+    """The callbacks that make ``fit`` write the run folder as ``train`` does, from ``initial_epoch``."""
+    import paddle
+
+    from ..engine import (CheckpointSaver, EpochLR, EpochSeed, HistoryLogger, SaveBestModel, is_main_process,
+                          make_visualdl)
+    from ..engine.callbacks import EpochReport, QuietTraining
+
     history = os.path.join(run_dir, "history.csv")
-    config_path = os.path.join(run_dir, "config.json")
-    epochs = int(given["epochs"])
-
-    initial_epoch, best_state = 0, {}
-    onednn = given.get("onednn")
-    if os.path.isfile(config_path):
-        config = load_config(run_dir)
-        if onednn is None:
-            onednn = bool(config.get("onednn", False))
-        changed = {k: (config.get(k), v) for k, v in given.items()
-                   if k not in _FREE_SETTINGS and config.get(k) != v}
-        if changed:
-            detail = ", ".join(f"{k}: run has {old!r}, given {new!r}" for k, (old, new) in changed.items())
-            raise ValueError(f"{run_dir!r} holds a run with other settings ({detail}); "
-                             "use another run folder, or remove this one to train it again")
-        if _history_rows(run_dir) >= epochs:
-            path = os.path.join(run_dir, "best_model.pdparams")
-            state = load_state(path)
-            check_state_fits(state, network, path)
-            network.set_state_dict(state)
-            message = f"{run_dir}: finished ({epochs} epochs), its best weights read back; nothing to train"
-            run = NotebookRun(run_dir, epochs, epochs, "finished", message, [], onednn)
-            if verbose:
-                print(message)
-            return run
-        if os.path.isfile(os.path.join(run_dir, "last.json")):
-            best_state = load_checkpoint_state(run_dir)
-            initial_epoch = int(best_state["epoch"])
-            path = os.path.join(run_dir, "last.pdparams")
-            state = load_state(path)
-            check_state_fits(state, network, path)
-            network.set_state_dict(state)
-            restore_optimizer_state(model._optimizer, network, load_state(os.path.join(run_dir, "last.pdopt")))
-            if is_main_process():
-                _keep_history_rows(history, initial_epoch)
-        elif is_main_process():  # started, but no epoch finished: start over
-            for name in ("history.csv", "best_model.pdparams", "last.pdparams", "last.pdopt"):
-                if os.path.exists(os.path.join(run_dir, name)):
-                    os.remove(os.path.join(run_dir, name))
-    if onednn is None:
-        onednn = onednn_default()
-    if initial_epoch == 0 and is_main_process():
-        from ..engine.device import describe_device
-
-        classes = _dataset_classes(train_loader.dataset)
-        config = {**TRAIN_DEFAULTS, **given, "onednn": onednn, "data": os.path.abspath(data), "num_classes": len(classes),
-                  "classes": classes, "train_samples": len(train_loader.dataset),
-                  "eval_samples": len(eval_loader.dataset) if eval_loader is not None else None,
-                  "paddle_version": paddle.__version__, "ran_on": describe_device(),
-                  "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-        if config["attention"] is None and config["model"] in available_models():
-            # The model as published, stored by name as train_run stores it (TowerNet's is SimAM).
-            config["attention"] = resolve_attention(config["model"])
-        if config["weight_decay"] is None:
-            config["weight_decay"] = default_weight_decay(config["model"])
-        os.makedirs(run_dir, exist_ok=True)
-        from ..engine import atomic_write_text
-
-        atomic_write_text(json.dumps(config, indent=2) + "\n", config_path)
-
     best = SaveBestModel(run_dir, monitor="acc", mode="max", verbose=0)
     best.best, best.best_epoch = best_state.get("best"), best_state.get("best_epoch")
-    seed = int(given.get("seed", TRAIN_DEFAULTS["seed"]))
     callbacks = [
         QuietTraining(),
         EpochSeed(train_loader.batch_sampler, seed, initial_epoch),
@@ -490,13 +534,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     if verbose and is_main_process():
         callbacks.append(EpochReport(history, epochs, best))
     callbacks.append(paddle.callbacks.LRScheduler(by_step=True, by_epoch=False))
-    if initial_epoch:
-        status, message = "resumed", f"{run_dir}: resuming after epoch {initial_epoch} of {epochs}"
-    else:
-        status, message = "new", f"{run_dir}: new run of {epochs} epochs"
-    if verbose:
-        print(message)
-    return NotebookRun(run_dir, epochs, initial_epoch, status, message, callbacks, onednn)
+    return callbacks
 
 
 def class_examples(dataset, classes: int = 3) -> Dict[str, Any]:
