@@ -21,7 +21,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Tuple, Union
+from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -196,6 +196,50 @@ def make_cluttered_digits_dataset(
         >>> Image.open("/tmp/cluttered/eval/0/0000_0.png").size  # doctest: +SKIP
         (128, 128)
     """
+    low, high = _check_clutter(image_size, digit_size, fragments, fragment_size, seed, samples_per_digit,
+                               eval_samples_per_digit, noise, eval_every, max_per_class)
+    images, labels = _load_digits_uint8()
+    sides = _split_sources(labels, eval_every, max_per_class)
+    plan = [
+        (split, int(index), sample)
+        for split, reps in (("train", samples_per_digit), ("eval", eval_samples_per_digit))
+        for index in sides[split]
+        for sample in range(reps)
+    ]
+    names = [f"{split}/{labels[index]}/{index:04d}_{sample}.png" for split, index, sample in plan]
+    clutter = dict(seed=seed, image_size=image_size, digit_sides=(low, high), fragments=fragments,
+                   fragment_size=fragment_size, noise=noise)
+
+    def files() -> Iterable[Tuple[str, bytes]]:
+        rows = []
+        for name, (split, index, sample) in zip(names, plan):
+            canvas, row = _render_cluttered(images, labels, sides[split], split, index, sample, **clutter)
+            rows.append({"file": name, **row})
+            yield name, _png_bytes(Image.fromarray(canvas))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=_MANIFEST_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        yield "manifest.csv", text.getvalue().encode("utf-8")
+
+    created = write_tree(Path(dst), names + ["manifest.csv"], files)
+    return DigitsSummary(Path(dst), created, _plan_counts(plan, labels))
+
+
+def _plan_counts(plan: Sequence[Tuple[str, int, int]], labels: np.ndarray) -> Dict[str, Dict[str, int]]:
+    """Images per split and class of a plan of ``(split, source index, sample)``."""
+    counts: Dict[str, Dict[str, int]] = {"train": {}, "eval": {}}
+    for split, index, _ in plan:
+        label = str(labels[index])
+        counts[split][label] = counts[split].get(label, 0) + 1
+    return counts
+
+
+def _check_clutter(image_size: int, digit_size: Tuple[int, int], fragments: int, fragment_size: int, seed: int,
+                   samples_per_digit: int, eval_samples_per_digit: int, noise: int, eval_every: int,
+                   max_per_class: Optional[int]) -> Tuple[int, int]:
+    """Refuse the arguments of :func:`make_cluttered_digits_dataset` that do not fit; the digit's smallest and
+    largest side."""
     _check_int("image_size", image_size, minimum=8)
     _check_int("fragments", fragments, minimum=0)
     _check_int("fragment_size", fragment_size, minimum=1)
@@ -220,63 +264,40 @@ def make_cluttered_digits_dataset(
             f"fragment_size={fragment_size} is larger than the smallest digit ({low}); "
             f"a fragment is a crop of a resized digit, so use fragment_size <= {low}"
         )
+    return low, high
 
-    images, labels = _load_digits_uint8()
-    sides = _split_sources(labels, eval_every, max_per_class)
-    plan = [
-        (split, int(index), sample)
-        for split, reps in (("train", samples_per_digit), ("eval", eval_samples_per_digit))
-        for index in sides[split]
-        for sample in range(reps)
-    ]
-    names = [f"{split}/{labels[index]}/{index:04d}_{sample}.png" for split, index, sample in plan]
 
-    def render(split: str, index: int, sample: int) -> Tuple[np.ndarray, dict]:
-        rng = np.random.default_rng([seed, index, sample])
-        canvas = np.zeros((image_size, image_size), dtype=np.uint8)
-        side = sides[split]
-        own = int(np.searchsorted(side, index))
-        size = int(rng.integers(low, high + 1))
-        x, y = (int(v) for v in rng.integers(0, image_size - size + 1, size=2))
-        fragment_sources = []
-        for _ in range(fragments):
-            # Uniform over the side's sources other than this image's digit.
-            pick = int(rng.integers(len(side) - 1))
-            other = int(side[pick + (pick >= own)])
-            fragment_sources.append(other)
-            crop = _ink_crop(_resize(images[other], int(rng.integers(low, high + 1))), fragment_size, rng)
-            fx, fy = (int(v) for v in rng.integers(0, image_size - fragment_size + 1, size=2))
-            region = canvas[fy:fy + fragment_size, fx:fx + fragment_size]
-            np.maximum(region, crop, out=region)
-        region = canvas[y:y + size, x:x + size]
-        np.maximum(region, _resize(images[index], size), out=region)
-        if noise:
-            noisy = canvas.astype(np.int16) + rng.integers(0, noise + 1, size=canvas.shape, dtype=np.int16)
-            canvas = np.minimum(noisy, 255).astype(np.uint8)
-        row = {
-            "split": split, "label": int(labels[index]), "source_index": index, "sample": sample,
-            "x": x, "y": y, "size": size, "fragment_sources": " ".join(map(str, fragment_sources)),
-        }
-        return canvas, row
-
-    def files() -> Iterable[Tuple[str, bytes]]:
-        rows = []
-        for name, (split, index, sample) in zip(names, plan):
-            canvas, row = render(split, index, sample)
-            rows.append({"file": name, **row})
-            yield name, _png_bytes(Image.fromarray(canvas))
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=_MANIFEST_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        yield "manifest.csv", text.getvalue().encode("utf-8")
-
-    created = write_tree(Path(dst), names + ["manifest.csv"], files)
-    counts: Dict[str, Dict[str, int]] = {"train": {}, "eval": {}}
-    for split, index, _ in plan:
-        label = str(labels[index])
-        counts[split][label] = counts[split].get(label, 0) + 1
-    return DigitsSummary(Path(dst), created, counts)
+def _render_cluttered(images: np.ndarray, labels: np.ndarray, side: np.ndarray, split: str, index: int, sample: int,
+                      *, seed: int, image_size: int, digit_sides: Tuple[int, int], fragments: int, fragment_size: int,
+                      noise: int) -> Tuple[np.ndarray, dict]:
+    """One image of the cluttered set: source digit ``index`` (sample ``sample``) among fragments of the other
+    digits of ``side`` (its split's sources, sorted), and its manifest row."""
+    low, high = digit_sides
+    rng = np.random.default_rng([seed, index, sample])
+    canvas = np.zeros((image_size, image_size), dtype=np.uint8)
+    own = int(np.searchsorted(side, index))
+    size = int(rng.integers(low, high + 1))
+    x, y = (int(v) for v in rng.integers(0, image_size - size + 1, size=2))
+    fragment_sources = []
+    for _ in range(fragments):
+        # Uniform over the side's sources other than this image's digit.
+        pick = int(rng.integers(len(side) - 1))
+        other = int(side[pick + (pick >= own)])
+        fragment_sources.append(other)
+        crop = _ink_crop(_resize(images[other], int(rng.integers(low, high + 1))), fragment_size, rng)
+        fx, fy = (int(v) for v in rng.integers(0, image_size - fragment_size + 1, size=2))
+        region = canvas[fy:fy + fragment_size, fx:fx + fragment_size]
+        np.maximum(region, crop, out=region)
+    region = canvas[y:y + size, x:x + size]
+    np.maximum(region, _resize(images[index], size), out=region)
+    if noise:
+        noisy = canvas.astype(np.int16) + rng.integers(0, noise + 1, size=canvas.shape, dtype=np.int16)
+        canvas = np.minimum(noisy, 255).astype(np.uint8)
+    row = {
+        "split": split, "label": int(labels[index]), "source_index": index, "sample": sample,
+        "x": x, "y": y, "size": size, "fragment_sources": " ".join(map(str, fragment_sources)),
+    }
+    return canvas, row
 
 
 @functools.lru_cache(maxsize=1)
