@@ -478,18 +478,10 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
     first = rows[0]
     attentions = list(dict.fromkeys(r["attention"] for r in rows))
     unfinished = [r["name"] for r in rows if not r["finished"]]
-    adam = first["optimizer"] == "adam"  # Momentum runs keep the words they always had
-    setting = (f"{first['train_samples']} train / {first['eval_samples']} eval images, {first['num_classes']} "
-               f"classes, {first['image_size']} px, {first['planned_epochs']} epochs, batch {first['batch_size']}, "
-               + ("Adam, " if adam else "")
-               + f"lr {first['lr']} ({_schedule_words(first)}), {'beta1' if adam else 'momentum'} "
-               f"{first['momentum']}, weight decay {first['weight_decay']}, "
-               + (f"{first['framework']}, on {first['device_name']}" if first["framework"]
-                  else _paddle_words(rows)))
     lines = [
         f"# {first['model']} on {first['data']}: {', '.join(attentions)}",
         "",
-        f"Same settings for every run: {setting}.",
+        f"Same settings for every run: {_setting_words(rows)}.",
         "",
         "Best eval accuracy: the highest over a run's epochs (as the official SimAM code reports); final: after "
         "its last epoch. Mean ± sample standard deviation over seeds; s/epoch covers training and evaluation on "
@@ -527,24 +519,44 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
     atomic_write_text(summary, path)
     files = [path]
     if figure:
-        curves = os.path.join(output, "curves.png")
-        plot_mean_curves(groups, output=curves, title=f"{first['model']} on {first['data']}: "
-                         f"{first['image_size']} px, {first['planned_epochs']} epochs, mean and range over seeds")
-        files.append(curves)
-        if robustness:
-            from ..plots import plot_robustness
-            from .robustness import read_robustness
-
-            path = os.path.join(output, "robustness.png")
-            plot_robustness(read_robustness(results), output=path, title=f"{first['model']} on {first['data']}: "
-                            "eval accuracy on corrupted images, mean and range over seeds")
-            files.append(path)
+        files += _draw_figures(results, output, groups, first, robustness=bool(robustness))
     if update is not None:
         if updated is not None:
             atomic_write_text(updated, os.fspath(update))
         files.append(os.fspath(update))
     return {"rows": rows, "groups": groups, "differences": differences, "final_differences": final_differences,
             "summary": summary, "files": files}
+
+
+def _setting_words(rows: Sequence[Dict[str, Any]]) -> str:
+    """The settings every run shares, in words, from the first row (the report checks that they agree)."""
+    first = rows[0]
+    adam = first["optimizer"] == "adam"  # Momentum runs keep the words they always had
+    return (f"{first['train_samples']} train / {first['eval_samples']} eval images, {first['num_classes']} "
+            f"classes, {first['image_size']} px, {first['planned_epochs']} epochs, batch {first['batch_size']}, "
+            + ("Adam, " if adam else "")
+            + f"lr {first['lr']} ({_schedule_words(first)}), {'beta1' if adam else 'momentum'} "
+            f"{first['momentum']}, weight decay {first['weight_decay']}, "
+            + (f"{first['framework']}, on {first['device_name']}" if first["framework"]
+               else _paddle_words(rows)))
+
+
+def _draw_figures(results: str, output: str, groups: Sequence[Dict[str, Any]], first: Dict[str, Any],
+                  robustness: bool) -> List[str]:
+    """``curves.png`` of the groups and, where the results hold a robustness table, ``robustness.png``."""
+    curves = os.path.join(output, "curves.png")
+    plot_mean_curves(groups, output=curves, title=f"{first['model']} on {first['data']}: "
+                     f"{first['image_size']} px, {first['planned_epochs']} epochs, mean and range over seeds")
+    files = [curves]
+    if robustness:
+        from ..plots import plot_robustness
+        from .robustness import read_robustness
+
+        path = os.path.join(output, "robustness.png")
+        plot_robustness(read_robustness(results), output=path, title=f"{first['model']} on {first['data']}: "
+                        "eval accuracy on corrupted images, mean and range over seeds")
+        files.append(path)
+    return files
 
 
 def robustness_runs(rows: Sequence[Dict[str, Any]], data: str = "-") -> List[Dict[str, Any]]:
