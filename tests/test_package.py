@@ -184,6 +184,17 @@ def test_every_callback_lives_in_engine_callbacks():
     assert elsewhere == []
 
 
+def test_no_function_is_over_100_lines():
+    import ast
+
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 100:
+                long.append(f"{path.relative_to(ROOT)}: {node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert long == []
+
+
 def test_top_level_exports_stay_few():
     assert len(simam_paddle.__all__) <= 25
 
