@@ -6,9 +6,16 @@ under ``no_grad``, logits to NumPy), on random images, first with Paddle's dygra
 ("before") and then inside :func:`simam_paddle.engine.acceleration.onednn_convolutions` (what
 ``train(..., onednn=True)`` does, "after"). Each figure is the median of ``--steps`` timed steps after
 ``--warmup`` steps (the first steps compile the convolutions). All available cores are used
-(``select_device``) unless ``--threads`` says otherwise. With ``--torch-python`` the same ResNet-20
-also runs in PyTorch, with as many threads (``benchmarks/torch_resnet20.py`` in that interpreter;
-torch is no dependency of the project).
+(``select_device``) unless ``--threads`` says otherwise. The CIFAR ResNets' SE and CBAM get the
+official CIFAR recipe's reduction 4 (``main_cifar.py``'s ``--attention_param`` default), the other
+networks the package's defaults.
+
+With ``--torch-python`` the official SimAM code's PyTorch ResNet-20 (``benchmarks/torch_resnet20.py``
+in that interpreter; torch is no dependency of the project) is timed with each of the four attentions
+(none, se, cbam, simam), right after the Paddle ResNet-20 with the same attention, batch and thread
+count; ResNet-20 specs missing from ``--models`` are added with the size and batch of the first one
+(32x128 if none). The two networks' parameter counts must agree. The Paddle/PyTorch ratios of each
+attention, training and evaluation, follow the table.
 Prints a markdown table.
 
     python benchmarks/bench_train.py
@@ -27,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from simam_paddle.engine.acceleration import onednn_convolutions  # noqa: E402
 from simam_paddle.engine.device import seed_everything, select_device  # noqa: E402
 from simam_paddle.engine.training import make_optimizer  # noqa: E402
-from simam_paddle.models.zoo import build_model  # noqa: E402
+from simam_paddle.models.zoo import build_model, model_spec, resolve_attention  # noqa: E402
 
 import numpy as np  # noqa: E402,I100
 import paddle  # noqa: E402,I100
@@ -35,6 +42,7 @@ import paddle  # noqa: E402,I100
 # model[:attention]@image_size x batch[/steps]: the 224 px networks are slow on a small CPU, so they
 # get small batches and few steps.
 DEFAULT_MODELS = ["towernet:simam@128x32", "cifar_resnet20@32x128", "resnet50@224x8/3", "mobilenet_v2@224x8/3"]
+TORCH_ATTENTIONS = ("none", "se", "cbam", "simam")  # what benchmarks/torch_resnet20.py builds
 
 
 def parse_spec(spec: str, default_steps: int) -> dict:
@@ -51,6 +59,20 @@ def parse_spec(spec: str, default_steps: int) -> dict:
                          "e.g. 'towernet:simam@128x32/5'") from None
 
 
+def attention_options(spec: dict) -> dict:
+    """The official CIFAR recipe's reduction 4 for a CIFAR ResNet's SE or CBAM; the package's defaults otherwise."""
+    attention = resolve_attention(spec["name"], spec["attention"])
+    return {"reduction": 4} if model_spec(spec["name"]).family == "cifar" and attention in ("se", "cbam") else {}
+
+
+def with_torch_networks(specs: list, default_steps: int) -> list:
+    """``specs`` plus a ``cifar_resnet20`` spec for each attention PyTorch times that they lack."""
+    resnets = [s for s in specs if s["name"] == "cifar_resnet20"]
+    shape = f"{resnets[0]['image_size']}x{resnets[0]['batch_size']}/{resnets[0]['steps']}" if resnets else "32x128"
+    have = {resolve_attention("cifar_resnet20", s["attention"]) for s in resnets}
+    return specs + [parse_spec(f"cifar_resnet20:{a}@{shape}", default_steps) for a in TORCH_ATTENTIONS if a not in have]
+
+
 def median_images_s(step, batch_size: int, steps: int, warmup: int) -> float:
     for _ in range(warmup):
         step()
@@ -65,7 +87,8 @@ def median_images_s(step, batch_size: int, steps: int, warmup: int) -> float:
 def measure(spec: dict, onednn: bool, warmup: int, num_classes: int) -> dict:
     """images/s of a training step and of an evaluation step of one network."""
     seed_everything(0)
-    network = build_model(spec["name"], num_classes, attention=spec["attention"])
+    network = build_model(spec["name"], num_classes, attention=spec["attention"],
+                          attention_kwargs=attention_options(spec))
     batch, size = spec["batch_size"], spec["image_size"]
     optimizer = make_optimizer(network.parameters(), 0.01, epochs=1, steps_per_epoch=warmup + spec["steps"])
     x = paddle.randn([batch, 3, size, size])
@@ -88,12 +111,14 @@ def measure(spec: dict, onednn: bool, warmup: int, num_classes: int) -> dict:
         network.eval()
         evaluate = median_images_s(eval_step, batch, spec["steps"], warmup)
     convs = sum(isinstance(m, paddle.nn.Conv2D) for m in network.sublayers())
-    return {"train": train, "eval": evaluate, "switched": switched, "convs": convs}
+    parameters = sum(int(np.prod(p.shape)) for p in network.parameters() if p.trainable)
+    return {"train": train, "eval": evaluate, "switched": switched, "convs": convs, "parameters": parameters}
 
 
-def measure_torch(python: str, batch_size: int, steps: int, warmup: int, threads: int) -> dict:
+def measure_torch(python: str, attention: str, spec: dict, warmup: int, threads: int) -> dict:
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_resnet20.py")
-    done = subprocess.run([python, script, "--batch-size", str(batch_size), "--steps", str(steps),
+    done = subprocess.run([python, script, "--attention", attention, "--batch-size", str(spec["batch_size"]),
+                           "--image-size", str(spec["image_size"]), "--steps", str(spec["steps"]),
                            "--warmup", str(warmup), "--threads", str(threads)], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{python} {script} failed:\n{done.stderr.strip()[-2000:]}")
@@ -109,9 +134,12 @@ def main(argv=None) -> None:
     parser.add_argument("--num-classes", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: every available core)")
     parser.add_argument("--torch-python", default=None,
-                        help="a Python with torch: also time the ResNet-20 in PyTorch (same batch and steps)")
+                        help="a Python with torch: also time the official ResNet-20 with each attention in PyTorch "
+                        "(same batch and steps)")
     args = parser.parse_args(argv)
     specs = [parse_spec(s, args.steps) for s in args.models]
+    if args.torch_python:
+        specs = with_torch_networks(specs, args.steps)
     device = select_device("cpu", num_threads=args.threads)
     from simam_paddle.engine.device import describe_device
 
@@ -121,28 +149,35 @@ def main(argv=None) -> None:
     print("| network | image px | batch | steps | oneDNN convs | train before | train after | x "
           "| eval before | eval after | x |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    resnet20 = None
+    from simam_paddle._paddle import num_threads
+
+    ratios = []
     for spec in specs:
         before = measure(spec, False, args.warmup, args.num_classes)
         after = measure(spec, True, args.warmup, args.num_classes)
-        if spec["name"] == "cifar_resnet20" and spec["attention"] is None:
-            resnet20 = (spec, before, after)
+        attention = resolve_attention(spec["name"], spec["attention"])
         print(f"| {spec['name']}{':' + spec['attention'] if spec['attention'] else ''} | {spec['image_size']} "
               f"| {spec['batch_size']} | {spec['steps']} | {after['switched']}/{after['convs']} "
               f"| {before['train']:.1f} | {after['train']:.1f} | {after['train'] / before['train']:.2f} "
               f"| {before['eval']:.1f} | {after['eval']:.1f} | {after['eval'] / before['eval']:.2f} |", flush=True)
-    if args.torch_python and resnet20 is not None:
-        spec, before, after = resnet20
-        from simam_paddle._paddle import num_threads
-
-        torch = measure_torch(args.torch_python, spec["batch_size"], spec["steps"], args.warmup, num_threads())
-        print(f"| cifar_resnet20, PyTorch {torch['torch']} ({torch['threads']} threads) | {spec['image_size']} "
-              f"| {spec['batch_size']} | {spec['steps']} | - | {torch['train_images_s']:.1f} | | "
-              f"| {torch['eval_images_s']:.1f} | | |")
-        print(f"\nPaddle/PyTorch, ResNet-20: training {before['train'] / torch['train_images_s']:.2f} before, "
-              f"{after['train'] / torch['train_images_s']:.2f} after; evaluation "
-              f"{before['eval'] / torch['eval_images_s']:.2f} before, {after['eval'] / torch['eval_images_s']:.2f} after")
-
+        if not (args.torch_python and spec["name"] == "cifar_resnet20" and attention in TORCH_ATTENTIONS):
+            continue
+        torch = measure_torch(args.torch_python, attention, spec, args.warmup, num_threads())
+        if torch["parameters"] != after["parameters"]:
+            raise RuntimeError(f"PyTorch's ResNet-20 with {attention} has {torch['parameters']} parameters, Paddle's "
+                               f"{after['parameters']}: not the same network, so no ratio")
+        print(f"| cifar_resnet20:{attention}, PyTorch {torch['torch']} ({torch['threads']} threads) "
+              f"| {spec['image_size']} | {spec['batch_size']} | {spec['steps']} | - | {torch['train_images_s']:.1f} "
+              f"| | | {torch['eval_images_s']:.1f} | | |", flush=True)
+        ratios.append((attention, before, after, torch))
+    if ratios:
+        print("\nPaddle/PyTorch images/s, ResNet-20 (before = Paddle's kernels, after = oneDNN convolutions):\n")
+        print("| attention | parameters | train before | train after | eval before | eval after |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for attention, before, after, torch in ratios:
+            train, evaluate = torch["train_images_s"], torch["eval_images_s"]
+            print(f"| {attention} | {torch['parameters']:,} | {before['train'] / train:.2f} "
+                  f"| {after['train'] / train:.2f} | {before['eval'] / evaluate:.2f} | {after['eval'] / evaluate:.2f} |")
 
 if __name__ == "__main__":
     main()

@@ -112,3 +112,39 @@ def test_inference_benchmark_gets_dygraphs_logits_from_every_variant(tmp_path):
     assert list(found) == ["dygraph", "dygraph, oneDNN convolutions", "Paddle Inference", "Paddle Inference, oneDNN"]
     for name, (speed, diff) in found.items():
         assert speed > 0 and diff < 1e-3, (name, diff)
+
+
+def test_torch_networks_have_the_packages_parameter_counts():
+    """The official PyTorch ResNet-20s of benchmarks/torch_resnet20.py against the package's, attention by attention.
+
+    Runs where torch is importable, or in the interpreter SIMAM_PADDLE_TORCH_PYTHON names (torch is no
+    dependency of the project, so it usually lives in an environment of its own).
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    from simam_paddle.models.zoo import build_model
+
+    bench = _load("bench_train")
+    expected = {}
+    for attention in bench.TORCH_ATTENTIONS:
+        spec = bench.parse_spec(f"cifar_resnet20:{attention}@32x1", 1)
+        network = build_model("cifar_resnet20", 10, attention=attention, attention_kwargs=bench.attention_options(spec))
+        expected[attention] = sum(int(np.prod(p.shape)) for p in network.parameters() if p.trainable)
+    python = os.environ.get("SIMAM_PADDLE_TORCH_PYTHON")
+    if importlib.util.find_spec("torch") is not None:
+        script = _load("torch_resnet20")
+        assert script.parameter_counts() == script.EXPECTED_PARAMETERS == expected
+    elif python:
+        done = subprocess.run([python, str(BENCHMARKS / "torch_resnet20.py"), "--check"], capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr  # the script's own check against EXPECTED_PARAMETERS
+        assert json.loads(done.stdout.strip().splitlines()[-1])["parameters"] == expected
+    else:
+        pytest.skip(f"torch is not importable by {sys.executable} and SIMAM_PADDLE_TORCH_PYTHON names no Python "
+                    "that has it (torch is no dependency of the project)")
+    assert expected == {"none": 272_474, "se": 280_538, "cbam": 281_858, "simam": 272_474}
