@@ -89,3 +89,25 @@ def test_the_commands_help_lists_every_corruption(capsys):
     with pytest.raises(SystemExit):
         main(["robustness", "--help"])
     assert f"({', '.join(available_corruptions())})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_an_interrupted_evaluation_goes_on_where_it_stopped(ablation, tmp_path):
+    split, runs = ablation
+    options = dict(corruptions=["brightness", "rotation"], severities=[1, 4], seed=2)
+    calls = []
+
+    def stop_after_two(line):
+        calls.append(line)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_robustness(runs, output=tmp_path / "out", progress=stop_after_two, **options)
+    assert not (tmp_path / "out" / "robustness.csv").exists()
+    again = []
+    result = evaluate_robustness(runs, output=tmp_path / "out", progress=again.append, **options)
+    assert [line.split(":")[0] for line in again] == ["brightness 4", "rotation 1", "rotation 4"]
+    fresh = evaluate_robustness(runs, **options)
+    assert result["rows"] == fresh["rows"]
+    assert read_robustness(tmp_path / "out") == [{**r, "acc": pytest.approx(r["acc"], abs=1e-6)} for r in fresh["rows"]]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["robustness.csv", "robustness.json"]
