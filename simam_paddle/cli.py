@@ -341,14 +341,18 @@ def _add_evaluate(subparsers) -> None:
 def _add_kernel_option(parser) -> None:
     parser.add_argument("--onednn", action=argparse.BooleanOptionalAction, default=None,
                         help="run the convolutions on oneDNN kernels, or on Paddle's (default: the kernels the run "
-                        "trained with, config.json's onednn, so the logits are those of its training)")
+                        "trained with, config.json's onednn, so the logits are those of its training; with "
+                        "--engine inference: oneDNN where Paddle has it)")
+    parser.add_argument("--engine", choices=["dygraph", "inference"], default="dygraph",
+                        help="dygraph (default: the logits of training), or inference: Paddle Inference on the CPU, "
+                        "several times faster, logits equal to float32 rounding (a near-tie may change class)")
 
 
 def _run_evaluate(args) -> int:
     from .experiments.runs import evaluate_run
 
     result = evaluate_run(args.run, data=args.data, batch_size=args.batch_size, output=args.output,
-                          onednn=args.onednn)
+                          onednn=args.onednn, engine=args.engine)
     print(f"acc {result['acc']:.4f}  loss {result['loss']:.4f}")
     if result["best_eval_acc"] is not None and args.data is None:
         print(f"best eval_acc in history.csv {result['best_eval_acc']:.4f}")
@@ -417,7 +421,7 @@ def _run_predict(args) -> int:
     if args.output:
         check_predictions_output(args.output)  # before predicting: a run's own files are never replaced
     rows = predict_images(args.run, args.images, top_k=args.top_k, weights=args.weights, batch_size=args.batch_size,
-                          onednn=args.onednn)
+                          onednn=args.onednn, engine=args.engine)
     if not rows:
         raise CLIError(f"no images found in {', '.join(args.images)}")
     for row in rows:

@@ -7,6 +7,8 @@
 - :mod:`~simam_paddle.engine.checkpoints`: writing, reading and checking a run's checkpoints.
 - :mod:`~simam_paddle.engine.history`: a run's ``history.csv``.
 - :mod:`~simam_paddle.engine.evaluation`: ``evaluate``, ``predict``, confusion matrix, per-class accuracy.
+- :mod:`~simam_paddle.engine.inference`: ``InferencePredictor``, a network run by Paddle Inference (the
+  ``engine="inference"`` of ``evaluate_run`` and ``predict_images``).
 - :mod:`~simam_paddle.engine.gradcam`: Grad-CAM maps of any network at a chosen layer.
 
 Imports :mod:`simam_paddle.models`, :mod:`simam_paddle.layers` and :mod:`simam_paddle.data`.
@@ -37,6 +39,7 @@ from .training import (
     TrainingInterrupted,
 )
 from .acceleration import onednn_available, onednn_convolutions, onednn_default, onednn_gradient_error
+from .inference import ENGINES, InferencePredictor, check_engine
 from .evaluation import evaluate, predict, confusion_matrix, per_class_accuracy, save_confusion_matrix_csv
 from .gradcam import GradCAM, grad_cam
 
@@ -70,6 +73,9 @@ __all__ = [
     "train",
     "evaluate",
     "predict",
+    "ENGINES",
+    "InferencePredictor",
+    "check_engine",
     "load_checkpoint_state",
     "TrainingInterrupted",
     "describe_device",

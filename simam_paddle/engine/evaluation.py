@@ -1,6 +1,7 @@
 """Evaluating a network: loss, accuracy and logits in one pass, predictions, confusion matrix and per-class accuracy.
 
-:func:`evaluate` and :func:`predict` run a ``paddle.Model`` over a dataset; the confusion matrix,
+:func:`evaluate` and :func:`predict` run a ``paddle.Model`` (dygraph) or an
+:class:`~simam_paddle.engine.inference.InferencePredictor` (Paddle Inference) over a dataset; the confusion matrix,
 per-class accuracy and their CSV file are plain NumPy on the labels and logits they return.
 
 Rows of the confusion matrix are true classes, columns predicted classes:
@@ -9,24 +10,27 @@ Rows of the confusion matrix are true classes, columns predicted classes:
 """
 import csv
 import os
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 import paddle
 
+from .inference import InferencePredictor
 from .training import make_loader
 
 __all__ = ["evaluate", "predict", "confusion_matrix", "per_class_accuracy", "save_confusion_matrix_csv"]
 
 
-def evaluate(model: paddle.Model, data, batch_size: int = 32, num_workers: int = 0) -> Dict[str, Any]:
-    """Mean loss, accuracy, logits and labels of a prepared ``paddle.Model`` on a dataset, in one pass.
+def evaluate(model: Union[paddle.Model, InferencePredictor], data, batch_size: int = 32,
+             num_workers: int = 0) -> Dict[str, Any]:
+    """Mean loss, accuracy, logits and labels of a network on a dataset, in one pass.
 
     The loss is the mean cross-entropy over all samples (hapi's own ``Model.evaluate`` reports
     the last batch's); the accuracy is top-1, as ``paddle.metric.Accuracy`` computes it.
 
     Args:
-        model (paddle.Model): wraps the network (in eval mode here).
+        model (paddle.Model|InferencePredictor): wraps the network (in eval mode here), or runs it
+            through Paddle Inference.
         data (paddle.io.Dataset): items ``(image, label)``.
         batch_size (int, optional): batch size. Default: 32.
         num_workers (int, optional): DataLoader workers. Default: 0.
@@ -41,17 +45,24 @@ def evaluate(model: paddle.Model, data, batch_size: int = 32, num_workers: int =
         >>> result["logits"].shape, result["labels"].shape
         ((40, 10), (40,))
     """
-    network = model.network
-    was_training = network.training
-    network.eval()
+    if isinstance(model, InferencePredictor):
+        network, forward = None, model
+    else:
+        network = model.network
+        was_training = network.training
+        network.eval()
+
+        def forward(images):
+            return network(images).numpy()
+
     logits, labels = [], []
     try:
         with paddle.no_grad():
             for images, label in make_loader(data, batch_size, num_workers=num_workers):
-                logits.append(network(images).numpy())
+                logits.append(forward(images))
                 labels.append(label.numpy().reshape(-1))
     finally:
-        if was_training:
+        if network is not None and was_training:
             network.train()
     if not logits:
         raise ValueError("cannot evaluate on an empty dataset")
@@ -67,8 +78,9 @@ def evaluate(model: paddle.Model, data, batch_size: int = 32, num_workers: int =
     }
 
 
-def predict(model: paddle.Model, data, batch_size: int = 32, num_workers: int = 0) -> np.ndarray:
-    """Logits of a ``paddle.Model`` for every item of ``data`` (labels, if present, are ignored).
+def predict(model: Union[paddle.Model, InferencePredictor], data, batch_size: int = 32,
+            num_workers: int = 0) -> np.ndarray:
+    """Logits of a ``paddle.Model`` or an ``InferencePredictor`` for every item of ``data`` (labels are ignored).
 
     Returns:
         numpy.ndarray: shape ``[len(data), num_classes]``.
@@ -80,6 +92,11 @@ def predict(model: paddle.Model, data, batch_size: int = 32, num_workers: int = 
         (40, 10)
     """
     loader = make_loader(_InputsOnly(data), batch_size, num_workers=num_workers)
+    if isinstance(model, InferencePredictor):
+        logits = [model(images[0] if isinstance(images, (list, tuple)) else images) for images in loader]
+        if not logits:
+            raise ValueError("cannot predict on an empty dataset")
+        return np.concatenate(logits)
     outputs = model.predict(loader, stack_outputs=True, verbose=0)
     return np.asarray(outputs[0])
 
