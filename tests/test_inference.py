@@ -4,32 +4,21 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
-from PIL import Image
 
 from simam_paddle.cli import main
 from simam_paddle.engine.evaluation import evaluate, predict
 from simam_paddle.engine.inference import InferencePredictor, check_engine
 from simam_paddle.experiments.prediction import predict_images
-from simam_paddle.experiments.runs import evaluate_run, load_run, run_datasets, train_run
+from simam_paddle.experiments.runs import evaluate_run, load_run, run_datasets
 
-COLOURS = {"blue": (0, 0, 250), "green": (0, 250, 0), "red": (250, 0, 0)}
+from trained_runs import colour_ablation
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A one-epoch run of the smallest zoo model on a tiny split of noisy flat-colour images."""
-    root = tmp_path_factory.mktemp("inference")
-    rng = np.random.RandomState(0)
-    for part in ("train", "eval"):
-        for name, colour in COLOURS.items():
-            folder = root / "split" / part / name
-            folder.mkdir(parents=True)
-            for i in range(3):
-                pixels = np.clip(np.array(colour) + rng.randint(-40, 40, (32, 32, 3)), 0, 255).astype("uint8")
-                Image.fromarray(pixels).save(folder / f"{i}.png")
-    train_run(str(root / "split"), str(root / "run"), model="cifar_resnet20", image_size=32, epochs=1,
-              batch_size=4, device="cpu", verbose=0)
-    return str(root / "run")
+    """A two-epoch run of the smallest zoo model on a tiny split of noisy flat-colour images."""
+    _, runs = colour_ablation(tmp_path_factory.mktemp("inference"), attentions=("none",))
+    return str(runs / "cifar_resnet20_none_seed0")
 
 
 def test_inference_gives_dygraphs_logits_and_accuracy(run):
@@ -53,7 +42,7 @@ def test_evaluate_run_and_predict_images_take_the_inference_engine(run, tmp_path
     assert (dygraph["engine"], inference["engine"]) == ("dygraph", "inference")
     assert inference["acc"] == dygraph["acc"] and inference["confusion_matrix"].tolist() \
         == dygraph["confusion_matrix"].tolist()
-    images = str(Path(run).parent / "split" / "eval")
+    images = str(Path(run).parent.parent / "split" / "eval")
     expected = predict_images(run, images, top_k=3)
     got = predict_images(run, images, top_k=3, engine="inference")
     assert [r.classes[0] for r in got] == [r.classes[0] for r in expected]
