@@ -205,7 +205,7 @@ def test_03_towernet_simam_executes(executed):
         assert _history_rows(run) == 3
         assert (run / "confusion_matrix.csv").is_file()
     images = sum("image/png" in out.get("data", {}) for cell in _code_cells(nb) for out in cell.outputs)
-    assert images == 1 + 3 + 1  # curves, three attention maps, confusion matrix
+    assert images == 1 + 3 + 1 + 1  # curves, three attention maps, Grad-CAM, confusion matrix
 
 
 @pytest.mark.slow
