@@ -46,8 +46,9 @@ def _check_options(corruptions: Optional[Sequence[str]], severities: Sequence[in
     return names
 
 
-def _eval_images(config: Dict[str, Any], data: Optional[str]):
-    """The run's evaluation images at its input size (uint8, as the dataset decodes them) and their labels."""
+def _eval_images(config: Dict[str, Any], data: Optional[str], decode: bool = True):
+    """The run's evaluation images at its input size (uint8, as the dataset decodes them; None unless ``decode``),
+    their labels, their paths in the evaluation folder and that folder."""
     root = None
     if data is not None:
         if not os.path.isdir(data):
@@ -61,7 +62,7 @@ def _eval_images(config: Dict[str, Any], data: Optional[str]):
         dataset = per_class_subset(dataset, config.get("eval_per_class"))
     indices = getattr(dataset, "indices", range(len(dataset)))
     base = getattr(dataset, "dataset", dataset)
-    images = [base.load(i) for i in indices]
+    images = [base.load(i) for i in indices] if decode else None
     labels = np.array([base.samples[i][1] for i in indices], dtype=np.int64)
     paths = [os.path.relpath(base.samples[i][0], base.root) for i in indices]
     return images, labels, paths, str(base.root)
@@ -125,7 +126,7 @@ def evaluate_robustness(runs: Union[str, os.PathLike, Sequence[Union[str, os.Pat
     loaded = [(folder, *load_run(folder, weights)) for folder in folders]
     images, labels, paths, root = _eval_images(loaded[0][2], data)
     for run, _, config in loaded[1:]:
-        other = _eval_images(config, data)
+        other = _eval_images(config, data, decode=False)  # the same files is all that is compared
         if other[2] != paths or config["image_size"] != loaded[0][2]["image_size"]:
             raise ValueError(f"{run} is evaluated on other images than {loaded[0][0]} (data or image size differ); "
                              "compare runs of one ablation, or pass data=FOLDER for all")
