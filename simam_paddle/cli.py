@@ -10,7 +10,7 @@ Anything else is a bug and keeps its traceback. The library's messages name func
 ``--image-size 32``).
 
 The training options of ``train`` and ``ablation`` are generated from
-:class:`~simam_paddle.experiments.TrainConfig`: its fields give their names, types, help and defaults.
+:class:`~simam_paddle.config.TrainConfig`: its fields give their names, types, help and defaults.
 """
 import argparse
 import dataclasses
@@ -18,7 +18,7 @@ import re
 import sys
 from typing import Any, Iterable, List, Optional
 
-from .experiments.config import TRAIN_DEFAULTS, TrainConfig, setting_type, shared_settings
+from .config import TRAIN_DEFAULTS, TrainConfig, setting_type, shared_settings
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -277,7 +277,8 @@ def _default_words(value: Any) -> str:
 
 
 def _add_settings(parser, names: Iterable[str]) -> None:
-    """One option per named :class:`TrainConfig` field, with its type, help and default from the field.
+    """One option per named :class:`TrainConfig` field, with its type and help from the field, its default from
+    :data:`TRAIN_DEFAULTS` (the field's, or the notebook recipe's).
 
     Every option's value is None unless given, so that a resumed run only sees what was typed.
     """
@@ -286,7 +287,7 @@ def _add_settings(parser, names: Iterable[str]) -> None:
         if field.name not in names:
             continue
         meta = field.metadata
-        default = meta["default_help"] or _default_words(field.default)
+        default = meta["default_help"] or _default_words(TRAIN_DEFAULTS[field.name])
         options = {"help": f"{meta['help']} (default: {default})".replace("%", "%%")}
         kind = setting_type(field.name)
         if kind is bool:  # --cache / --no-cache: None unless typed, like every other option

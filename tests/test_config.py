@@ -4,16 +4,22 @@ import dataclasses
 import pytest
 
 from simam_paddle.experiments import TRAIN_DEFAULTS, TrainConfig
-from simam_paddle.experiments.config import (check_settings, compared_settings, per_run_settings, resumable_settings,
+from simam_paddle.config import (check_settings, compared_settings, per_run_settings, resumable_settings,
                                              setting_type, shared_settings)
 
 from subprocesses import run_python
 
 
 def test_defaults_are_the_notebook_recipe_and_train_defaults_derive_from_the_fields():
-    assert TRAIN_DEFAULTS == {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    assert dataclasses.asdict(TrainConfig()) == TRAIN_DEFAULTS
+    from simam_paddle.config import RECIPES
+
+    assert TRAIN_DEFAULTS == {**dataclasses.asdict(TrainConfig()), **RECIPES["notebook"].defaults}
     assert (TRAIN_DEFAULTS["epochs"], TRAIN_DEFAULTS["lr"], TRAIN_DEFAULTS["batch_size"]) == (100, 0.01, 32)
+    # A recipe fills only fields whose default is None ("the recipe's"), so a value given always wins.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for recipe in RECIPES.values():
+        assert all(defaults[name] is None for name in recipe.defaults), recipe
+        TrainConfig(**recipe.defaults)  # and every one passes the fields' rules
     # config.json keys of existing run folders
     assert {"lr", "e_lambda", "reduction", "init_from", "attention"} <= set(TRAIN_DEFAULTS)
 
@@ -46,6 +52,15 @@ def test_check_settings_ignores_keys_that_are_not_settings():
 def test_to_settings_gives_only_what_differs_from_the_defaults():
     assert TrainConfig(model="resnet18", lr=0.1).to_settings() == {"model": "resnet18", "lr": 0.1}
     assert TrainConfig().to_settings() == {}
+    # 100 is the notebook's number of epochs, but given, it holds for any recipe
+    assert TrainConfig(recipe="official-cifar", epochs=100).to_settings() == {"epochs": 100,
+                                                                             "recipe": "official-cifar"}
+
+
+def test_a_run_record_gives_back_its_settings():
+    record = {**TRAIN_DEFAULTS, "weight_decay": 2e-4, "onednn": False, "data": "split", "classes": ["a"]}
+    config = TrainConfig.from_record(record)
+    assert dataclasses.asdict(config) == {k: v for k, v in record.items() if k in TRAIN_DEFAULTS}
 
 
 def test_setting_types_come_from_the_annotations():
@@ -68,13 +83,14 @@ def test_help_facts_agree_with_the_model_registry_and_the_layers():
     assert "16" in meta["reduction"]["default_help"] and SEModule(64).fc1.weight.shape[0] == 64 // 16
     # The optimizer names are listed here without Paddle; the engine maps the same names to Paddle's classes.
     from simam_paddle.engine import OPTIMIZERS as OPTIMIZER_CLASSES
-    from simam_paddle.experiments.config import OPTIMIZERS
+    from simam_paddle.config import OPTIMIZERS
 
     assert tuple(OPTIMIZER_CLASSES) == OPTIMIZERS == meta["optimizer"]["choices"]
 
 
-def test_reading_the_config_does_not_import_paddle():
-    code = "import sys, simam_paddle.experiments.config; print('paddle' in sys.modules)"
+@pytest.mark.parametrize("module", ["simam_paddle.config", "simam_paddle.experiments.config"])
+def test_reading_the_config_does_not_import_paddle(module):
+    code = f"import sys, {module}; print('paddle' in sys.modules)"
     assert run_python(code).stdout.strip() == "False"
 
 

@@ -53,10 +53,12 @@ def test_import_has_no_side_effects():
     assert out.stdout == ""
 
 
-# --- The layered architecture: experiments -> plots -> engine -> models -> layers; data and the
-# private helper modules (_io, _legacy, _paddle, ...) are usable by every layer and import none of them.
+# --- The layered architecture: experiments -> plots -> engine -> models -> layers; data, the run settings
+# (config) and the private helper modules (_io, _legacy, _paddle, ...) are usable by every layer and import
+# none of them.
 PACKAGE = ROOT / "simam_paddle"
 RANK = {"layers": 0, "models": 1, "engine": 2, "plots": 3, "experiments": 4, "cli": 5, "__main__": 5}
+SHARED = ("data", "config")
 
 
 def _owner(module: str) -> str:
@@ -94,9 +96,9 @@ def _violations():
             target = _owner(module)
             if target in RANK and owner in RANK and RANK[target] > RANK[owner]:
                 found.append(f"{here} imports {module} (upward)")
-            if owner not in RANK and (owner == "data" or owner.startswith("_")):
+            if owner not in RANK and (owner in SHARED or owner.startswith("_")):
                 if target in RANK:
-                    found.append(f"{here} imports {module} (data and helpers import no layer)")
+                    found.append(f"{here} imports {module} (data, config and helpers import no layer)")
             same_module = module == here or (path.name == "__init__.py" and module.startswith(here))
             for name in names:
                 if name.startswith("_") and not same_module and module.count(".") >= 1 \
