@@ -107,11 +107,12 @@ def _setting(default: Any, help: str, rule: Callable[[Any], bool], words: str, *
         "per_run": per_run, "metavar": metavar, "choices": choices})
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """The settings of one training run: what was asked, then, resolved, what it trains with.
 
-    Building one checks every value (``ValueError`` naming the setting). ``None`` means "the recipe's" for
+    Building one checks every value (``ValueError`` naming the setting); it cannot be changed after (frozen:
+    ``dataclasses.replace`` gives a changed copy, checked again). ``None`` means "the recipe's" for
     epochs, batch size, learning rate and weight decay (:data:`RECIPES`; the notebook's by default), and
     "the model's own" for the attention of the model as published, a weight decay no recipe sets (see
     :func:`simam_paddle.models.model_spec`) and the attention layer's default option; ``onednn`` None is

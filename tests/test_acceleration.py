@@ -6,7 +6,8 @@ from simam_paddle.engine.acceleration import OneDNNCompileError
 from simam_paddle.engine.acceleration import onednn_available, onednn_convolutions
 from simam_paddle.engine.history import read_history
 from simam_paddle.engine.device import seed_everything, select_device
-from simam_paddle.engine.training import make_optimizer, train
+from simam_paddle.config import TrainConfig
+from simam_paddle.engine.training import make_optimizer, resolve_config, train
 from simam_paddle.models.zoo import build_model
 
 pytestmark = [pytest.mark.skipif(not onednn_available(), reason="this Paddle has no oneDNN kernels"),
@@ -34,7 +35,7 @@ def first_steps(onednn, name="cifar_resnet20", attention=None, size=32, steps=2,
     net.train()
     # A small LR: at 0.1 two steps of ResNet-20 on 8 images already amplify float32 rounding to 3e-3
     # (Paddle's own kernels against float64, too).
-    optimizer = make_optimizer(net.parameters(), 0.01, epochs=1, steps_per_epoch=steps)
+    optimizer = make_optimizer(net.parameters(), 0.01, epochs=1, steps_per_epoch=steps, weight_decay=1e-4)
     rng = np.random.RandomState(0)
     x = paddle.to_tensor(rng.randn(8, 3, size, size).astype("float32"))
     y = paddle.to_tensor(rng.randint(0, 10, [8, 1]).astype("int64"))
@@ -168,8 +169,8 @@ def test_train_switch(tmp_path, onednn):
     seed_everything(0)
     net = small_net()
     kinds = _ConvKinds(net[0])
-    train(net, data, data, output_dir=str(tmp_path / "run"), epochs=2, batch_size=8, lr=0.1,
-          device="cpu", verbose=0, visualdl=False, onednn=onednn, callbacks=[kinds])
+    config = resolve_config(TrainConfig(epochs=2, batch_size=8, lr=0.1, weight_decay=1e-4, device="cpu", onednn=onednn))
+    train(net, data, data, config=config, output_dir=str(tmp_path / "run"), verbose=0, callbacks=[kinds])
     assert kinds.kinds == ({"Conv2D"} if onednn is False else {"_OneDNNConv2D"})
     assert type(net[0]) is paddle.nn.Conv2D  # undone after training
     test_train_switch.history = getattr(test_train_switch, "history", {})
@@ -327,8 +328,8 @@ def test_training_says_how_many_convolutions_run_on_onednn(tmp_path, capsys):
     x = paddle.to_tensor(rng.rand(8, 3, 8, 8).astype("float32"))
     data = paddle.io.TensorDataset([x, paddle.to_tensor(rng.randint(0, 2, [8, 1]).astype("int64"))])
     for onednn, words in ((None, ", 2 convolutions on oneDNN kernels (onednn=False: Paddle's)"), (False, "")):
-        train(small_net(), data, data, output_dir=str(tmp_path / f"run_{onednn}"), epochs=1, batch_size=4,
-              device="cpu", verbose=2, visualdl=False, onednn=onednn)
+        config = resolve_config(TrainConfig(epochs=1, batch_size=4, weight_decay=1e-4, device="cpu", onednn=onednn))
+        train(small_net(), data, data, config=config, output_dir=str(tmp_path / f"run_{onednn}"), verbose=2)
         lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("training on ")]
         assert len(lines) == 1, lines
         assert lines[0].endswith(words) if words else "oneDNN" not in lines[0], lines

@@ -16,7 +16,7 @@ from simam_paddle.engine.training import make_optimizer
 def prepared_model(lr=0.1):
     net = paddle.nn.Linear(3, 2)
     model = paddle.Model(net)
-    model.prepare(make_optimizer(net.parameters(), lr, epochs=2, steps_per_epoch=1))
+    model.prepare(make_optimizer(net.parameters(), lr, epochs=2, steps_per_epoch=1, weight_decay=1e-4))
     return model
 
 

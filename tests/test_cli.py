@@ -365,7 +365,7 @@ def test_optimizer_adam_reaches_the_trainer_and_config_json(trained, tmp_path, m
 
     seen = []
     real_train = training.train
-    monkeypatch.setattr(training, "train", lambda *a, **k: seen.append(k["optimizer"]) or real_train(*a, **k))
+    monkeypatch.setattr(training, "train", lambda *a, **k: seen.append(k["config"].optimizer) or real_train(*a, **k))
     run = str(tmp_path / "run")
     assert main(["train", "--data", trained[0], "--output", run, "--epochs", "1", "--quiet", "--optimizer", "adam",
                  "--lr", "0.001", *FAST]) == 0
@@ -383,7 +383,7 @@ def test_no_onednn_reaches_the_trainer_and_a_resume_may_switch_it(trained, tmp_p
 
     seen = []
     real_train = training.train
-    monkeypatch.setattr(training, "train", lambda *a, **k: seen.append(k["onednn"]) or real_train(*a, **k))
+    monkeypatch.setattr(training, "train", lambda *a, **k: seen.append(k["config"].onednn) or real_train(*a, **k))
     run = str(tmp_path / "run")
     assert main(["train", "--data", trained[0], "--output", run, "--epochs", "1", "--quiet", "--no-onednn",
                  *FAST]) == 0

@@ -184,7 +184,7 @@ def _hapi_model(data, epochs, seed=0):
     network = paddle.nn.Sequential(paddle.nn.Flatten(), paddle.nn.Linear(3 * 8 * 8, 3))
     model = paddle.Model(network)
     loader = sp.engine.make_loader(data, 4, shuffle=True)
-    model.prepare(sp.engine.make_optimizer(model.parameters(), 0.01, epochs, len(loader)),
+    model.prepare(sp.engine.make_optimizer(model.parameters(), 0.01, epochs, len(loader), weight_decay=1e-4),
                   paddle.nn.CrossEntropyLoss(), paddle.metric.Accuracy())
     return model, loader
 
@@ -261,7 +261,8 @@ def test_open_run_records_the_optimizer_and_refuses_a_model_prepared_with_anothe
     with pytest.raises(ValueError, match="optimizer='rmsprop': must be one of momentum, adam"):
         open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", {**settings, "optimizer": "rmsprop"}, verbose=0)
     assert not (tmp_path / "a").exists()
-    model.prepare(sp.engine.make_optimizer(model.parameters(), 0.001, 2, len(loader), optimizer="adam"),
+    model.prepare(sp.engine.make_optimizer(model.parameters(), 0.001, 2, len(loader), weight_decay=1e-4,
+                                           optimizer="adam"),
                   paddle.nn.CrossEntropyLoss(), paddle.metric.Accuracy())
     with pytest.raises(ValueError, match=r"prepared with Adam, but the run's settings say optimizer='momentum'"):
         open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", settings, verbose=0)

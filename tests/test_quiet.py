@@ -8,7 +8,8 @@ import pytest
 
 from simam_paddle._paddle import is_paddle2
 from simam_paddle._quiet import VERBOSE_ENV, quiet_native_logs, training_warning_filters
-from simam_paddle.engine.training import train
+from simam_paddle.config import TrainConfig
+from simam_paddle.engine.training import resolve_config, train
 from subprocesses import run_python
 
 GLOG_LINE = re.compile(r"^[IW]\d{4} ", flags=re.M)
@@ -101,8 +102,8 @@ def test_training_filters_hide_only_their_messages(monkeypatch):
 def test_training_names_its_device_once(tmp_path, capsys):
     """A network without convolutions: nothing is said about oneDNN (tests/test_acceleration.py has the rest)."""
     data = paddle.io.TensorDataset([paddle.rand([8, 4]), paddle.randint(0, 2, [8, 1])])
-    train(paddle.nn.Linear(4, 2), data, data, output_dir=str(tmp_path / "run"), epochs=2, batch_size=4,
-          verbose=2, device="cpu", visualdl=False)
+    config = resolve_config(TrainConfig(epochs=2, batch_size=4, weight_decay=1e-4, device="cpu"))
+    train(paddle.nn.Linear(4, 2), data, data, config=config, output_dir=str(tmp_path / "run"), verbose=2)
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.startswith("training on ")]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

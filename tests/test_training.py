@@ -8,10 +8,12 @@ import pytest
 from simam_paddle.engine.checkpoints import load_checkpoint_state
 from simam_paddle.engine.history import RunFileError, read_history
 from simam_paddle.engine.device import seed_everything, select_device
+from simam_paddle.config import TrainConfig
 from simam_paddle.engine.training import (
     CosineDecayToZero,
     default_weight_decay,
     make_optimizer,
+    resolve_config,
     train,
 )
 
@@ -71,13 +73,12 @@ class StopAfter(paddle.callbacks.Callback):
             self.model.stop_training = True
 
 
-def run(tmp_path, name, epochs=3, augment=False, **kwargs):
+def run(tmp_path, name, epochs=3, augment=False, resume=False, callbacks=(), **settings):
     out = str(tmp_path / name)
-    kwargs.setdefault("verbose", 0)
-    kwargs.setdefault("visualdl", False)
+    config = resolve_config(TrainConfig(epochs=epochs, batch_size=8, lr=LR, weight_decay=1e-4, **settings))
     train_data = Augmented(tiny_data()) if augment else tiny_data()
-    model = train(tiny_net(), train_data, tiny_data(12, seed=1), output_dir=out, epochs=epochs,
-                  batch_size=8, lr=LR, **kwargs)
+    model = train(tiny_net(), train_data, tiny_data(12, seed=1), config=config, output_dir=out, resume=resume,
+                  verbose=0, callbacks=callbacks)
     return out, model
 
 
@@ -120,7 +121,7 @@ def test_lr_per_step_during_training(tmp_path):
 def test_lr_per_epoch_stepping_gives_the_per_epoch_cosine(tmp_path):
     rec = RecordLR()
     per_epoch = paddle.callbacks.LRScheduler(by_step=False, by_epoch=True)
-    run(tmp_path, "epoch", epochs=3, callbacks=[rec], lr_callback=per_epoch)
+    run(tmp_path, "epoch", epochs=3, callbacks=[rec, per_epoch])  # replaces the per-step LRScheduler
     expected = [cosine(LR, e, 3) for e in range(3) for _ in range(3)]
     np.testing.assert_allclose(rec.lrs, expected, rtol=1e-6)
 
@@ -159,7 +160,7 @@ def test_adam_is_numpy_adam_with_l2_beta1_momentum_and_the_cosine_lr():
         w = w - step * m / (np.sqrt(v) + eps * np.sqrt(1 - beta2 ** t))
         np.testing.assert_allclose(layer.weight.numpy(), w, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match=r"optimizer 'sgd' not found; available optimizers = \['momentum', 'adam'\]"):
-        make_optimizer(layer.parameters(), lr, 1, 1, optimizer="sgd")
+        make_optimizer(layer.parameters(), lr, 1, 1, weight_decay=0.0, optimizer="sgd")
 
 
 def test_history_and_best_model_match_the_network(tmp_path):
@@ -267,6 +268,21 @@ def test_only_rank_zero_writes(tmp_path, monkeypatch):
 
     for module in (cb_mod, train_mod):
         monkeypatch.setattr(module, "is_main_process", lambda: False)
-    out, model = run(tmp_path, "rank1", epochs=2, visualdl=True)
+    out, model = run(tmp_path, "rank1", epochs=2)
     assert not os.path.exists(out)
     assert model.network is not None
+
+
+def test_train_takes_a_resolved_config_only(tmp_path):
+    with pytest.raises(ValueError, match="lr, weight_decay, onednn to be resolved; pass resolve_config"):
+        train(tiny_net(), tiny_data(), config=TrainConfig(epochs=1, batch_size=8), output_dir=str(tmp_path / "x"))
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_resolve_config_fills_in_only_what_was_not_given():
+    official = resolve_config(TrainConfig(model="cifar_resnet20", recipe="official-cifar", lr=0.05))
+    assert (official.epochs, official.lr, official.batch_size, official.weight_decay) == (164, 0.05, 128, 5e-4)
+    notebook = resolve_config(TrainConfig(model="resnet18", attention="SE", onednn=False))
+    assert (notebook.epochs, notebook.lr, notebook.batch_size, notebook.weight_decay, notebook.attention,
+            notebook.onednn) == (100, 0.01, 32, 1e-4, "se", False)
+    assert resolve_config(notebook) == notebook  # nothing left to fill in

@@ -9,7 +9,12 @@ from visualdl import LogReader, LogWriter  # noqa: E402
 
 from simam_paddle.engine.callbacks import VISUALDL_FILE, make_visualdl  # noqa: E402
 from simam_paddle.engine.history import read_history  # noqa: E402
-from simam_paddle.engine.training import train  # noqa: E402
+from simam_paddle.config import TrainConfig  # noqa: E402
+from simam_paddle.engine.training import resolve_config, train  # noqa: E402
+
+
+def config(epochs):
+    return resolve_config(TrainConfig(epochs=epochs, batch_size=4, weight_decay=1e-4, device="cpu"))
 
 STEPS = 2  # batches per epoch: 8 samples, batch size 4
 
@@ -30,7 +35,7 @@ def test_a_resumed_run_shows_every_epoch_once(tmp_path):
     run = str(tmp_path / "towernet_none_seed1")
     log_dir = os.path.join(run, "visualdl")
     ds = data()
-    train(paddle.nn.Linear(4, 2), ds, ds, output_dir=run, epochs=2, batch_size=4, verbose=0, device="cpu")
+    train(paddle.nn.Linear(4, 2), ds, ds, config=config(epochs=2), output_dir=run, verbose=0)
     assert os.listdir(log_dir) == [VISUALDL_FILE]
     # A run stopped in epoch 3 after its first batch, by an older version writing its own file.
     stray = LogWriter(log_dir, file_name="vdlrecords.1000000000.log")
@@ -38,8 +43,7 @@ def test_a_resumed_run_shows_every_epoch_once(tmp_path):
     stray.add_scalar(tag="train/loss", value=99.0, step=2 * STEPS + 1)
     stray.close()
 
-    train(paddle.nn.Linear(4, 2), ds, ds, output_dir=run, epochs=4, batch_size=4, verbose=0, device="cpu",
-          resume=True)
+    train(paddle.nn.Linear(4, 2), ds, ds, config=config(epochs=4), output_dir=run, verbose=0, resume=True)
     assert os.listdir(log_dir) == [VISUALDL_FILE]
     epochs = [row["epoch"] for row in read_history(run)]
     assert epochs == [1, 2, 3, 4]

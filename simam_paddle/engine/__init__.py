@@ -1,6 +1,7 @@
 """Training machinery on ``paddle.Model``: optimizer and schedule, callbacks, train, evaluate and predict.
 
-- :mod:`~simam_paddle.engine.training`: optimizer, LR schedule, loaders, ``train``.
+- :mod:`~simam_paddle.engine.training`: ``resolve_config`` (a :class:`~simam_paddle.config.TrainConfig` made
+  concrete), optimizer, LR schedule, loaders, ``train`` (which takes the config whole), resuming.
 - :mod:`~simam_paddle.engine.device`: the device, its CPU threads, seeding.
 - :mod:`~simam_paddle.engine.callbacks`: every callback ``train`` and the notebooks use (best model, checkpoint,
   history, LR, per-epoch seeds, VisualDL, ...).
@@ -11,14 +12,16 @@
   ``engine="inference"`` of ``evaluate_run`` and ``predict_images``).
 - :mod:`~simam_paddle.engine.gradcam`: Grad-CAM maps of any network at a chosen layer.
 
-Imports :mod:`simam_paddle.models`, :mod:`simam_paddle.layers` and :mod:`simam_paddle.data`.
+Imports :mod:`simam_paddle.models`, :mod:`simam_paddle.layers`, :mod:`simam_paddle.data` and
+:mod:`simam_paddle.config`.
 """
 from .._paddle import require_paddle
 
 require_paddle()  # a clear message for a missing or too old Paddle, and a quiet import
 
 from .._io import atomic_write_text, is_main_process
-from .callbacks import SaveBestModel, CheckpointSaver, HistoryLogger, EpochLR, EpochSeed, make_visualdl, VISUALDL_FILE
+from .callbacks import (SaveBestModel, CheckpointSaver, HistoryLogger, EpochLR, EpochSeed, make_visualdl, VISUALDL_FILE,
+                        run_callbacks)
 from .device import seed_everything, select_device, resolve_device, describe_device
 from .history import HISTORY_COLUMNS, RunFileError, read_history, read_run_json
 from .checkpoints import (
@@ -34,7 +37,9 @@ from .training import (
     OPTIMIZERS,
     make_optimizer,
     default_weight_decay,
+    resolve_config,
     make_loader,
+    restore_last_checkpoint,
     train,
     TrainingInterrupted,
 )
@@ -65,6 +70,9 @@ __all__ = [
     "OPTIMIZERS",
     "make_optimizer",
     "default_weight_decay",
+    "resolve_config",
+    "restore_last_checkpoint",
+    "run_callbacks",
     "seed_everything",
     "EpochSeed",
     "select_device",

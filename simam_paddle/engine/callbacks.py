@@ -45,6 +45,7 @@ __all__ = [
     "QuietTraining",
     "make_visualdl",
     "VISUALDL_FILE",
+    "run_callbacks",
 ]
 
 
@@ -458,6 +459,52 @@ def make_visualdl(log_dir: str, initial_epoch: int = 0, display_name: Optional[s
 
 VISUALDL_FILE = "vdlrecords.run.log"
 """The one VisualDL record file of a run (VisualDL reads files whose names hold ``vdlrecords``)."""
+
+
+def run_callbacks(output_dir: str, train_loader, seed: int, checkpoint: Optional[Dict[str, Any]] = None,
+                  verbose: int = 0) -> List[Callback]:
+    """The callbacks that make ``fit`` a run of ``output_dir``, resumable, going on after ``checkpoint``.
+
+    In order: :class:`EpochSeed` (each epoch's shuffling from ``seed``), :class:`EpochLR` (the schedule put at
+    each epoch's start), :class:`SaveBestModel` (on eval ``acc``), :class:`HistoryLogger` (``history.csv``),
+    :class:`CheckpointSaver` (``last.*``), VisualDL where installed (:func:`make_visualdl`), and hapi's
+    ``LRScheduler`` stepping the schedule every batch. ``train`` fits with them, and a notebook through
+    :func:`~simam_paddle.experiments.open_run`, so both write the same run folder.
+
+    Args:
+        output_dir (str): the run folder.
+        train_loader (paddle.io.DataLoader): from :func:`~simam_paddle.engine.make_loader` with ``shuffle=True``.
+        seed (int): the run's seed.
+        checkpoint (dict, optional): the state of the checkpoint the run resumes from
+            (:func:`~simam_paddle.engine.restore_last_checkpoint`): ``epoch`` finished, ``best`` and
+            ``best_epoch``; None or empty for a new run. Default: None.
+        verbose (int, optional): 2 prints each epoch's learning rate; 1 and 2 each new best model. Default: 0.
+
+    Returns:
+        list: the callbacks, every one numbering epochs after the checkpoint's.
+
+    Examples:
+        >>> loader = paddle.io.DataLoader(paddle.io.TensorDataset([paddle.rand([4, 2])]), batch_size=2)
+        >>> [type(cb).__name__ for cb in run_callbacks("runs/t", loader, seed=0, checkpoint={"epoch": 2})][:5]
+        ['EpochSeed', 'EpochLR', 'SaveBestModel', 'HistoryLogger', 'CheckpointSaver']
+    """
+    checkpoint = checkpoint or {}
+    initial_epoch = int(checkpoint.get("epoch", 0))
+    best = SaveBestModel(output_dir, monitor="acc", mode="max", verbose=verbose)
+    best.best, best.best_epoch = checkpoint.get("best"), checkpoint.get("best_epoch")
+    own = [
+        EpochSeed(train_loader.batch_sampler, seed, initial_epoch),
+        EpochLR(verbose=1 if verbose == 2 else 0),
+        best,
+        HistoryLogger(os.path.join(output_dir, "history.csv")),
+        CheckpointSaver(output_dir, best_model=best),
+    ]
+    visualdl = make_visualdl(os.path.join(output_dir, "visualdl"), initial_epoch)
+    if visualdl is not None:
+        own.append(visualdl)
+    for callback in own:
+        callback.initial_epoch = initial_epoch
+    return own + [paddle.callbacks.LRScheduler(by_step=True, by_epoch=False)]
 
 
 def _run_name(log_dir: str) -> str:

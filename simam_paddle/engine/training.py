@@ -13,20 +13,22 @@ A run folder holds ``config.json`` (written by the caller, e.g. the CLI), ``hist
 ``best_model.pdparams``, ``last.pdparams``/``last.pdopt``/``last.json`` (resume state) and
 ``visualdl/``.
 """
+import dataclasses
 import math
 import os
 import signal
 import threading
-from typing import Optional, Sequence
+from typing import Any, Dict, Sequence
 
 import paddle
 
 from .._io import NotTextError, atomic_write_text, is_main_process, read_text
 from .._quiet import training_warning_filters
+from ..config import RECIPES, TRAIN_DEFAULTS, TrainConfig
 from ..data.dataset import ClearErrorDataLoader
+from ..models.zoo import model_spec, resolve_attention
 from .acceleration import onednn_convolutions, onednn_default
-from .callbacks import (CheckpointSaver, CurrentEpoch, EpochLR, EpochSeed, HistoryLogger, ResumedProgBar, SaveBestModel,
-                        make_visualdl)
+from .callbacks import CurrentEpoch, ResumedProgBar, run_callbacks
 from .checkpoints import check_state_fits, load_checkpoint_state, load_state, restore_optimizer_state
 from .device import describe_device, seed_everything, select_device
 from .history import RunFileError, read_history  # read_history: train's example
@@ -38,7 +40,9 @@ __all__ = [
     "OPTIMIZERS",
     "make_optimizer",
     "default_weight_decay",
+    "resolve_config",
     "make_loader",
+    "restore_last_checkpoint",
     "train",
     "TrainingInterrupted",
 ]
@@ -139,19 +143,48 @@ def default_weight_decay(model_name: str) -> float:
         >>> default_weight_decay("towernet"), default_weight_decay("resnet50")
         (0.0002, 0.0001)
     """
-    from ..models.zoo import model_spec
-
     return model_spec(model_name).weight_decay
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """``config`` with every None that stands for a value made concrete: the settings a run trains with.
+
+    Where ``config`` leaves them None: epochs, batch size, learning rate and weight decay are its recipe's
+    (:data:`~simam_paddle.config.RECIPES`); the attention is the model's as published, by name
+    (:func:`~simam_paddle.models.resolve_attention`); a weight decay the recipe does not set either is the
+    model's (:func:`default_weight_decay`); ``onednn`` is :func:`~simam_paddle.engine.acceleration.onednn_default`.
+    The attention layer's options (``e_lambda``, ``reduction``) stay None: the layer's own. A run resolves its
+    settings once, when it starts, and ``config.json`` stores the result.
+
+    Args:
+        config (TrainConfig): the settings given.
+
+    Returns:
+        TrainConfig: a new one; the settings given are kept as they are.
+
+    Examples:
+        >>> config = resolve_config(TrainConfig(model="cifar_resnet20", recipe="official-cifar", epochs=10))
+        >>> config.epochs, config.lr, config.batch_size, config.weight_decay, config.attention
+        (10, 0.1, 128, 0.0005, 'none')
+        >>> resolve_config(TrainConfig(model="towernet")).weight_decay  # the notebook recipe: the model's own
+        0.0002
+    """
+    recipe = {k: v for k, v in RECIPES[config.recipe].defaults.items() if getattr(config, k) is None}
+    config = dataclasses.replace(config, **recipe)
+    return dataclasses.replace(
+        config, attention=resolve_attention(config.model, config.attention),
+        weight_decay=default_weight_decay(config.model) if config.weight_decay is None else config.weight_decay,
+        onednn=onednn_default() if config.onednn is None else config.onednn)
 
 
 OPTIMIZERS = {"momentum": paddle.optimizer.Momentum, "adam": paddle.optimizer.Adam}
 """The optimizers :func:`make_optimizer` builds, by the name a run's ``optimizer`` setting takes
-(:data:`simam_paddle.experiments.config.OPTIMIZERS` lists the same names without importing Paddle)."""
+(:data:`simam_paddle.config.OPTIMIZERS` lists the same names without importing Paddle)."""
 
 
-def make_optimizer(parameters, lr: float, epochs: int, steps_per_epoch: int,
-                   momentum: float = 0.9, weight_decay: float = 1e-4,
-                   optimizer: str = "momentum", schedule: str = "cosine") -> paddle.optimizer.Optimizer:
+def make_optimizer(parameters, lr: float, epochs: int, steps_per_epoch: int, *, weight_decay: float,
+                   momentum: float = TRAIN_DEFAULTS["momentum"], optimizer: str = TRAIN_DEFAULTS["optimizer"],
+                   schedule: str = RECIPES["notebook"].schedule) -> paddle.optimizer.Optimizer:
     """The notebook's Momentum (or Adam) with L2 weight decay and a :class:`CosineDecayToZero` learning rate.
 
     Args:
@@ -159,24 +192,27 @@ def make_optimizer(parameters, lr: float, epochs: int, steps_per_epoch: int,
         lr (float): learning rate at the first step (the notebook uses 0.01).
         epochs (int): epochs in the whole run.
         steps_per_epoch (int): batches per epoch, e.g. ``len(train_loader)``.
-        momentum (float, optional): momentum; for Adam its ``beta1``, the decay of the running mean of
-            gradients that momentum is in SGD. Default: 0.9.
-        weight_decay (float, optional): L2 coefficient, added to the gradient (for Adam too: not AdamW's
+        weight_decay (float): L2 coefficient, added to the gradient (for Adam too: not AdamW's
             decoupled decay); the notebook uses 1e-4 for the baselines and 2e-4 for TowerNet (see
-            :func:`default_weight_decay`). Default: 1e-4.
+            :func:`default_weight_decay`).
+        momentum (float, optional): momentum; for Adam its ``beta1``, the decay of the running mean of
+            gradients that momentum is in SGD. Default: ``TRAIN_DEFAULTS["momentum"]``, 0.9.
         optimizer (str, optional): ``"momentum"`` (``paddle.optimizer.Momentum``, the notebook's) or
-            ``"adam"`` (``paddle.optimizer.Adam``, its default ``beta2`` and ``epsilon``). Default: "momentum".
+            ``"adam"`` (``paddle.optimizer.Adam``, its default ``beta2`` and ``epsilon``).
+            Default: ``TRAIN_DEFAULTS["optimizer"]``, "momentum".
         schedule (str, optional): ``"cosine"`` (:class:`CosineDecayToZero`, the notebook's) or ``"step"``
-            (:class:`OfficialStepDecay`, the official CIFAR recipe's). Default: "cosine".
+            (:class:`OfficialStepDecay`, the official CIFAR recipe's). Default: the notebook recipe's, "cosine".
 
     Returns:
         paddle.optimizer.Optimizer: its ``_learning_rate`` is the scheduler.
 
     Examples:
-        >>> opt = make_optimizer(paddle.nn.Linear(2, 2).parameters(), 0.01, epochs=3, steps_per_epoch=5)
+        >>> opt = make_optimizer(paddle.nn.Linear(2, 2).parameters(), 0.01, epochs=3, steps_per_epoch=5,
+        ...                      weight_decay=1e-4)
         >>> type(opt).__name__, opt.get_lr()
         ('Momentum', 0.01)
-        >>> type(make_optimizer(paddle.nn.Linear(2, 2).parameters(), 1e-4, 3, 5, optimizer="adam")).__name__
+        >>> type(make_optimizer(paddle.nn.Linear(2, 2).parameters(), 1e-4, 3, 5, weight_decay=0.0,
+        ...                     optimizer="adam")).__name__
         'Adam'
     """
     if optimizer not in OPTIMIZERS:
@@ -294,91 +330,74 @@ def _saved_epochs(output_dir: str) -> int:
         return 0
 
 
-def _restore_last_checkpoint(output_dir: str, network: paddle.nn.Layer, optimizer, best: SaveBestModel) -> int:
-    """Load the run's last checkpoint into ``network``, ``optimizer`` and ``best``; the epochs it had finished.
+def restore_last_checkpoint(output_dir: str, network: paddle.nn.Layer, optimizer) -> Dict[str, Any]:
+    """Load a run's last checkpoint into ``network`` and ``optimizer`` (its learning-rate schedule included).
 
-    History rows written after that checkpoint (a crash between the two) are dropped.
+    History rows written after that checkpoint (a crash between the two) are dropped, so the run goes on
+    from the epoch both agree on. ``train(..., resume=True)`` and
+    :func:`~simam_paddle.experiments.open_run` resume with it.
+
+    Args:
+        output_dir (str): the run folder, holding ``last.json``, ``last.pdparams`` and ``last.pdopt``.
+        network (paddle.nn.Layer): the run's network.
+        optimizer (paddle.optimizer.Optimizer): the run's optimizer, from :func:`make_optimizer`.
+
+    Returns:
+        dict: the checkpoint's state: ``epoch`` (epochs finished), ``best`` and ``best_epoch`` (the best
+        evaluation so far), as :func:`~simam_paddle.engine.callbacks.run_callbacks` takes it.
+
+    Examples:
+        >>> restore_last_checkpoint("runs/demo/towernet_simam", network, optimizer)["epoch"]  # doctest: +SKIP
+        3
     """
     state = load_checkpoint_state(output_dir)
-    initial_epoch = int(state["epoch"])
     weights_path = os.path.join(output_dir, "last.pdparams")
     weights = load_state(weights_path)
     # Paddle only warns about weights that do not fit; the run would go on from random ones.
     check_state_fits(weights, network, weights_path)
     network.set_state_dict(weights)
     restore_optimizer_state(optimizer, network, load_state(os.path.join(output_dir, "last.pdopt")))
-    best.best, best.best_epoch = state.get("best"), state.get("best_epoch")
     if is_main_process():
-        _trim_history(os.path.join(output_dir, "history.csv"), initial_epoch)
-    return initial_epoch
+        _trim_history(os.path.join(output_dir, "history.csv"), int(state["epoch"]))
+    return state
 
 
-def _run_folder_callbacks(output_dir: str, train_loader, seed: int, initial_epoch: int, best: SaveBestModel,
-                          verbose: int, visualdl: bool) -> list:
-    """The callbacks that write the run folder, seed each epoch and set its learning rate, from ``initial_epoch``."""
-    own = [
-        EpochSeed(train_loader.batch_sampler, seed, initial_epoch),
-        EpochLR(verbose=1 if verbose == 2 else 0),
-        best,
-        HistoryLogger(os.path.join(output_dir, "history.csv")),
-        CheckpointSaver(output_dir, best_model=best),
-    ]
-    if visualdl:
-        vdl = make_visualdl(os.path.join(output_dir, "visualdl"), initial_epoch)
-        if vdl is not None:
-            own.append(vdl)
-    for cb in own:
-        cb.initial_epoch = initial_epoch
-    return own
+# What train reads from its config: None in any of them is a setting left to resolve_config.
+_RESOLVED = ("epochs", "batch_size", "lr", "weight_decay", "onednn")
 
 
-def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: str, epochs: int,
-          batch_size: int = 32, lr: float = 0.01, weight_decay: float = 1e-4, momentum: float = 0.9,
-          optimizer: str = "momentum", seed: int = 0, num_workers: int = 0, resume: bool = False, device: str = "auto",
-          verbose: int = 1, visualdl: bool = True, lr_callback: Optional[paddle.callbacks.Callback] = None,
-          callbacks: Sequence[paddle.callbacks.Callback] = (), onednn: Optional[bool] = None,
-          schedule: str = "cosine") -> paddle.Model:
-    """Train ``network`` with the notebook's recipe, writing a resumable run folder.
+def train(network: paddle.nn.Layer, train_data, eval_data=None, *, config: TrainConfig, output_dir: str,
+          resume: bool = False, verbose: int = 1, callbacks: Sequence[paddle.callbacks.Callback] = ()) -> paddle.Model:
+    """Train ``network`` with the settings of ``config``, writing a resumable run folder.
 
     Writes into ``output_dir`` (rank 0 only): ``history.csv`` (one row per epoch),
     ``best_model.pdparams`` (weights of the best evaluation accuracy), ``last.pdparams``,
-    ``last.pdopt`` and ``last.json`` after every epoch, and ``visualdl/`` logs.
-    Seed before building ``network`` (:func:`~simam_paddle.engine.device.seed_everything`) for reproducible initial weights;
-    this function reseeds for shuffling and augmentation.
+    ``last.pdopt`` and ``last.json`` after every epoch, and ``visualdl/`` logs where visualdl is installed.
+    Seed before building ``network`` (:func:`~simam_paddle.engine.device.seed_everything`) for reproducible
+    initial weights; this function reseeds for shuffling and augmentation.
+
+    From ``config`` it reads: ``device``, ``seed`` (Python, NumPy, Paddle and the shuffling), ``batch_size``
+    (per process), ``num_workers``, the optimizer's ``lr``, ``epochs`` (of the whole run, also when resuming),
+    ``momentum``, ``weight_decay`` and ``optimizer``, the learning-rate schedule of its ``recipe`` (see
+    :func:`make_optimizer`), and ``onednn``: on the CPU, run the convolutions on oneDNN kernels during
+    training and the per-epoch evaluation (:func:`~simam_paddle.engine.acceleration.onednn_convolutions`;
+    measured 2.7x the training images/s of Paddle's dygraph kernels for TowerNet and 4.7x for the CIFAR
+    ResNet-20, with the same accuracy over three seeds of each, docs/PERFORMANCE.md; one batch's gradients
+    can differ from those of Paddle's kernels by more than float32 rounding, which
+    :func:`~simam_paddle.engine.acceleration.onednn_gradient_error` measures; ignored on a GPU).
 
     Args:
         network (paddle.nn.Layer): the model to train, returning logits.
         train_data (paddle.io.Dataset): items ``(image, label)``.
         eval_data (paddle.io.Dataset, optional): evaluated after every epoch. Default: None.
+        config (TrainConfig): the run's settings, resolved (:func:`resolve_config`): none of epochs,
+            batch size, learning rate, weight decay and onednn left None.
         output_dir (str): the run folder.
-        epochs (int): total epochs of the run (also when resuming).
-        batch_size (int, optional): per-process batch size. Default: 32.
-        lr (float, optional): initial learning rate of the cosine schedule. Default: 0.01.
-        weight_decay (float, optional): L2 coefficient. Default: 1e-4.
-        momentum (float, optional): Momentum (Adam: beta1). Default: 0.9.
-        optimizer (str, optional): "momentum" or "adam", see :func:`make_optimizer`. Default: "momentum".
-        seed (int, optional): seed for Python, NumPy, Paddle and the shuffling. Default: 0.
-        num_workers (int, optional): DataLoader worker processes. Default: 0.
         resume (bool, optional): continue from ``output_dir/last.*`` with the LR schedule, best
-            accuracy and history as they were. Default: False.
-        device (str, optional): see :func:`~simam_paddle.engine.device.select_device`. Default: "auto".
+            accuracy and history as they were (:func:`restore_last_checkpoint`). Default: False.
         verbose (int, optional): hapi's progress display (0 silent, 1 progress bar, 2 per epoch). Default: 1.
-        visualdl (bool, optional): write VisualDL logs if visualdl is installed. Default: True.
-        lr_callback (paddle.callbacks.Callback, optional): how hapi steps the schedule; None steps
-            it every batch (``paddle.callbacks.LRScheduler(by_step=True)``). Default: None.
-        callbacks (list, optional): further callbacks. Default: ().
-        onednn (bool|None, optional): on the CPU, run the convolutions on oneDNN kernels during
-            training and the per-epoch evaluation
-            (:func:`~simam_paddle.engine.acceleration.onednn_convolutions`): measured 2.7x the training
-            images/s of Paddle's dygraph kernels for TowerNet and 4.7x for the CIFAR ResNet-20, and the same
-            accuracy over three seeds of each (docs/PERFORMANCE.md); one batch's gradients can differ from
-            those of Paddle's kernels by more than float32 rounding (ReLU and max-pooling decisions that
-            rounding flips; :func:`~simam_paddle.engine.acceleration.onednn_gradient_error` measures it).
-            False: Paddle's own kernels. None: on wherever Paddle can
-            (:func:`~simam_paddle.engine.acceleration.onednn_default`: Paddle 3.x with oneDNN). Ignored
-            on a GPU. Default: None.
-        schedule (str, optional): the learning-rate schedule, ``"cosine"`` or ``"step"`` (see
-            :func:`make_optimizer`). Default: "cosine".
+        callbacks (list, optional): further callbacks; a ``paddle.callbacks.LRScheduler`` among them replaces
+            the one stepping the schedule every batch, a ``ProgBarLogger`` the progress display. Default: ().
 
     Returns:
         paddle.Model: the prepared model holding the last epoch's weights.
@@ -386,51 +405,54 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, output_dir: s
     Examples:
         >>> ds = paddle.io.TensorDataset([paddle.rand([8, 4]), paddle.randint(0, 2, [8, 1])])
         >>> import tempfile; run = tempfile.mkdtemp()
-        >>> model = train(paddle.nn.Linear(4, 2), ds, ds, output_dir=run, epochs=1, verbose=0)
+        >>> config = resolve_config(TrainConfig(epochs=1, batch_size=4, device="cpu"))
+        >>> model = train(paddle.nn.Linear(4, 2), ds, ds, config=config, output_dir=run, verbose=0)
         >>> len(read_history(run))
         1
     """
-    if not (isinstance(epochs, int) and epochs > 0):
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if not (isinstance(num_workers, int) and num_workers >= 0):
-        raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
-    select_device(device)
-    seed_everything(seed)
+    unresolved = [name for name in _RESOLVED if getattr(config, name) is None]
+    if unresolved:
+        raise ValueError(f"config leaves {', '.join(unresolved)} to be resolved; pass resolve_config(config), "
+                         "which fills in the recipe's and the model's own values")
+    select_device(config.device)
+    seed_everything(config.seed)
 
-    train_loader = make_loader(train_data, batch_size, shuffle=True, num_workers=num_workers)
-    eval_loader = make_loader(eval_data, batch_size, num_workers=num_workers) if eval_data is not None else None
-    optimizer = make_optimizer(network.parameters(), lr, epochs, len(train_loader),
-                               momentum=momentum, weight_decay=weight_decay, optimizer=optimizer, schedule=schedule)
+    train_loader = make_loader(train_data, config.batch_size, shuffle=True, num_workers=config.num_workers)
+    eval_loader = (make_loader(eval_data, config.batch_size, num_workers=config.num_workers)
+                   if eval_data is not None else None)
+    optimizer = make_optimizer(network.parameters(), config.lr, config.epochs, len(train_loader),
+                               weight_decay=config.weight_decay, momentum=config.momentum,
+                               optimizer=config.optimizer, schedule=RECIPES[config.recipe].schedule)
     model = paddle.Model(network)
     model.prepare(optimizer, paddle.nn.CrossEntropyLoss(), paddle.metric.Accuracy())
 
-    history_path = os.path.join(output_dir, "history.csv")
-    best = SaveBestModel(output_dir, monitor="acc", mode="max", verbose=verbose)
-    initial_epoch = 0
+    checkpoint: Dict[str, Any] = {}
     if resume:
-        initial_epoch = _restore_last_checkpoint(output_dir, network, optimizer, best)
+        checkpoint = restore_last_checkpoint(output_dir, network, optimizer)
         if verbose:
-            print(f"resuming {output_dir} after epoch {initial_epoch} of {epochs}")
+            print(f"resuming {output_dir} after epoch {checkpoint['epoch']} of {config.epochs}")
     elif is_main_process() and (os.path.exists(os.path.join(output_dir, "last.json"))
-                                or os.path.exists(history_path)):
+                                or os.path.exists(os.path.join(output_dir, "history.csv"))):
         # Only rank 0 checks: the others could already see the files rank 0 is writing.
         raise FileExistsError(
             f"{output_dir} already holds a run (history.csv/last.json); resume it or choose another output folder")
     if is_main_process():
         os.makedirs(output_dir, exist_ok=True)
-    own = _run_folder_callbacks(output_dir, train_loader, seed, initial_epoch, best, verbose, visualdl)
-    own.append(lr_callback or paddle.callbacks.LRScheduler(by_step=True, by_epoch=False))
+    initial_epoch = int(checkpoint.get("epoch", 0))
+    own = run_callbacks(output_dir, train_loader, config.seed, checkpoint, verbose)
+    if any(isinstance(cb, paddle.callbacks.LRScheduler) for cb in callbacks):
+        own = [cb for cb in own if not isinstance(cb, paddle.callbacks.LRScheduler)]
 
-    remaining = epochs - initial_epoch
+    remaining = config.epochs - initial_epoch
     if remaining <= 0:
         if verbose:
-            print(f"{output_dir} already finished {initial_epoch} of {epochs} epochs; nothing to do")
+            print(f"{output_dir} already finished {initial_epoch} of {config.epochs} epochs; nothing to do")
         return model
     log_freq = len(train_loader) if verbose == 2 else max(1, len(train_loader) // 10)
     if verbose and not any(isinstance(cb, paddle.callbacks.ProgBarLogger) for cb in callbacks):
         own.insert(0, ResumedProgBar(log_freq, verbose, initial_epoch))
     _fit(model, train_loader, eval_loader, remaining, [*own, *callbacks], output_dir, initial_epoch,
-         onednn_default() if onednn is None else onednn, verbose, log_freq)
+         config.onednn, verbose, log_freq)
     return model
 
 

@@ -8,6 +8,7 @@ resolved when read, by :func:`load_config`). A split folder (``SPLIT``) holds ``
 sub-folder per class (as ``split_dataset`` writes it).
 """
 import contextlib
+import dataclasses
 import json
 import os
 import stat
@@ -31,7 +32,7 @@ from .config import RECIPES, TRAIN_DEFAULTS, TrainConfig, check_settings, load_c
 
 __all__ = [
     "TRAIN_DEFAULTS", "TrainConfig", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets",
-    "train_run", "stored_data_path",
+    "train_run", "stored_data_path", "run_environment", "write_run_config",
     "complete_run", "load_config", "load_run", "run_kernels", "evaluate_run", "export_run", "lock_run_folder",
     "RunInUseError", "run_folders",
 ]
@@ -322,9 +323,7 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         >>> config["num_classes"]  # doctest: +SKIP
         10
     """
-    from ..engine.acceleration import onednn_default
-    from ..engine.training import default_weight_decay
-    from ..models.zoo import resolve_attention
+    from ..engine.training import resolve_config
 
     unknown = sorted(set(settings) - set(TRAIN_DEFAULTS))
     if unknown:
@@ -333,11 +332,12 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
     # Every setting is checked before anything is written, so a bad one never leaves a run folder behind.
     _check_settings(given)
     if resume:
-        config = load_config(output)
-        _require_classes(config, output)
-        _check_same_run(config, output, data, given)
-        config.update({k: given[k] for k in resumable_settings() if k in given})
-        _check_settings(config)
+        record = load_config(output)
+        _require_classes(record, output)
+        _check_same_run(record, output, data, given)
+        record.update({k: given[k] for k in resumable_settings() if k in given})
+        _check_settings(record)
+        config = TrainConfig.from_record(record)
     else:
         if data is None:
             raise ValueError("data=SPLIT is required: a split folder holding train/ and eval/")
@@ -345,29 +345,29 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
             from .finetune import init_from_settings
 
             given = init_from_settings(given)
-        # The recipe's defaults fill what the caller did not give; the given settings win.
-        recipe = RECIPES[given.get("recipe", TRAIN_DEFAULTS["recipe"])]
-        config = {**TRAIN_DEFAULTS, **recipe.defaults, **given, "data": stored_data_path(data)}
-        _check_settings(config)
-        _check_model_name(config["model"])
-        # The model's own attention and weight decay, by name and value: what config.json stores.
-        config["attention"] = resolve_attention(config["model"], config["attention"])
-        if config["weight_decay"] is None:
-            config["weight_decay"] = default_weight_decay(config["model"])
-        if config["onednn"] is None:
-            config["onednn"] = onednn_default()
-        attention_options(config)
-        train_dir, _ = _split_dirs(config["data"])
-        if recipe.normalize == "train-images":
-            from ..data.dataset import compute_mean_std
-
-            mean, std = compute_mean_std(train_dir, config["image_size"])
-            config["normalize"] = {"mean": [round(v, 8) for v in mean], "std": [round(v, 8) for v in std],
-                                   "from": "the training images"}
+        _check_model_name(given.get("model", TRAIN_DEFAULTS["model"]))
+        # The recipe's defaults where the caller gave none, the model's own attention and weight decay (by
+        # name and value), the kernels: resolved once, and what config.json stores.
+        config = resolve_config(TrainConfig(**given))
+        record = {**dataclasses.asdict(config), "data": stored_data_path(data)}
+        attention_options(record)
+        record.update(_normalisation(record))
     with lock_run_folder(output):
         if is_main_process():  # the others could already see the files rank 0 writes below
             _check_folder_state(output, resume, verbose)
-        return _train_locked(config, output, resume, verbose)
+        return _train_locked(config, record, output, resume, verbose)
+
+
+def _normalisation(record: Dict[str, Any]) -> Dict[str, Any]:
+    """``{"normalize": ...}``, the training images' mean and std, for a recipe normalising with them; else ``{}``."""
+    train_dir, _ = _split_dirs(record["data"])
+    if RECIPES[record["recipe"]].normalize != "train-images":
+        return {}
+    from ..data.dataset import compute_mean_std
+
+    mean, std = compute_mean_std(train_dir, record["image_size"])
+    return {"normalize": {"mean": [round(v, 8) for v in mean], "std": [round(v, 8) for v in std],
+                          "from": "the training images"}}
 
 
 def _check_folder_state(output: str, resume: bool, verbose: int) -> None:
@@ -391,45 +391,71 @@ def _check_folder_state(output: str, resume: bool, verbose: int) -> None:
             os.remove(os.path.join(output, name))
 
 
-def _train_locked(config: Dict[str, Any], output: str, resume: bool, verbose: int) -> Dict[str, Any]:
+def _train_locked(config: TrainConfig, record: Dict[str, Any], output: str, resume: bool,
+                  verbose: int) -> Dict[str, Any]:
+    """Under the run's lock: the datasets and network of ``record`` (what config.json holds), trained with
+    ``config``; config.json is written, with what the run sees (classes, sample counts, Paddle, device),
+    before the first epoch."""
     from ..engine.device import seed_everything
     from ..engine.training import train
 
-    train_data, eval_data = run_datasets(config)
+    train_data, eval_data = run_datasets(record)
     if list(train_data.classes) != list(eval_data.classes):
-        raise ValueError(f"train/ and eval/ of {config['data']!r} hold different classes: "
+        raise ValueError(f"train/ and eval/ of {record['data']!r} hold different classes: "
                          f"{list(train_data.classes)} vs {list(eval_data.classes)}")
-    if resume and list(train_data.classes) != config["classes"]:
-        raise ValueError(f"the classes in {config['data']!r} changed since the run started: "
-                         f"{list(train_data.classes)} vs {config['classes']}")
+    if resume and list(train_data.classes) != record["classes"]:
+        raise ValueError(f"the classes in {record['data']!r} changed since the run started: "
+                         f"{list(train_data.classes)} vs {record['classes']}")
     classes = list(train_data.classes)
-    train_data = per_class_subset(train_data, config["train_per_class"])
-    eval_data = per_class_subset(eval_data, config["eval_per_class"])
-    config.update(num_classes=len(classes), classes=classes, train_samples=len(train_data),
+    train_data = per_class_subset(train_data, config.train_per_class)
+    eval_data = per_class_subset(eval_data, config.eval_per_class)
+    record.update(num_classes=len(classes), classes=classes, train_samples=len(train_data),
                   eval_samples=len(eval_data))
 
-    seed_everything(config["seed"])
-    network = build_network(config)
-    _check_input_size(network, config)
-    if not resume and config.get("init_from"):
+    seed_everything(config.seed)
+    network = build_network(record)
+    _check_input_size(network, record)
+    if not resume and config.init_from:
         from .finetune import init_from_run
 
-        init_from_run(network, config["init_from"], verbose=bool(verbose) and is_main_process())
+        init_from_run(network, config.init_from, verbose=bool(verbose) and is_main_process())
     if not resume:
-        from ..engine.device import describe_device, select_device
+        from ..engine.device import select_device
 
-        select_device(config["device"])  # the device the run is on, recorded as such ("device" is what was asked)
-        config.update(paddle_version=paddle.__version__, ran_on=describe_device(),
-                      started=time.strftime("%Y-%m-%d %H:%M:%S"))
+        select_device(config.device)  # the device the run is on, recorded as such ("device" is what was asked)
+        record.update(run_environment())
+    write_run_config(output, record)
+    train(network, train_data, eval_data, config=config, output_dir=output, resume=resume, verbose=verbose)
+    return record
+
+
+def run_environment() -> Dict[str, Any]:
+    """What a new run's ``config.json`` records of where it ran: Paddle's version, the device (select it first)
+    and the start time.
+
+    Examples:
+        >>> sorted(run_environment())
+        ['paddle_version', 'ran_on', 'started']
+    """
+    from ..engine.device import describe_device
+
+    return {"paddle_version": paddle.__version__, "ran_on": describe_device(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def write_run_config(output: str, record: Dict[str, Any]) -> None:
+    """Write ``record`` as the ``config.json`` of run folder ``output`` (rank 0 only), replacing it atomically.
+
+    ``record`` is what :func:`load_config` reads back: the run's resolved settings
+    (``dataclasses.asdict`` of a :class:`TrainConfig`), then ``data`` (as :func:`stored_data_path` gives it) and
+    what the run sees: ``classes``, ``num_classes``, sample counts, :func:`run_environment`.
+
+    Examples:
+        >>> write_run_config("runs/t", {**TRAIN_DEFAULTS, "data": "data/split"})  # doctest: +SKIP
+    """
     if is_main_process():
         os.makedirs(output, exist_ok=True)
-        atomic_write_text(json.dumps(config, indent=2) + "\n", os.path.join(output, "config.json"))
-    train(network, train_data, eval_data, output_dir=output, epochs=config["epochs"],
-          batch_size=config["batch_size"], lr=config["lr"], weight_decay=config["weight_decay"],
-          momentum=config["momentum"], optimizer=config["optimizer"], seed=config["seed"], num_workers=config["num_workers"],
-          resume=resume, device=config["device"], verbose=verbose, onednn=config.get("onednn", False),
-          schedule=RECIPES[config.get("recipe", "notebook")].schedule)
-    return config
+        atomic_write_text(json.dumps(record, indent=2) + "\n", os.path.join(output, "config.json"))
 
 
 def _finished_epochs(run_dir: str) -> int:
