@@ -17,9 +17,8 @@
   and a new one is recorded (``config.json``, ``history.csv``, checkpoints, VisualDL) exactly as
   :func:`simam_paddle.complete_run` records its runs.
 """
-import json
+import dataclasses
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -259,10 +258,6 @@ def layer_table(network, input_size: Union[int, Sequence[int]], depth: int = 1) 
     return "\n".join(line.rstrip() for line in lines)
 
 
-# Settings that may differ when a run is picked up again: they do not change what is trained.
-_FREE_SETTINGS = ("num_workers", "cache", "device", "onednn")
-
-
 def _check_prepared_optimizer(optimizer: Any, name: str) -> None:
     """Refuse a model prepared with another optimizer than the run's settings name (config.json records the name)."""
     from ..engine import OPTIMIZERS
@@ -324,19 +319,6 @@ def _history_rows(path: str) -> int:
         return 0
 
 
-def _keep_history_rows(path: str, epochs: int) -> None:
-    """Drop history rows after the last checkpoint (written before a crash that lost their weights)."""
-    from .._io import read_text
-    from ..engine import atomic_write_text
-
-    if not os.path.isfile(path):
-        return
-    lines = read_text(path, "a history.csv written by `train`", newline="").splitlines(keepends=True)
-    kept = lines[:1] + [line for line in lines[1:] if line.strip() and int(line.split(",", 1)[0]) <= epochs]
-    if kept != lines:
-        atomic_write_text("".join(kept), path)
-
-
 def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[str, os.PathLike],
              settings: Mapping[str, Any], eval_loader=None, verbose: int = 1) -> NotebookRun:
     """Tie a prepared ``paddle.Model`` to a run folder, so that fitting it in a notebook is re-run safe.
@@ -379,24 +361,25 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
         ...     with onednn_convolutions(model.network, run.onednn):  # doctest: +SKIP
         ...         model.fit(train_loader, eval_loader, epochs=run.remaining_epochs, callbacks=run.callbacks)
     """
-    from ..engine import check_state_fits, is_main_process, load_state, onednn_default
+    from ..engine import check_state_fits, is_main_process, load_state, resolve_config
     from ..engine.device import select_device
-    from .config import TRAIN_DEFAULTS, load_config
+    from .config import TrainConfig, load_config
 
     run_dir = os.fspath(run_dir)
     given = _open_run_settings(model, settings)
+    config = TrainConfig(**given)
     # As train does: the device asked for and, on the CPU, every core (Paddle's default is one thread).
-    select_device(given.get("device", TRAIN_DEFAULTS["device"]))
+    select_device(config.device)
     network = model.network
-    epochs = int(given["epochs"])
+    epochs = config.epochs
 
-    initial_epoch, best_state = 0, {}
-    onednn = given.get("onednn")
+    checkpoint: Dict[str, Any] = {}
+    onednn = config.onednn
     if os.path.isfile(os.path.join(run_dir, "config.json")):
-        config = load_config(run_dir)
+        record = load_config(run_dir)
         if onednn is None:
-            onednn = bool(config.get("onednn", False))
-        _refuse_other_settings(run_dir, config, given)
+            onednn = record["onednn"]
+        _refuse_other_settings(run_dir, record, given)
         if _history_rows(run_dir) >= epochs:
             path = os.path.join(run_dir, "best_model.pdparams")
             state = load_state(path)
@@ -407,13 +390,14 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
             if verbose:
                 print(message)
             return run
-        initial_epoch, best_state = _resume_or_start_over(run_dir, model)
-    if onednn is None:
-        onednn = onednn_default()
-    if initial_epoch == 0 and is_main_process():
-        _write_run_config(run_dir, given, onednn, data, train_loader, eval_loader)
-    callbacks = _run_callbacks(run_dir, train_loader, int(given.get("seed", TRAIN_DEFAULTS["seed"])), initial_epoch,
-                               best_state, epochs, verbose)
+        checkpoint = _resume_or_start_over(run_dir, model)
+    initial_epoch = int(checkpoint.get("epoch", 0))
+    if initial_epoch == 0:
+        config = resolve_config(dataclasses.replace(config, onednn=onednn))
+        onednn = config.onednn
+        if is_main_process():
+            _write_run_config(run_dir, config, data, train_loader, eval_loader)
+    callbacks = _run_callbacks(run_dir, train_loader, config.seed, checkpoint, epochs, verbose)
     if initial_epoch:
         status, message = "resumed", f"{run_dir}: resuming after epoch {initial_epoch} of {epochs}"
     else:
@@ -448,92 +432,54 @@ def _open_run_settings(model, settings: Mapping[str, Any]) -> Dict[str, Any]:
 
 def _refuse_other_settings(run_dir: str, config: Dict[str, Any], given: Dict[str, Any]) -> None:
     """A ``ValueError`` naming every given setting (other than those a resume may change) the run has not."""
-    changed = {k: (config.get(k), v) for k, v in given.items()
-               if k not in _FREE_SETTINGS and config.get(k) != v}
+    from .config import resumable_settings
+
+    resumable = resumable_settings()  # they do not change what is trained
+    changed = {k: (config.get(k), v) for k, v in given.items() if k not in resumable and config.get(k) != v}
     if changed:
         detail = ", ".join(f"{k}: run has {old!r}, given {new!r}" for k, (old, new) in changed.items())
         raise ValueError(f"{run_dir!r} holds a run with other settings ({detail}); "
                          "use another run folder, or remove this one to train it again")
 
 
-def _resume_or_start_over(run_dir: str, model) -> Tuple[int, Dict[str, Any]]:
-    """An interrupted run's last weights and optimizer state loaded into ``model``: (epochs done, checkpoint
-    state); a run that finished no epoch has its files removed: (0, {})."""
-    from ..engine import (check_state_fits, is_main_process, load_checkpoint_state, load_state,
-                          restore_optimizer_state)
+def _resume_or_start_over(run_dir: str, model) -> Dict[str, Any]:
+    """An interrupted run's last weights and optimizer state loaded into ``model``, as ``train`` resumes: the
+    checkpoint's state; a run that finished no epoch has its files removed: ``{}``."""
+    from ..engine import is_main_process, restore_last_checkpoint
 
     if os.path.isfile(os.path.join(run_dir, "last.json")):
-        best_state = load_checkpoint_state(run_dir)
-        initial_epoch = int(best_state["epoch"])
-        path = os.path.join(run_dir, "last.pdparams")
-        state = load_state(path)
-        check_state_fits(state, model.network, path)
-        model.network.set_state_dict(state)
-        restore_optimizer_state(model._optimizer, model.network, load_state(os.path.join(run_dir, "last.pdopt")))
-        if is_main_process():
-            _keep_history_rows(os.path.join(run_dir, "history.csv"), initial_epoch)
-        return initial_epoch, best_state
+        return restore_last_checkpoint(run_dir, model.network, model._optimizer)
     if is_main_process():  # started, but no epoch finished: start over
         for name in ("history.csv", "best_model.pdparams", "last.pdparams", "last.pdopt"):
             if os.path.exists(os.path.join(run_dir, name)):
                 os.remove(os.path.join(run_dir, name))
-    return 0, {}
+    return {}
 
 
-def _write_run_config(run_dir: str, given: Dict[str, Any], onednn: bool, data: Union[str, os.PathLike],
-                      train_loader, eval_loader) -> None:
-    """A new run's ``config.json``: the settings given, the defaults and the model's own values for the rest, and
-    what the run sees (data, classes, sample counts, Paddle, device)."""
-    import paddle
-
-    from ..engine import atomic_write_text, default_weight_decay
-    from ..engine.device import describe_device
-    from ..models.zoo import available_models, resolve_attention
-    from .config import TRAIN_DEFAULTS
+def _write_run_config(run_dir: str, config, data: Union[str, os.PathLike], train_loader, eval_loader) -> None:
+    """A new run's ``config.json`` as ``train_run`` writes it: the resolved settings, the data folder, and what
+    the run sees (classes, sample counts, Paddle, device)."""
+    from .runs import run_environment, stored_data_path, write_run_config
 
     classes = _dataset_classes(train_loader.dataset)
-    config = {**TRAIN_DEFAULTS, **given, "onednn": onednn, "data": os.path.abspath(data), "num_classes": len(classes),
-              "classes": classes, "train_samples": len(train_loader.dataset),
-              "eval_samples": len(eval_loader.dataset) if eval_loader is not None else None,
-              "paddle_version": paddle.__version__, "ran_on": describe_device(),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    if config["attention"] is None and config["model"] in available_models():
-        # The model as published, stored by name as train_run stores it (TowerNet's is SimAM).
-        config["attention"] = resolve_attention(config["model"])
-    if config["weight_decay"] is None:
-        config["weight_decay"] = default_weight_decay(config["model"])
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(json.dumps(config, indent=2) + "\n", os.path.join(run_dir, "config.json"))
+    write_run_config(run_dir, {
+        **dataclasses.asdict(config), "data": stored_data_path(os.fspath(data)), "num_classes": len(classes),
+        "classes": classes, "train_samples": len(train_loader.dataset),
+        "eval_samples": len(eval_loader.dataset) if eval_loader is not None else None, **run_environment()})
 
 
-def _run_callbacks(run_dir: str, train_loader, seed: int, initial_epoch: int, best_state: Dict[str, Any],
-                   epochs: int, verbose: int) -> list:
-    """The callbacks that make ``fit`` write the run folder as ``train`` does, from ``initial_epoch``."""
-    import paddle
-
-    from ..engine import (CheckpointSaver, EpochLR, EpochSeed, HistoryLogger, SaveBestModel, is_main_process,
-                          make_visualdl)
+def _run_callbacks(run_dir: str, train_loader, seed: int, checkpoint: Dict[str, Any], epochs: int,
+                   verbose: int) -> list:
+    """``train``'s callbacks (:func:`~simam_paddle.engine.run_callbacks`), so ``fit`` writes the run folder as it
+    does, with the training warnings hidden and one printed line per epoch instead of a progress bar."""
+    from ..engine import SaveBestModel, is_main_process, run_callbacks
     from ..engine.callbacks import EpochReport, QuietTraining
 
-    history = os.path.join(run_dir, "history.csv")
-    best = SaveBestModel(run_dir, monitor="acc", mode="max", verbose=0)
-    best.best, best.best_epoch = best_state.get("best"), best_state.get("best_epoch")
-    callbacks = [
-        QuietTraining(),
-        EpochSeed(train_loader.batch_sampler, seed, initial_epoch),
-        EpochLR(),
-        best,
-        HistoryLogger(history),
-        CheckpointSaver(run_dir, best_model=best),
-    ]
-    visualdl = make_visualdl(os.path.join(run_dir, "visualdl"), initial_epoch)
-    if visualdl is not None:
-        callbacks.append(visualdl)
-    for callback in callbacks:
-        callback.initial_epoch = initial_epoch
+    callbacks = [QuietTraining(), *run_callbacks(run_dir, train_loader, seed, checkpoint)]
     if verbose and is_main_process():
-        callbacks.append(EpochReport(history, epochs, best))
-    callbacks.append(paddle.callbacks.LRScheduler(by_step=True, by_epoch=False))
+        best = next(cb for cb in callbacks if isinstance(cb, SaveBestModel))
+        # before hapi's LRScheduler, the last
+        callbacks.insert(-1, EpochReport(os.path.join(run_dir, "history.csv"), epochs, best))
     return callbacks
 
 
