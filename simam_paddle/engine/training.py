@@ -26,7 +26,7 @@ from .._io import NotTextError, atomic_write_text, is_main_process, read_text
 from .._quiet import training_warning_filters
 from ..config import RECIPES, TRAIN_DEFAULTS, TrainConfig
 from ..data.dataset import ClearErrorDataLoader
-from ..models.zoo import model_spec, resolve_attention
+from ..models.zoo import ModelSpec, model_spec, resolve_attention
 from .acceleration import onednn_convolutions, onednn_default
 from .callbacks import CurrentEpoch, ResumedProgBar, run_callbacks
 from .checkpoints import check_state_fits, load_checkpoint_state, load_state, restore_optimizer_state
@@ -182,8 +182,9 @@ OPTIMIZERS = {"momentum": paddle.optimizer.Momentum, "adam": paddle.optimizer.Ad
 (:data:`simam_paddle.config.OPTIMIZERS` lists the same names without importing Paddle)."""
 
 
-def make_optimizer(parameters, lr: float, epochs: int, steps_per_epoch: int, *, weight_decay: float,
-                   momentum: float = TRAIN_DEFAULTS["momentum"], optimizer: str = TRAIN_DEFAULTS["optimizer"],
+def make_optimizer(parameters, lr: float, epochs: int, steps_per_epoch: int,
+                   momentum: float = TRAIN_DEFAULTS["momentum"], weight_decay: float = ModelSpec.weight_decay,
+                   optimizer: str = TRAIN_DEFAULTS["optimizer"],
                    schedule: str = RECIPES["notebook"].schedule) -> paddle.optimizer.Optimizer:
     """The notebook's Momentum (or Adam) with L2 weight decay and a :class:`CosineDecayToZero` learning rate.
 
@@ -192,11 +193,12 @@ def make_optimizer(parameters, lr: float, epochs: int, steps_per_epoch: int, *, 
         lr (float): learning rate at the first step (the notebook uses 0.01).
         epochs (int): epochs in the whole run.
         steps_per_epoch (int): batches per epoch, e.g. ``len(train_loader)``.
-        weight_decay (float): L2 coefficient, added to the gradient (for Adam too: not AdamW's
-            decoupled decay); the notebook uses 1e-4 for the baselines and 2e-4 for TowerNet (see
-            :func:`default_weight_decay`).
         momentum (float, optional): momentum; for Adam its ``beta1``, the decay of the running mean of
             gradients that momentum is in SGD. Default: ``TRAIN_DEFAULTS["momentum"]``, 0.9.
+        weight_decay (float, optional): L2 coefficient, added to the gradient (for Adam too: not AdamW's
+            decoupled decay); the notebook uses 1e-4 for the baselines and 2e-4 for TowerNet (see
+            :func:`default_weight_decay`). Default: a zoo model's unless its entry says otherwise,
+            ``ModelSpec.weight_decay``, 1e-4.
         optimizer (str, optional): ``"momentum"`` (``paddle.optimizer.Momentum``, the notebook's) or
             ``"adam"`` (``paddle.optimizer.Adam``, its default ``beta2`` and ``epsilon``).
             Default: ``TRAIN_DEFAULTS["optimizer"]``, "momentum".
@@ -207,12 +209,10 @@ def make_optimizer(parameters, lr: float, epochs: int, steps_per_epoch: int, *, 
         paddle.optimizer.Optimizer: its ``_learning_rate`` is the scheduler.
 
     Examples:
-        >>> opt = make_optimizer(paddle.nn.Linear(2, 2).parameters(), 0.01, epochs=3, steps_per_epoch=5,
-        ...                      weight_decay=1e-4)
+        >>> opt = make_optimizer(paddle.nn.Linear(2, 2).parameters(), 0.01, epochs=3, steps_per_epoch=5)
         >>> type(opt).__name__, opt.get_lr()
         ('Momentum', 0.01)
-        >>> type(make_optimizer(paddle.nn.Linear(2, 2).parameters(), 1e-4, 3, 5, weight_decay=0.0,
-        ...                     optimizer="adam")).__name__
+        >>> type(make_optimizer(paddle.nn.Linear(2, 2).parameters(), 1e-4, 3, 5, optimizer="adam")).__name__
         'Adam'
     """
     if optimizer not in OPTIMIZERS:
