@@ -336,10 +336,13 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     ``settings["onednn"]`` if given, else what an existing run's ``config.json`` records (Paddle's
     kernels for runs that predate the setting), else ``onednn_default()``; a new run records it.
 
-    ``callbacks`` are the package's: the per-epoch seed and learning rate, ``SaveBestModel``,
-    ``HistoryLogger``, ``CheckpointSaver``, VisualDL, hapi's per-step ``LRScheduler`` and one
-    printed line per epoch; the run folder matches what :func:`simam_paddle.complete_run` writes,
-    so ``load_run``, ``evaluate_run`` and ``summarize_runs`` read it.
+    ``callbacks`` are ``train``'s (:func:`simam_paddle.engine.run_callbacks`: the per-epoch seed and learning
+    rate, ``SaveBestModel``, ``HistoryLogger``, ``CheckpointSaver``, VisualDL, hapi's per-step ``LRScheduler``)
+    and one printed line per epoch; a run is resumed as ``train`` resumes it
+    (:func:`simam_paddle.engine.restore_last_checkpoint`) and its settings are resolved and recorded as
+    :func:`simam_paddle.complete_run` records them (:func:`simam_paddle.engine.resolve_config`, the data folder
+    relative to the working folder when inside it), so ``load_run``, ``evaluate_run`` and ``summarize_runs``
+    read the run folder.
 
     Args:
         run_dir (str|PathLike): the run folder.
