@@ -449,13 +449,12 @@ def _resume_or_start_over(run_dir: str, model) -> Dict[str, Any]:
     """An interrupted run's last weights and optimizer state loaded into ``model``, as ``train`` resumes: the
     checkpoint's state; a run that finished no epoch has its files removed: ``{}``."""
     from ..engine import is_main_process, restore_last_checkpoint
+    from .runs import clear_unfinished_run
 
     if os.path.isfile(os.path.join(run_dir, "last.json")):
         return restore_last_checkpoint(run_dir, model.network, model._optimizer)
     if is_main_process():  # started, but no epoch finished: start over
-        for name in ("history.csv", "best_model.pdparams", "last.pdparams", "last.pdopt"):
-            if os.path.exists(os.path.join(run_dir, name)):
-                os.remove(os.path.join(run_dir, name))
+        clear_unfinished_run(run_dir)
     return {}
 
 

@@ -32,7 +32,7 @@ from .config import RECIPES, TRAIN_DEFAULTS, TrainConfig, check_settings, load_c
 
 __all__ = [
     "TRAIN_DEFAULTS", "TrainConfig", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets",
-    "train_run", "stored_data_path", "run_environment", "write_run_config",
+    "train_run", "stored_data_path", "run_environment", "write_run_config", "clear_unfinished_run",
     "complete_run", "load_config", "load_run", "run_kernels", "evaluate_run", "export_run", "lock_run_folder",
     "RunInUseError", "run_folders",
 ]
@@ -386,9 +386,19 @@ def _check_folder_state(output: str, resume: bool, verbose: int) -> None:
                               "it, or another output folder")
     if verbose:
         print(f"{output} holds a run that finished no epoch (no last.json); starting it over")
+    clear_unfinished_run(output)
+
+
+def clear_unfinished_run(run_dir: str) -> None:
+    """Remove what a run that finished no epoch left (``history.csv``, best and last weights), so it starts over;
+    ``config.json`` is rewritten by the new start.
+
+    Examples:
+        >>> clear_unfinished_run("runs/t")  # doctest: +SKIP
+    """
     for name in ("history.csv", "best_model.pdparams", "last.pdparams", "last.pdopt"):
         with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(output, name))
+            os.remove(os.path.join(run_dir, name))
 
 
 def _train_locked(config: TrainConfig, record: Dict[str, Any], output: str, resume: bool,
