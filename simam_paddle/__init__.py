@@ -20,6 +20,8 @@ import importlib
 import warnings
 from typing import Any, List
 
+from ._legacy import LEGACY_MODULES as _LEGACY_MODULES
+from ._legacy import MOVED_NAMES as _MOVED
 from ._legacy import REMOVED_IN as _REMOVED_IN
 from ._legacy import install_legacy_module_finder as _install_legacy_module_finder
 
@@ -53,98 +55,6 @@ _EXPORTS = {
     "predict_images": "experiments",
 }
 
-# Names this module exported before the package was split into subpackages -> their new home
-# (kept until version 0.3.0, see _legacy.py).
-_MOVED = {
-    "BasicConv2d": "models",
-    "CALTECH_SOURCES": "experiments",
-    "CIFAR_DEPTHS": "models",
-    "CheckpointSaver": "engine",
-    "CifarBasicBlock": "models",
-    "CifarResNet": "models",
-    "CosineDecayToZero": "engine",
-    "DEFAULT_CACHE_BYTES": "data",
-    "DEMO_SETTINGS": "experiments",
-    "DigitsSummary": "data",
-    "EpochLR": "engine",
-    "HISTORY_COLUMNS": "engine",
-    "HistoryLogger": "engine",
-    "IMAGE_EXTENSIONS": "data",
-    "Inception": "models",
-    "MANIFEST_NAME": "data",
-    "NOTEBOOK_MEAN": "data",
-    "NOTEBOOK_STD": "data",
-    "PreparedData": "experiments",
-    "QUICK_ENV": "experiments",
-    "SkippedFile": "data",
-    "SplitReport": "data",
-    "TRAIN_DEFAULTS": "experiments",
-    "aggregate_runs": "experiments",
-    "atomic_save": "engine",
-    "atomic_write_text": "engine",
-    "attention_options": "experiments",
-    "check_num_classes": "data",
-    "compute_mean_std": "data",
-    "confusion_matrix": "engine",
-    "default_weight_decay": "engine",
-    "evaluate": "engine",
-    "export_run": "experiments",
-    "find_caltech": "experiments",
-    "format_markdown_table": "experiments",
-    "fused_available": "layers",
-    "fused_cache_dir": "layers",
-    "fused_unavailable_reason": "layers",
-    "is_main_process": "engine",
-    "load_checkpoint_state": "engine",
-    "load_config": "experiments",
-    "make_cluttered_digits_dataset": "data",
-    "make_digits_dataset": "data",
-    "make_loader": "engine",
-    "make_optimizer": "engine",
-    "make_visualdl": "engine",
-    "per_class_accuracy": "engine",
-    "plot_confusion_matrix": "plots",
-    "plot_mean_curves": "plots",
-    "plot_sample_grid": "plots",
-    "portable_optimizer_state": "engine",
-    "predict": "engine",
-    "prepare_split": "experiments",
-    "quick_profile": "experiments",
-    "read_history": "engine",
-    "register_attention": "layers",
-    "restore_optimizer_state": "engine",
-    "run_ablation": "experiments",
-    "run_demo": "experiments",
-    "save_confusion_matrix_csv": "engine",
-    "seed_everything": "engine",
-    "select_device": "engine",
-    "simam_weights": "layers",
-    "summarize_runs": "experiments",
-    "to_rgb": "data",
-    "train": "engine",
-}
-
-# Modules of the flat layout -> their new place, for ``import simam_paddle.zoo`` and the like.
-LEGACY_MODULES = {
-    "simam": "layers.simam",
-    "fused": "layers.fused",
-    "attention": "layers.attention",
-    "blocks": "models.blocks",
-    "towernet": "models.towernet",
-    "zoo": "models.zoo",
-    "images": "data.images",
-    "split": "data.split",
-    "digits": "data.digits",
-    "callbacks": "engine.callbacks",
-    "training": "engine.training",
-    "evaluation": "engine.evaluation",
-    "runs": "experiments.runs",
-    "ablation": "experiments.ablation",
-    "report": "experiments.report",
-    "demo": "experiments.demo",
-    "notebook": "experiments.notebook",
-}
-
 __all__ = list(_EXPORTS)
 
 
@@ -171,4 +81,4 @@ def __dir__() -> List[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-_install_legacy_module_finder(__name__, LEGACY_MODULES, {**_MOVED, **_EXPORTS})
+_install_legacy_module_finder(__name__, _LEGACY_MODULES, {**_MOVED, **_EXPORTS})

@@ -5,8 +5,8 @@ A meta path finder answers ``import simam_paddle.<old>`` with a small stand-in m
 first, then wherever the name itself moved (``read_history`` left ``callbacks`` for ``engine.history``),
 so code written against the flat layout keeps working.
 
-They are kept for one release: version 0.3.0 removes this module, ``LEGACY_MODULES`` and ``_MOVED`` in
-``simam_paddle/__init__.py``, and every warning says so (:data:`REMOVED_IN`).
+They are kept for one release: version 0.3.0 removes this module (with :data:`LEGACY_MODULES` and :data:`MOVED_NAMES`, which
+``simam_paddle/__init__.py`` reads), and every warning says so (:data:`REMOVED_IN`).
 """
 import importlib
 import importlib.abc
@@ -16,9 +16,100 @@ import types
 import warnings
 from typing import Dict, List
 
-__all__ = ["REMOVED_IN", "install_legacy_module_finder"]
+__all__ = ["REMOVED_IN", "MOVED_NAMES", "LEGACY_MODULES", "install_legacy_module_finder"]
 
 REMOVED_IN = "0.3.0"  # the release without the old paths and names
+
+# Names ``simam_paddle`` exported before the package was split into subpackages -> their new home.
+MOVED_NAMES = {
+    "BasicConv2d": "models",
+    "CALTECH_SOURCES": "experiments",
+    "CIFAR_DEPTHS": "models",
+    "CheckpointSaver": "engine",
+    "CifarBasicBlock": "models",
+    "CifarResNet": "models",
+    "CosineDecayToZero": "engine",
+    "DEFAULT_CACHE_BYTES": "data",
+    "DEMO_SETTINGS": "experiments",
+    "DigitsSummary": "data",
+    "EpochLR": "engine",
+    "HISTORY_COLUMNS": "engine",
+    "HistoryLogger": "engine",
+    "IMAGE_EXTENSIONS": "data",
+    "Inception": "models",
+    "MANIFEST_NAME": "data",
+    "NOTEBOOK_MEAN": "data",
+    "NOTEBOOK_STD": "data",
+    "PreparedData": "experiments",
+    "QUICK_ENV": "experiments",
+    "SkippedFile": "data",
+    "SplitReport": "data",
+    "TRAIN_DEFAULTS": "experiments",
+    "aggregate_runs": "experiments",
+    "atomic_save": "engine",
+    "atomic_write_text": "engine",
+    "attention_options": "experiments",
+    "check_num_classes": "data",
+    "compute_mean_std": "data",
+    "confusion_matrix": "engine",
+    "default_weight_decay": "engine",
+    "evaluate": "engine",
+    "export_run": "experiments",
+    "find_caltech": "experiments",
+    "format_markdown_table": "experiments",
+    "fused_available": "layers",
+    "fused_cache_dir": "layers",
+    "fused_unavailable_reason": "layers",
+    "is_main_process": "engine",
+    "load_checkpoint_state": "engine",
+    "load_config": "experiments",
+    "make_cluttered_digits_dataset": "data",
+    "make_digits_dataset": "data",
+    "make_loader": "engine",
+    "make_optimizer": "engine",
+    "make_visualdl": "engine",
+    "per_class_accuracy": "engine",
+    "plot_confusion_matrix": "plots",
+    "plot_mean_curves": "plots",
+    "plot_sample_grid": "plots",
+    "portable_optimizer_state": "engine",
+    "predict": "engine",
+    "prepare_split": "experiments",
+    "quick_profile": "experiments",
+    "read_history": "engine",
+    "register_attention": "layers",
+    "restore_optimizer_state": "engine",
+    "run_ablation": "experiments",
+    "run_demo": "experiments",
+    "save_confusion_matrix_csv": "engine",
+    "seed_everything": "engine",
+    "select_device": "engine",
+    "simam_weights": "layers",
+    "summarize_runs": "experiments",
+    "to_rgb": "data",
+    "train": "engine",
+}
+
+# Modules of the flat layout -> their new place, for ``import simam_paddle.zoo`` and the like.
+LEGACY_MODULES = {
+    "simam": "layers.simam",
+    "fused": "layers.fused",
+    "attention": "layers.attention",
+    "blocks": "models.blocks",
+    "towernet": "models.towernet",
+    "zoo": "models.zoo",
+    "images": "data.images",
+    "split": "data.split",
+    "digits": "data.digits",
+    "callbacks": "engine.callbacks",
+    "training": "engine.training",
+    "evaluation": "engine.evaluation",
+    "runs": "experiments.runs",
+    "ablation": "experiments.ablation",
+    "report": "experiments.report",
+    "demo": "experiments.demo",
+    "notebook": "experiments.notebook",
+}
 
 _MISSING = object()
 

@@ -265,7 +265,7 @@ def test_the_old_paths_say_when_they_go_and_go_by_then():
         importlib.import_module("simam_paddle.ablation")
     with pytest.warns(DeprecationWarning, match=f"removed in {REMOVED_IN}"):
         simam_paddle.__getattr__("make_optimizer")
-    # A release at or past REMOVED_IN still carrying _legacy.py fails here: remove it (and _MOVED) first.
+    # A release at or past REMOVED_IN still carrying _legacy.py fails here: remove it (with MOVED_NAMES and LEGACY_MODULES) first.
     version = tuple(int(part) for part in simam_paddle.__version__.split(".")[:3])
     assert version < tuple(int(part) for part in REMOVED_IN.split("."))
 
