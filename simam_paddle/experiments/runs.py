@@ -307,12 +307,14 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
         output (str): the run folder.
         resume (bool, optional): continue the run in ``output``; settings come from its
             ``config.json`` and may only repeat them (except the resumable ones: num_workers, cache,
-            device). Default: False.
+            device, onednn). Default: False.
         verbose (int, optional): 0 silent, 1 progress bar, 2 one line per epoch. Default: 1.
-        **settings: any field of :class:`TrainConfig` (or ``**config.to_settings()`` of one); missing
-            ones take its defaults. None is "not given"; for a new run, an attention and weight decay
-            not given are the model's own (see :func:`simam_paddle.models.model_spec`), stored by name
-            and value in ``config.json``.
+        **settings: any field of :class:`TrainConfig` (or ``**config.to_settings()`` of one); None is "not
+            given". A new run builds one :class:`TrainConfig` from them and resolves it once
+            (:func:`simam_paddle.engine.resolve_config`: the recipe's epochs, batch size, learning rate and
+            weight decay where not given, the model's own attention and weight decay, the kernels), stores it
+            in ``config.json`` and trains with it (:func:`simam_paddle.engine.train`); a resumed run reads it
+            back from there.
 
     Returns:
         dict: the run's configuration, as written to ``config.json``.
