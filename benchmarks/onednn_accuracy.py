@@ -10,10 +10,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from simam_paddle.config import TrainConfig  # noqa: E402
 from simam_paddle.data.dataset import ImageFolderDataset, eval_transforms, train_transforms  # noqa: E402
 from simam_paddle.engine.history import read_history  # noqa: E402
 from simam_paddle.engine.device import seed_everything  # noqa: E402
-from simam_paddle.engine.training import train  # noqa: E402
+from simam_paddle.engine.training import resolve_config, train  # noqa: E402
 from simam_paddle.models.zoo import build_model  # noqa: E402
 
 
@@ -38,8 +39,11 @@ def main(argv=None) -> None:
         network = build_model(args.model, len(train_data.classes), attention=args.attention)
         run = tempfile.mkdtemp(prefix="onednn_accuracy_")
         start = time.perf_counter()
-        train(network, train_data, eval_data, output_dir=run, epochs=args.epochs, batch_size=args.batch_size,
-              lr=args.lr, seed=args.seed, device="cpu", verbose=0, visualdl=False, onednn=onednn)
+        # The weight decay this script always used (1e-4), not the model's own.
+        config = resolve_config(TrainConfig(model=args.model, attention=args.attention, epochs=args.epochs,
+                                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, device="cpu",
+                                            weight_decay=1e-4, onednn=onednn))
+        train(network, train_data, eval_data, config=config, output_dir=run, verbose=0)
         seconds = time.perf_counter() - start
         for row in read_history(run):
             print(f"| {onednn} | {row['epoch']} | {row['loss']:.4f} | {row['eval_loss']:.4f} | {row['eval_acc']:.4f} "
