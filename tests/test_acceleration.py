@@ -289,6 +289,7 @@ def test_a_failing_compile_is_retried_then_stops_with_a_clear_error(monkeypatch)
     x = paddle.rand([2, 3, 8, 8])
     want = net(x).numpy()
     real = paddle.jit.to_static
+    from simam_paddle.engine import acceleration
 
     def breaking_to_static(function, *args, **kwargs):
         if function.__name__ == "_convolution_and_bias":  # every try of every conv's evaluation program fails
@@ -300,6 +301,9 @@ def test_a_failing_compile_is_retried_then_stops_with_a_clear_error(monkeypatch)
         return real(function, *args, **kwargs)
 
     monkeypatch.setattr(paddle.jit, "to_static", breaking_to_static)
+    # Programs are shared by every convolution of a kind for the process: start from none compiled.
+    monkeypatch.setattr(acceleration, "_PROGRAMS", {})
+    monkeypatch.setattr(acceleration, "_COMPILED_KINDS", set())
     flag = paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"]
     with pytest.warns(RuntimeWarning, match="trying again"):
         with pytest.raises(OneDNNCompileError, match="transformed from AST.*3 tries.*--no-onednn"):
@@ -309,6 +313,8 @@ def test_a_failing_compile_is_retried_then_stops_with_a_clear_error(monkeypatch)
     np.testing.assert_allclose(net(x).numpy(), want, rtol=1e-5, atol=1e-6)
     for conv in (net[0], net[3]):
         assert type(conv) is paddle.nn.Conv2D and not COMPILED & conv.__dict__.keys()
+    # The biased convolution's kind failed to compile and is not kept for the next network; the other one is.
+    assert [has_bias for *_, has_bias in acceleration._PROGRAMS] == [False]
 
 
 @pytest.mark.parametrize("network", [("cifar_resnet20", None, 32), ("towernet", "se", 128)])
@@ -333,3 +339,35 @@ def test_training_says_how_many_convolutions_run_on_onednn(tmp_path, capsys):
         lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("training on ")]
         assert len(lines) == 1, lines
         assert lines[0].endswith(words) if words else "oneDNN" not in lines[0], lines
+
+
+def test_networks_share_one_program_per_kind_of_convolution(monkeypatch):
+    """A process that trains run after run compiles each kind of convolution once: the programs take the
+    weights as inputs, so a second network of the same architecture compiles nothing (a program per layer
+    kept its memory for the life of the process: benchmarks/compile_stress.py)."""
+    from simam_paddle.engine import acceleration
+
+    monkeypatch.setattr(acceleration, "_PROGRAMS", {})
+    monkeypatch.setattr(acceleration, "_COMPILED_KINDS", set())
+    real, made = paddle.jit.to_static, []
+
+    def counting_to_static(function, *args, **kwargs):
+        made.append(function.__name__)
+        return real(function, *args, **kwargs)
+
+    monkeypatch.setattr(paddle.jit, "to_static", counting_to_static)
+    first, second = (build_model("cifar_resnet20", 10, attention="se", attention_kwargs={"reduction": 4})
+                     for _ in range(2))
+    convs = [m for m in first.sublayers() if type(m) is paddle.nn.Conv2D]
+    kinds = {(c._in_channels, tuple(c.weight.shape), tuple(c._stride), c.bias is not None) for c in convs}
+    with onednn_convolutions(first) as switched:
+        pass
+    assert switched == len(convs) > len(kinds) == len(acceleration._PROGRAMS)
+    # one program per kind, and one more for the evaluation program of a kind with a bias
+    assert len(made) == len(kinds) + sum(has_bias for *_, has_bias in kinds)
+    compiled, x = len(made), paddle.rand([2, 3, 32, 32])
+    second.eval()
+    with onednn_convolutions(second) as switched_again, paddle.no_grad():
+        fast = second(x).numpy()  # the second network's own weights through the shared programs
+    assert switched_again == len(convs) and len(made) == compiled
+    np.testing.assert_allclose(fast, second(x).numpy(), rtol=1e-4, atol=1e-5)

@@ -5,8 +5,9 @@ image, whatever ``FLAGS_use_mkldnn`` / ``FLAGS_use_onednn`` say: in dygraph thos
 oneDNN kernel (``ONEDNN_VERBOSE=1`` prints no primitive). A static program run while
 ``FLAGS_use_mkldnn`` is set does place ``conv2d``, ``conv2d_grad`` (backward data and weights) on
 oneDNN's JIT kernels, the ones PyTorch uses on the CPU. Convolutions are 95% of a ResNet-20
-training step here, so :func:`onednn_convolutions` compiles each ``nn.Conv2D`` alone to a static
-program and leaves everything else (BatchNorm, SimAM's fused op, hooks, the loss, the optimizer)
+training step here, so :func:`onednn_convolutions` runs each ``nn.Conv2D`` alone as a static
+program (one per kind of convolution, shared by every layer and network of the process, with the weights as
+inputs) and leaves everything else (BatchNorm, SimAM's fused op, hooks, the loss, the optimizer)
 in dygraph. Compiling the whole network instead is slower for training (oneDNN's BatchNorm
 backward and the reorders between ops cost more than they save) and crashes Paddle 3.3.1 when a
 program ends in ``conv2d``, ``matmul`` or ``pool2d`` (``dst_tensor shall be defined`` or a
@@ -116,6 +117,10 @@ class _ChannelBias(paddle.autograd.PyLayer):
 class _OneDNNConv2D(nn.Conv2D):
     """``nn.Conv2D`` whose convolution runs as a compiled static program (oneDNN kernels).
 
+    The programs take the weight (and bias) as inputs and are shared by every convolution of the same
+    shape and hyperparameters (:func:`_shared_programs`), in this network and in any later one: a process
+    that trains many runs compiles each kind of convolution once and keeps memory flat (a program per
+    layer kept ~30 MiB per ResNet-20 at batch 32 for the life of the process, ``benchmarks/compile_stress.py``).
     Each program ends in a copy (``assign``), so that it does not end in ``conv2d`` (see the module
     docstring). A bias is added outside the program while gradients are recorded (:class:`_ChannelBias`):
     oneDNN's gradient of the broadcast bias add (``add_grad``) took longer than the convolution's own
@@ -126,24 +131,56 @@ class _OneDNNConv2D(nn.Conv2D):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         self._onednn_calls = self.__dict__.get("_onednn_calls", 0) + 1  # read by convolution_kernels
         if self.bias is not None and paddle.is_grad_enabled():
-            return _ChannelBias.apply(self._convolution(x), self.bias)
-        return self._convolution_and_bias(x)
-
-    def _convolution(self, x: paddle.Tensor) -> paddle.Tensor:
-        return paddle.assign(F.conv2d(x, self.weight, None, stride=self._stride, padding=self._padding,
-                                      dilation=self._dilation, groups=self._groups,
-                                      data_format=self._data_format))
-
-    def _convolution_and_bias(self, x: paddle.Tensor) -> paddle.Tensor:
-        return paddle.assign(nn.Conv2D.forward(self, x))
+            return _ChannelBias.apply(self._convolution(x, self.weight), self.bias)
+        if self.bias is None:
+            return self._convolution(x, self.weight)
+        return self._convolution_and_bias(x, self.weight, self.bias)
 
 
 _COMPILED = ("_convolution", "_convolution_and_bias")
 
+# Programs by convolution kind (see _convolution_kind), shared by every layer and network of the process,
+# and the kinds whose programs have run once (_compile_now).
+_PROGRAMS: Dict[tuple, Dict[str, object]] = {}
+_COMPILED_KINDS: set = set()
 
-def _input_spec(conv: nn.Conv2D) -> List[paddle.static.InputSpec]:
-    # Batch, height and width left open: one program per conv for every batch and image size.
-    return [paddle.static.InputSpec(shape=[None, conv._in_channels, None, None], dtype="float32")]
+
+def _convolution_kind(conv: nn.Conv2D) -> tuple:
+    """What a convolution's program depends on: shapes of input channels and weight, the hyperparameters."""
+    padding = conv._padding if isinstance(conv._padding, str) else _frozen(conv._padding)
+    return (conv._in_channels, tuple(conv.weight.shape), _frozen(conv._stride), padding, _frozen(conv._dilation),
+            conv._groups, conv.bias is not None)
+
+
+def _frozen(value):
+    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _shared_programs(conv: nn.Conv2D) -> Dict[str, object]:
+    """The compiled programs for ``conv``'s kind: ``_convolution(x, weight)`` and, with a bias,
+    ``_convolution_and_bias(x, weight, bias)``, each a ``paddle.jit.to_static`` function."""
+    kind = _convolution_kind(conv)
+    if kind not in _PROGRAMS:
+        stride, padding, dilation, groups = conv._stride, conv._padding, conv._dilation, conv._groups
+
+        def _convolution(x, weight):
+            return paddle.assign(F.conv2d(x, weight, None, stride=stride, padding=padding, dilation=dilation,
+                                          groups=groups))
+
+        def _convolution_and_bias(x, weight, bias):
+            return paddle.assign(F.conv2d(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                                          groups=groups))
+
+        # Batch, height and width left open: one program per kind for every batch and image size.
+        image = paddle.static.InputSpec(shape=[None, conv._in_channels, None, None], dtype="float32")
+        weight = paddle.static.InputSpec(shape=list(conv.weight.shape), dtype="float32")
+        programs = {"_convolution": paddle.jit.to_static(_convolution, input_spec=[image, weight], full_graph=True)}
+        if conv.bias is not None:
+            bias = paddle.static.InputSpec(shape=list(conv.bias.shape), dtype="float32")
+            programs["_convolution_and_bias"] = paddle.jit.to_static(
+                _convolution_and_bias, input_spec=[image, weight, bias], full_graph=True)
+        _PROGRAMS[kind] = programs
+    return _PROGRAMS[kind]
 
 
 @contextlib.contextmanager
@@ -244,10 +281,15 @@ def convolution_kernels(network: nn.Layer, reset: bool = True) -> Tuple[int, int
 def _compile_all(convs: List[nn.Conv2D]) -> None:
     for conv in convs:
         conv.__class__ = _OneDNNConv2D
-        for name in _COMPILED:  # one static program per method, on the instance
-            setattr(conv, name, paddle.jit.to_static(getattr(conv, name), input_spec=_input_spec(conv),
-                                                     full_graph=True))
-        _compile_now(conv)
+        kind = _convolution_kind(conv)
+        try:
+            conv.__dict__.update(_shared_programs(conv))  # the instance's look-up, removed again by _restore
+            if kind not in _COMPILED_KINDS:
+                _compile_now(conv)
+                _COMPILED_KINDS.add(kind)
+        except Exception:
+            _PROGRAMS.pop(kind, None)  # a failed compile is not kept for the next try
+            raise
         conv.__dict__.pop("_onednn_calls", None)  # the compile calls are not the run's
 
 
@@ -256,7 +298,7 @@ def _compile_now(conv: nn.Conv2D) -> None:
 
     ``paddle.jit.to_static`` translates lazily, on the first call; with Paddle 3.3.1 that
     translation has failed once inside a training run (``Function: forward doesn't exist in the Module
-    transformed from AST``, docs/PERFORMANCE.md)."""
+    transformed from AST``, docs/PERFORMANCE.md). Done once per kind of convolution and process."""
     shape = [1, conv._in_channels] + [max(1, d * (k - 1) + 1) for k, d in zip(conv._kernel_size, conv._dilation)]
     # The training program with gradients on: made under no_grad, this call changed ResNet-20's second
     # training step (loss 0.7 % off Paddle's kernels, measured once); tests/test_acceleration.py checks
