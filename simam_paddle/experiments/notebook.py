@@ -435,12 +435,10 @@ def _open_run_settings(model, settings: Mapping[str, Any]) -> Dict[str, Any]:
 
 def _refuse_other_settings(run_dir: str, config: Dict[str, Any], given: Dict[str, Any]) -> None:
     """A ``ValueError`` naming every given setting (other than those a resume may change) the run has not."""
-    from .config import resumable_settings
+    from .runs import changed_settings
 
-    resumable = resumable_settings()  # they do not change what is trained
-    changed = {k: (config.get(k), v) for k, v in given.items() if k not in resumable and config.get(k) != v}
-    if changed:
-        detail = ", ".join(f"{k}: run has {old!r}, given {new!r}" for k, (old, new) in changed.items())
+    detail = changed_settings(config, given)
+    if detail:
         raise ValueError(f"{run_dir!r} holds a run with other settings ({detail}); "
                          "use another run folder, or remove this one to train it again")
 

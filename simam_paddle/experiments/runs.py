@@ -290,12 +290,23 @@ def _check_same_run(config: Dict[str, Any], output: str, data: Optional[str], gi
     if data is not None and os.path.abspath(data) != os.path.abspath(config["data"]):
         raise ValueError(f"data={data!r} differs from the run's data {config['data']!r}; "
                          "resume with the same data or without data")
-    resumable = resumable_settings()
-    changed = {k: (config.get(k), v) for k, v in given.items() if k not in resumable and config.get(k) != v}
-    if changed:
-        detail = ", ".join(f"{k}: run has {old!r}, given {new!r}" for k, (old, new) in changed.items())
+    detail = changed_settings(config, given)
+    if detail:
         raise ValueError(f"cannot resume {output!r} with different settings ({detail}); "
                          "drop them, or start a new run in another output folder")
+
+
+def changed_settings(record: Dict[str, Any], given: Dict[str, Any]) -> str:
+    """The ``given`` settings that differ from a run's ``record`` (config.json), other than those a resume may
+    change, as ``"name: run has old, given new"`` joined by commas; ``""`` when none differs.
+
+    Examples:
+        >>> changed_settings({"lr": 0.01, "cache": False}, {"lr": 0.1, "cache": True})
+        'lr: run has 0.01, given 0.1'
+    """
+    resumable = resumable_settings()  # they do not change what is trained
+    return ", ".join(f"{k}: run has {record.get(k)!r}, given {v!r}" for k, v in given.items()
+                     if k not in resumable and record.get(k) != v)
 
 
 def train_run(data: Optional[str], output: str, resume: bool = False, verbose: int = 1,
