@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.skipif(not onednn_available(), reason="this Paddle has
               pytest.mark.paddle3(reason="oneDNN convolutions are refused on Paddle 2.6 (tests/test_paddle26.py)")]
 
 
-COMPILED = {"_convolution", "_convolution_and_bias"}  # what the context puts on each convolution
+COMPILED = {"_convolution", "_convolution_and_bias", "_convolution_folded", "_folded_batch_norm"}  # what the context puts on each convolution
 
 
 @pytest.fixture(autouse=True)
@@ -332,3 +332,100 @@ def test_training_says_how_many_convolutions_run_on_onednn(tmp_path, capsys):
         lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("training on ")]
         assert len(lines) == 1, lines
         assert lines[0].endswith(words) if words else "oneDNN" not in lines[0], lines
+
+
+def _with_random_statistics(net, seed=0):
+    """Running statistics and affine parameters far from BatchNorm's initial 0 / 1, so that folding them matters."""
+    rng = np.random.RandomState(seed)
+    for layer in net.sublayers():
+        if isinstance(layer, paddle.nn.BatchNorm2D):
+            channels = layer.weight.shape[0]
+            layer._mean.set_value(rng.randn(channels).astype("float32") * 0.3)
+            layer._variance.set_value(rng.rand(channels).astype("float32") * 2 + 0.2)
+            layer.weight.set_value(rng.rand(channels).astype("float32") + 0.5)
+            layer.bias.set_value(rng.randn(channels).astype("float32") * 0.3)
+    return net
+
+
+def _batch_norm_calls(monkeypatch):
+    import paddle.nn.layer.norm as norm  # BatchNorm2D.forward calls the batch_norm it imported there
+
+    calls = []
+    real = norm.batch_norm
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(norm, "batch_norm", counting)
+    return calls
+
+
+@pytest.mark.parametrize("name,attention,size,folded", [("cifar_resnet20", None, 32, 21),
+                                                         ("cifar_resnet20", "simam", 32, 12),
+                                                         ("towernet", "se", 128, 4)])
+def test_evaluation_folds_batch_norm_into_the_convolution_with_paddles_logits(monkeypatch, name, attention, size,
+                                                                              folded):
+    """In evaluation without gradients each BatchNorm that reads only a convolution's output is folded into it
+    (ResNet-20: all 21; with SimAM the 9 conv2 feed SimAM's hook first, so 12; TowerNet: its 4 BasicConv2d):
+    the logits are those of Paddle's own kernels with BatchNorm run (independent of oneDNN and folding), and
+    the folded BatchNorms do not run."""
+    seed_everything(0)
+    net = _with_random_statistics(build_model(name, 10, attention=attention))
+    net.eval()
+    x = paddle.to_tensor(np.random.RandomState(1).randn(4, 3, size, size).astype("float32"))
+    with paddle.no_grad():
+        want = net(x).numpy()
+    batch_norms = sum(isinstance(m, paddle.nn.BatchNorm2D) for m in net.sublayers())
+    calls = _batch_norm_calls(monkeypatch)
+    with onednn_convolutions(net):
+        calls.clear()  # compiling traces the BatchNorms
+        with paddle.no_grad():
+            fast = net(x).numpy()
+        assert len(calls) == batch_norms - folded
+    np.testing.assert_allclose(fast, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    assert np.abs(want).max() > 1e-2
+    assert all(type(m) is paddle.nn.BatchNorm2D for m in net.sublayers() if isinstance(m, paddle.nn.BatchNorm2D))
+
+
+def test_folding_reads_the_current_statistics_and_leaves_training_and_gradients_alone(monkeypatch):
+    """New running statistics (a training step, a loaded checkpoint) inside the context are what the next
+    folded evaluation uses; evaluation with gradients (Grad-CAM) and training run every BatchNorm, and the
+    training step's statistics update is the one of Paddle's kernels."""
+    seed_everything(0)
+    net = _with_random_statistics(small_net())
+    reference = _with_random_statistics(small_net())
+    reference.set_state_dict(net.state_dict())
+    x = paddle.to_tensor(np.random.RandomState(2).randn(3, 3, 8, 8).astype("float32"))
+    calls = _batch_norm_calls(monkeypatch)
+    with onednn_convolutions(net):
+        for model in (net, reference):  # one training step's forward: BatchNorm updates its statistics
+            model.train()
+            model(x)
+            model.eval()
+        np.testing.assert_allclose(net[1]._mean.numpy(), reference[1]._mean.numpy(), rtol=1e-4, atol=1e-6)
+        assert np.abs(net[1]._mean.numpy()).max() > 0
+        calls.clear()
+        with paddle.no_grad():
+            fast = net(x).numpy()
+            want = reference(x).numpy()
+        assert len(calls) == 1  # the reference's; the folded BatchNorm did not run
+        np.testing.assert_allclose(fast, want, rtol=1e-4, atol=1e-5)
+        calls.clear()
+        out = net(x)  # gradients on: not folded
+        assert len(calls) == 1
+        np.testing.assert_allclose(out.numpy(), want, rtol=1e-4, atol=1e-5)
+    assert type(net[1]) is paddle.nn.BatchNorm2D and "_input_folded" not in net[1].__dict__
+    assert not {"_convolution_folded", "_folded_batch_norm"} & net[0].__dict__.keys()
+    assert net.state_dict().keys() == reference.state_dict().keys()
+
+
+def test_fold_batch_norm_false_folds_nothing(monkeypatch):
+    net = small_net()
+    net.eval()
+    calls = _batch_norm_calls(monkeypatch)
+    with onednn_convolutions(net, fold_batch_norm=False):
+        calls.clear()
+        with paddle.no_grad():
+            net(paddle.rand([2, 3, 8, 8]))
+        assert len(calls) == 1 and type(net[1]) is paddle.nn.BatchNorm2D

@@ -43,8 +43,10 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
+from paddle.vision.models.resnet import BasicBlock, BottleneckBlock, ResNet
 
 from .._paddle import is_paddle2
+from ..models.cifar_resnet import CifarBasicBlock, CifarResNet
 from .._quiet import compile_log_filters
 
 __all__ = ["onednn_available", "onednn_default", "onednn_convolutions", "onednn_gradient_error", "gradient_check_batch",
@@ -125,6 +127,11 @@ class _OneDNNConv2D(nn.Conv2D):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         self._onednn_calls = self.__dict__.get("_onednn_calls", 0) + 1  # read by convolution_kernels
+        batch_norm = self.__dict__.get("_folded_batch_norm")
+        if (batch_norm is not None and not batch_norm.training and not paddle.is_grad_enabled()
+                and not self._forward_post_hooks):
+            batch_norm.__dict__["_input_folded"] = True  # the BatchNorm's next call passes its input through
+            return self._convolution_folded(x)
         if self.bias is not None and paddle.is_grad_enabled():
             return _ChannelBias.apply(self._convolution(x), self.bias)
         return self._convolution_and_bias(x)
@@ -137,8 +144,49 @@ class _OneDNNConv2D(nn.Conv2D):
     def _convolution_and_bias(self, x: paddle.Tensor) -> paddle.Tensor:
         return paddle.assign(nn.Conv2D.forward(self, x))
 
+    def _convolution_folded(self, x: paddle.Tensor) -> paddle.Tensor:
+        # The folding inside the program too: it reads the current weights and statistics at every call.
+        weight, bias = _folded_parameters(self, self._folded_batch_norm)
+        return paddle.assign(F.conv2d(x, weight, bias, stride=self._stride, padding=self._padding,
+                                      dilation=self._dilation, groups=self._groups, data_format=self._data_format))
+
+
+class _FoldedBatchNorm2D(nn.BatchNorm2D):
+    """A ``BatchNorm2D`` folded into the convolution before it: in evaluation without gradients, when that
+    convolution has applied it (folded weights, see :func:`_folded_parameters`), it passes its input through;
+    otherwise it is the ``BatchNorm2D`` it was. Its hooks run either way."""
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if self.__dict__.pop("_input_folded", False):
+            return x
+        return nn.BatchNorm2D.forward(self, x)
+
+
+def _folded_parameters(conv: nn.Conv2D, batch_norm: nn.BatchNorm2D) -> Tuple[paddle.Tensor, paddle.Tensor]:
+    """Weight and bias of one convolution computing ``batch_norm(conv(x))`` with the running statistics:
+    ``s = gamma / sqrt(var + eps)``, ``W' = W s``, ``b' = (b - mean) s + beta`` per output channel."""
+    scale = paddle.rsqrt(batch_norm._variance + batch_norm._epsilon)
+    if batch_norm.weight is not None:
+        scale = scale * batch_norm.weight
+    shift = -batch_norm._mean if conv.bias is None else conv.bias - batch_norm._mean
+    shift = shift * scale
+    if batch_norm.bias is not None:
+        shift = shift + batch_norm.bias
+    return conv.weight * scale.reshape([-1, 1, 1, 1]), shift
+
 
 _COMPILED = ("_convolution", "_convolution_and_bias")
+_FOLDED = "_convolution_folded"
+
+# Layer type -> (convolution, BatchNorm) sublayer names whose forward computes bn(conv(x)) and uses conv(x)
+# nowhere else; in any nn.Sequential a Conv2D directly followed by a BatchNorm2D is such a pair too.
+_NAMED_PAIRS: Dict[type, Tuple[Tuple[str, str], ...]] = {
+    CifarResNet: (("conv1", "bn1"),),
+    CifarBasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
+    ResNet: (("conv1", "bn1"),),
+    BasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
+    BottleneckBlock: (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")),
+}
 
 
 def _input_spec(conv: nn.Conv2D) -> List[paddle.static.InputSpec]:
@@ -146,8 +194,39 @@ def _input_spec(conv: nn.Conv2D) -> List[paddle.static.InputSpec]:
     return [paddle.static.InputSpec(shape=[None, conv._in_channels, None, None], dtype="float32")]
 
 
+def _batch_norm_pairs(network: nn.Layer, convs: List[nn.Conv2D]) -> List[Tuple[nn.Conv2D, nn.BatchNorm2D]]:
+    """The convolutions of ``convs`` that only a ``BatchNorm2D`` reads, each with that BatchNorm.
+
+    Only where the order is known: consecutive layers of an ``nn.Sequential`` (TowerNet's ``BasicConv2d``,
+    projection shortcuts, Paddle's ``downsample``) and the named pairs of the ResNet blocks in
+    ``_NAMED_PAIRS``. A convolution with a forward post-hook (SimAM) is left out: the hook comes between.
+    The BatchNorm must be a plain channels-first ``BatchNorm2D`` that uses its running statistics in
+    evaluation (``use_global_stats`` not False).
+    """
+    usable = {id(conv) for conv in convs}
+    pairs, seen = [], set()
+
+    def add(conv, batch_norm):
+        if (id(conv) in usable and type(batch_norm) is nn.BatchNorm2D and id(batch_norm) not in seen
+                and batch_norm._data_format == "NCHW" and batch_norm._use_global_stats is not False
+                and not conv._forward_post_hooks):
+            pairs.append((conv, batch_norm))
+            seen.add(id(batch_norm))
+
+    for layer in network.sublayers(include_self=True):
+        if isinstance(layer, nn.Sequential):
+            children = list(layer.children())
+            for conv, batch_norm in zip(children, children[1:]):
+                add(conv, batch_norm)
+        for conv_name, norm_name in _NAMED_PAIRS.get(type(layer), ()):
+            conv, batch_norm = layer._sub_layers.get(conv_name), layer._sub_layers.get(norm_name)
+            if conv is not None and batch_norm is not None:
+                add(conv, batch_norm)
+    return pairs
+
+
 @contextlib.contextmanager
-def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int]:
+def onednn_convolutions(network: nn.Layer, enabled: bool = True, fold_batch_norm: bool = True) -> Iterator[int]:
     """While active, every ``nn.Conv2D`` of ``network`` runs on oneDNN kernels (forward and backward).
 
     Each convolution is compiled alone with ``paddle.jit.to_static`` and ``FLAGS_use_mkldnn`` is set;
@@ -158,9 +237,17 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
     pass and each convolution's gradients agree with Paddle's own kernels within float32 rounding; a
     whole network's gradients may not (see the module docstring and :func:`onednn_gradient_error`).
 
+    In evaluation without gradients (``network.eval()`` and ``paddle.no_grad()``), a BatchNorm that reads
+    only a convolution's output (see :func:`_batch_norm_pairs`) is folded into that convolution: one oneDNN
+    program computes ``conv(x, W s) + (b - mean) s + beta`` with ``s = gamma / sqrt(var + eps)`` and the
+    BatchNorm passes it through, which saves the BatchNorm's pass over the map (docs/PERFORMANCE.md). Training,
+    and anything that records gradients, runs the BatchNorm as before.
+
     Args:
         network (paddle.nn.Layer): the model; changed in place while the block runs.
         enabled (bool, optional): False makes this a no-op, e.g. for a ``--no-onednn`` switch. Default: True.
+        fold_batch_norm (bool, optional): fold BatchNorm into the convolution before it in evaluation
+            without gradients. Default: True.
 
     Yields:
         int: the number of convolutions switched (0 when disabled or not applicable).
@@ -176,6 +263,7 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
     if not convs:
         yield 0
         return
+    pairs = _batch_norm_pairs(network, convs) if fold_batch_norm else []
     if is_paddle2():
         # Measured on Paddle 2.6.2: the second training step's loss differs by up to 12 % from
         # Paddle's own kernels (tests/test_acceleration.py), so the path is refused there.
@@ -189,7 +277,7 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True) -> Iterator[int
         for attempt in range(1, COMPILE_ATTEMPTS + 1):
             try:
                 with compile_log_filters():
-                    _compile_all(convs)
+                    _compile_all(convs, pairs)
                 break
             except Exception as error:  # Paddle's compiler, not the caller's code: try again, then stop
                 _restore(convs)
@@ -241,7 +329,7 @@ def convolution_kernels(network: nn.Layer, reset: bool = True) -> Tuple[int, int
     return ran, len(convs) - ran
 
 
-def _compile_all(convs: List[nn.Conv2D]) -> None:
+def _compile_all(convs: List[nn.Conv2D], pairs: List[Tuple[nn.Conv2D, nn.BatchNorm2D]] = ()) -> None:
     for conv in convs:
         conv.__class__ = _OneDNNConv2D
         for name in _COMPILED:  # one static program per method, on the instance
@@ -249,6 +337,15 @@ def _compile_all(convs: List[nn.Conv2D]) -> None:
                                                      full_graph=True))
         _compile_now(conv)
         conv.__dict__.pop("_onednn_calls", None)  # the compile calls are not the run's
+    for conv, batch_norm in pairs:  # the folded evaluation programs after all others
+        # __dict__, not setattr: a Layer attribute would become a sublayer (and a state-dict key)
+        conv.__dict__["_folded_batch_norm"] = batch_norm
+        batch_norm.__class__ = _FoldedBatchNorm2D
+        setattr(conv, _FOLDED, paddle.jit.to_static(conv._convolution_folded, input_spec=_input_spec(conv),
+                                                    full_graph=True))
+        with paddle.no_grad():  # compiled now, as the others (_compile_now)
+            getattr(conv, _FOLDED)(paddle.zeros(_compile_shape(conv), dtype="float32"))
+        conv.__dict__.pop("_onednn_calls", None)
 
 
 def _compile_now(conv: nn.Conv2D) -> None:
@@ -257,7 +354,7 @@ def _compile_now(conv: nn.Conv2D) -> None:
     ``paddle.jit.to_static`` translates lazily, on the first call; with Paddle 3.3.1 that
     translation has failed once inside a training run (``Function: forward doesn't exist in the Module
     transformed from AST``, docs/PERFORMANCE.md)."""
-    shape = [1, conv._in_channels] + [max(1, d * (k - 1) + 1) for k, d in zip(conv._kernel_size, conv._dilation)]
+    shape = _compile_shape(conv)
     # The training program with gradients on: made under no_grad, this call changed ResNet-20's second
     # training step (loss 0.7 % off Paddle's kernels, measured once); tests/test_acceleration.py checks
     # the steps as it is.
@@ -273,9 +370,18 @@ def _compile_now(conv: nn.Conv2D) -> None:
             conv.forward(x)
 
 
+def _compile_shape(conv: nn.Conv2D) -> List[int]:
+    """The smallest input the convolution takes: one image of its kernel's (dilated) size."""
+    return [1, conv._in_channels] + [max(1, d * (k - 1) + 1) for k, d in zip(conv._kernel_size, conv._dilation)]
+
+
 def _restore(convs: List[nn.Conv2D]) -> None:
     for conv in convs:
-        for name in (*_COMPILED, "_onednn_calls"):
+        batch_norm = conv.__dict__.pop("_folded_batch_norm", None)
+        if batch_norm is not None:
+            batch_norm.__dict__.pop("_input_folded", None)
+            batch_norm.__class__ = nn.BatchNorm2D
+        for name in (*_COMPILED, _FOLDED, "_onednn_calls"):
             conv.__dict__.pop(name, None)
         conv.__class__ = nn.Conv2D
 
