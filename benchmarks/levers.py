@@ -19,7 +19,7 @@ Levers (``--levers``; the default is all of the training ones):
 * ``bn``: every ``BatchNorm2D`` compiled alone on oneDNN, convolutions as today.
 * ``multi_tensor``: ``paddle.optimizer.Momentum(use_multi_tensor=True)`` instead of ``make_optimizer``'s.
 * ``eval_fold`` (evaluation step, ``--levers eval_fold``): BatchNorm folded into the convolution before it
-  (:func:`~simam_paddle.engine.acceleration.onednn_convolutions`' evaluation program).
+  (``onednn_convolutions(..., fold_batch_norm=True)``; off by default, it measured no faster).
 
 The compiled-block set-ups here are measurement only: with oneDNN, Paddle 3.3.1's static BatchNorm does not
 update the layer's running mean and variance in training mode (``check_block`` prints it), so they are not
@@ -149,7 +149,8 @@ def build_step(spec: dict, lever: str, side: str, stack: contextlib.ExitStack, e
     x = paddle.randn([batch, 3, size, size])
     y = paddle.to_tensor(np.random.RandomState(0).randint(0, 10, [batch, 1]).astype("int64"))
     if side == "lever" and lever in ("block", "unit", "bn"):
-        stack.callback(paddle.set_flags, {"FLAGS_use_mkldnn": paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"]})
+        previous = paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"]
+        stack.callback(paddle.set_flags, {"FLAGS_use_mkldnn": previous})
         paddle.set_flags({"FLAGS_use_mkldnn": True})
         if lever == "bn":
             compile_batchnorms(network)
@@ -157,9 +158,8 @@ def build_step(spec: dict, lever: str, side: str, stack: contextlib.ExitStack, e
         else:
             rest = (compile_blocks if lever == "block" else compile_units)(network)
             stack.enter_context(onednn_convolutions(_Convs(rest)))
-    else:  # today's path; for eval_fold's baseline without folding BatchNorm into the convolutions
-        stack.enter_context(onednn_convolutions(network, fold_batch_norm=not (lever == "eval_fold"
-                                                                             and side == "baseline")))
+    else:  # today's path; eval_fold's lever side folds BatchNorm into the convolutions
+        stack.enter_context(onednn_convolutions(network, fold_batch_norm=lever == "eval_fold" and side == "lever"))
     if side == "lever" and lever == "multi_tensor":
         optimizer = paddle.optimizer.Momentum(learning_rate=0.01, momentum=0.9, parameters=network.parameters(),
                                               weight_decay=paddle.regularizer.L2Decay(1e-4), use_multi_tensor=True)

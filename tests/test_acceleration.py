@@ -13,7 +13,8 @@ pytestmark = [pytest.mark.skipif(not onednn_available(), reason="this Paddle has
               pytest.mark.paddle3(reason="oneDNN convolutions are refused on Paddle 2.6 (tests/test_paddle26.py)")]
 
 
-COMPILED = {"_convolution", "_convolution_and_bias", "_convolution_folded", "_folded_batch_norm"}  # what the context puts on each convolution
+# what the context puts on each convolution
+COMPILED = {"_convolution", "_convolution_and_bias", "_convolution_folded", "_folded_batch_norm"}
 
 
 @pytest.fixture(autouse=True)
@@ -366,8 +367,9 @@ def _batch_norm_calls(monkeypatch):
                                                          ("towernet", "se", 128, 4)])
 def test_evaluation_folds_batch_norm_into_the_convolution_with_paddles_logits(monkeypatch, name, attention, size,
                                                                               folded):
-    """In evaluation without gradients each BatchNorm that reads only a convolution's output is folded into it
-    (ResNet-20: all 21; with SimAM the 9 conv2 feed SimAM's hook first, so 12; TowerNet: its 4 BasicConv2d):
+    """With ``fold_batch_norm=True``, in evaluation without gradients each BatchNorm that reads only a
+    convolution's output is folded into it (ResNet-20: all 21; with SimAM the 9 conv2 feed SimAM's hook
+    first, so 12; TowerNet: its 4 BasicConv2d):
     the logits are those of Paddle's own kernels with BatchNorm run (independent of oneDNN and folding), and
     the folded BatchNorms do not run."""
     seed_everything(0)
@@ -378,7 +380,7 @@ def test_evaluation_folds_batch_norm_into_the_convolution_with_paddles_logits(mo
         want = net(x).numpy()
     batch_norms = sum(isinstance(m, paddle.nn.BatchNorm2D) for m in net.sublayers())
     calls = _batch_norm_calls(monkeypatch)
-    with onednn_convolutions(net):
+    with onednn_convolutions(net, fold_batch_norm=True):
         calls.clear()  # compiling traces the BatchNorms
         with paddle.no_grad():
             fast = net(x).numpy()
@@ -398,7 +400,7 @@ def test_folding_reads_the_current_statistics_and_leaves_training_and_gradients_
     reference.set_state_dict(net.state_dict())
     x = paddle.to_tensor(np.random.RandomState(2).randn(3, 3, 8, 8).astype("float32"))
     calls = _batch_norm_calls(monkeypatch)
-    with onednn_convolutions(net):
+    with onednn_convolutions(net, fold_batch_norm=True):
         for model in (net, reference):  # one training step's forward: BatchNorm updates its statistics
             model.train()
             model(x)
@@ -420,11 +422,12 @@ def test_folding_reads_the_current_statistics_and_leaves_training_and_gradients_
     assert net.state_dict().keys() == reference.state_dict().keys()
 
 
-def test_fold_batch_norm_false_folds_nothing(monkeypatch):
+def test_folding_is_off_by_default(monkeypatch):
+    """It measured no faster (docs/PERFORMANCE.md), so evaluation runs every BatchNorm unless asked."""
     net = small_net()
     net.eval()
     calls = _batch_norm_calls(monkeypatch)
-    with onednn_convolutions(net, fold_batch_norm=False):
+    with onednn_convolutions(net):
         calls.clear()
         with paddle.no_grad():
             net(paddle.rand([2, 3, 8, 8]))

@@ -226,7 +226,7 @@ def _batch_norm_pairs(network: nn.Layer, convs: List[nn.Conv2D]) -> List[Tuple[n
 
 
 @contextlib.contextmanager
-def onednn_convolutions(network: nn.Layer, enabled: bool = True, fold_batch_norm: bool = True) -> Iterator[int]:
+def onednn_convolutions(network: nn.Layer, enabled: bool = True, fold_batch_norm: bool = False) -> Iterator[int]:
     """While active, every ``nn.Conv2D`` of ``network`` runs on oneDNN kernels (forward and backward).
 
     Each convolution is compiled alone with ``paddle.jit.to_static`` and ``FLAGS_use_mkldnn`` is set;
@@ -237,17 +237,20 @@ def onednn_convolutions(network: nn.Layer, enabled: bool = True, fold_batch_norm
     pass and each convolution's gradients agree with Paddle's own kernels within float32 rounding; a
     whole network's gradients may not (see the module docstring and :func:`onednn_gradient_error`).
 
-    In evaluation without gradients (``network.eval()`` and ``paddle.no_grad()``), a BatchNorm that reads
-    only a convolution's output (see :func:`_batch_norm_pairs`) is folded into that convolution: one oneDNN
-    program computes ``conv(x, W s) + (b - mean) s + beta`` with ``s = gamma / sqrt(var + eps)`` and the
-    BatchNorm passes it through, which saves the BatchNorm's pass over the map (docs/PERFORMANCE.md). Training,
-    and anything that records gradients, runs the BatchNorm as before.
+    With ``fold_batch_norm``, in evaluation without gradients (``network.eval()`` and ``paddle.no_grad()``), a
+    BatchNorm that reads only a convolution's output (see :func:`_batch_norm_pairs`) is folded into that
+    convolution: one oneDNN program computes ``conv(x, W s) + (b - mean) s + beta`` with
+    ``s = gamma / sqrt(var + eps)`` and the BatchNorm passes it through. Training, and anything that records
+    gradients, runs the BatchNorm as before. Off by default: it measured no faster (docs/PERFORMANCE.md,
+    ``benchmarks/levers.py --levers eval_fold``), because Paddle 3.3's ``to_static`` program adds the folded
+    bias as a separate oneDNN broadcast ``add`` (no conv+bias fusion outside Paddle Inference), which costs
+    what the BatchNorm's own pass over the map cost, and the per-call folding adds small oneDNN operators.
 
     Args:
         network (paddle.nn.Layer): the model; changed in place while the block runs.
         enabled (bool, optional): False makes this a no-op, e.g. for a ``--no-onednn`` switch. Default: True.
         fold_batch_norm (bool, optional): fold BatchNorm into the convolution before it in evaluation
-            without gradients. Default: True.
+            without gradients (same logits to float32 rounding; measured no faster). Default: False.
 
     Yields:
         int: the number of convolutions switched (0 when disabled or not applicable).
