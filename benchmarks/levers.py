@@ -145,7 +145,8 @@ def build_step(spec: dict, lever: str, side: str, stack: contextlib.ExitStack):
     if lever == "attention" and side == "baseline":
         attention = "none"
     seed_everything(0)
-    network = build_model(spec["name"], 10, attention=attention, attention_kwargs=attention_options(spec))
+    options = attention_options(spec) if attention == spec["attention"] else None  # SE's reduction: not for none
+    network = build_model(spec["name"], 10, attention=attention, attention_kwargs=options)
     network.train()
     batch, size = spec["batch_size"], spec["image_size"]
     x = paddle.randn([batch, 3, size, size])
