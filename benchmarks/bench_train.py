@@ -19,7 +19,7 @@ attention, training and evaluation, follow the table.
 Prints a markdown table.
 
     python benchmarks/bench_train.py
-    python benchmarks/bench_train.py --models cifar_resnet20@32x128 --steps 8 --torch-python /work/torchenv/bin/python
+    python benchmarks/bench_train.py --models cifar_resnet20@32x128 --steps 8 --torch-python .venv-torch/bin/python
 """
 import argparse
 import json
