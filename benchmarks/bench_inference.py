@@ -52,6 +52,20 @@ def predictor_for(prefix, onednn, threads):
         return inference.create_predictor(config)
 
 
+def predictor_call(prefix, onednn, threads, x):
+    """A function running the exported model at ``prefix`` on the batch ``x`` through a new predictor."""
+    predictor = predictor_for(prefix, onednn, threads)
+    handle = predictor.get_input_handle(predictor.get_input_names()[0])
+    output = predictor.get_output_handle(predictor.get_output_names()[0])
+
+    def infer():
+        handle.copy_from_cpu(x)
+        predictor.run()
+        return output.copy_to_cpu()
+
+    return infer
+
+
 def measure(spec, steps, warmup, threads, folder):
     """images/s and largest logit difference to dygraph for each variant of one network."""
     seed_everything(0)
@@ -76,15 +90,7 @@ def measure(spec, steps, warmup, threads, folder):
         paddle.jit.save(network, prefix, input_spec=[paddle.static.InputSpec([None, 3, size, size], "float32",
                                                                              "image")])
     for onednn in (False, True):
-        predictor = predictor_for(prefix, onednn, threads)
-        handle = predictor.get_input_handle(predictor.get_input_names()[0])
-        output = predictor.get_output_handle(predictor.get_output_names()[0])
-
-        def infer():
-            handle.copy_from_cpu(x)
-            predictor.run()
-            return output.copy_to_cpu()
-
+        infer = predictor_call(prefix, onednn, threads, x)
         with quiet_native_logs():
             logits = infer()
             speed = median_images_s(infer, batch, steps, warmup)

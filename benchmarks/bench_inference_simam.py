@@ -24,11 +24,10 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
 # The package before Paddle: its first import of Paddle hides the ccache warning and glog's chatter.
-from bench_inference import predictor_for  # noqa: E402
+from bench_inference import predictor_call  # noqa: E402
 from bench_train import parse_spec  # noqa: E402
-from simam_paddle._quiet import quiet_native_logs  # noqa: E402
+from simam_paddle._quiet import native_stdout_dropped, quiet_native_logs  # noqa: E402
 from simam_paddle.engine.device import seed_everything, select_device  # noqa: E402
-from simam_paddle.engine.inference import _native_stdout_dropped  # noqa: E402
 from simam_paddle.models.zoo import build_model  # noqa: E402
 
 import numpy as np  # noqa: E402,I100
@@ -59,16 +58,8 @@ def exported(spec, attention, old_means, folder, threads):
     prefix = os.path.join(folder, f"{attention}_{old_means}", "model")
     with quiet_native_logs(), (reduce_means() if old_means else contextlib.nullcontext()):
         paddle.jit.save(network, prefix, input_spec=[paddle.static.InputSpec([None, 3, size, size], "float32")])
-    predictor = predictor_for(prefix, True, threads)
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    output = predictor.get_output_handle(predictor.get_output_names()[0])
-
-    def infer():
-        handle.copy_from_cpu(x)
-        predictor.run()
-        return output.copy_to_cpu()
-
-    with _native_stdout_dropped():
+    infer = predictor_call(prefix, True, threads, x)
+    with native_stdout_dropped():
         logits = infer()
     error = float(np.abs(logits - reference).max() / np.abs(reference).max())
     return infer, error

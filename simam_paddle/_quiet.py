@@ -25,7 +25,8 @@ import tempfile
 import warnings
 from typing import Iterator
 
-__all__ = ["VERBOSE_ENV", "compile_log_filters", "is_verbose", "quiet_native_logs", "training_warning_filters"]
+__all__ = ["VERBOSE_ENV", "compile_log_filters", "is_verbose", "native_stdout_dropped", "quiet_native_logs",
+           "training_warning_filters"]
 
 VERBOSE_ENV = "SIMAM_PADDLE_VERBOSE"
 """Environment variable: ``1`` shows every message that the package otherwise hides."""
@@ -150,3 +151,28 @@ def quiet_native_logs() -> Iterator[None]:
             kept = [line for line in captured.read().splitlines(keepends=True) if not _GLOG_LINE.match(line)]
             if kept:
                 os.write(2, b"".join(kept))
+
+
+@contextlib.contextmanager
+def native_stdout_dropped() -> Iterator[None]:
+    """Drop what C++ writes to stdout inside this block (unless verbose).
+
+    Paddle 3.3's predictor prints a line (``ReduceMeanCheckIfOneDNNSupport``) to ``std::cout`` on its first run
+    for each mean it keeps off oneDNN (nine for a ResNet-20 with SimAM traced with means).
+    """
+    if is_verbose():
+        yield
+        return
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no real stdout
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)

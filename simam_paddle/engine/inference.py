@@ -10,17 +10,15 @@ therefore keep dygraph as their default and take ``engine="inference"`` when ask
 :class:`InferencePredictor` saves the network into a temporary folder, builds the predictor from it and
 removes the folder; nothing is written next to a run's files. It always runs on the CPU.
 """
-import contextlib
 import os
-import sys
 import tempfile
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import paddle
 
 from .._paddle import num_threads
-from .._quiet import is_verbose, quiet_native_logs
+from .._quiet import native_stdout_dropped, quiet_native_logs
 from .acceleration import onednn_available
 
 __all__ = ["ENGINES", "InferencePredictor", "check_engine"]
@@ -88,7 +86,7 @@ class InferencePredictor:
             self._predictor = inference.create_predictor(config)  # reads the files: the folder may go
         self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
         self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
-        with _native_stdout_dropped():  # the first run chooses the kernels, and Paddle 3.3 prints while it does
+        with native_stdout_dropped():  # the first run chooses the kernels, and Paddle 3.3 prints while it does
             self(np.zeros([1, in_channels, image_size, image_size], np.float32))
 
     def __call__(self, images) -> np.ndarray:
@@ -100,28 +98,3 @@ class InferencePredictor:
         with quiet_native_logs():
             self._predictor.run()
         return self._output.copy_to_cpu()
-
-
-@contextlib.contextmanager
-def _native_stdout_dropped() -> Iterator[None]:
-    """Drop what C++ writes to stdout inside this block (unless verbose).
-
-    Paddle 3.3's predictor prints a line (``ReduceMeanCheckIfOneDNNSupport``) to ``std::cout`` on its first run
-    for each mean it keeps off oneDNN, nine for a ResNet-20 with SimAM.
-    """
-    if is_verbose():
-        yield
-        return
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError):  # no real stdout
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
