@@ -371,3 +371,32 @@ def test_networks_share_one_program_per_kind_of_convolution(monkeypatch):
         fast = second(x).numpy()  # the second network's own weights through the shared programs
     assert switched_again == len(convs) and len(made) == compiled
     np.testing.assert_allclose(fast, second(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_one_pixel_map_runs_on_paddles_kernel_and_is_recorded_as_such():
+    """SE's and CBAM's channel MLPs see 1 x 1 maps, where Paddle's kernel is faster than a oneDNN program: the
+    convolution takes it there (same values and gradients as Paddle's kernel) and the record says so."""
+    from simam_paddle.engine.acceleration import convolution_kernels
+
+    paddle.seed(0)
+    conv = paddle.nn.Conv2D(4, 16, 1)
+    x = paddle.rand([8, 4, 1, 1])
+    x.stop_gradient = False
+    plain = conv(x)
+    plain.sum().backward()
+    want = (plain.numpy(), x.grad.numpy().copy(), conv.weight.grad.numpy().copy())
+    conv.clear_gradients()
+    x.clear_gradient()
+    with onednn_convolutions(conv) as switched:
+        out = conv(x)
+        out.sum().backward()
+        one_pixel = convolution_kernels(conv)
+        conv(paddle.rand([2, 4, 3, 3]))  # a larger map: the compiled program
+        larger = convolution_kernels(conv)
+        conv(paddle.rand([2, 4, 3, 3]))
+        conv(paddle.rand([2, 4, 1, 1]))  # both kinds in one period: not all on oneDNN, so Paddle's
+        both = convolution_kernels(conv)
+    assert switched == 1
+    assert (one_pixel, larger, both) == ((0, 1), (1, 0), (0, 1))
+    for got, expected in zip((out.numpy(), x.grad.numpy(), conv.weight.grad.numpy()), want):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)

@@ -28,19 +28,31 @@ def _convs(attention):
     return len(every), len(hooked)
 
 
+def _one_pixel_convs(attention):
+    """Convolutions that see a 1 x 1 map at 32 px (SE's channel MLP): these run on Paddle's kernels."""
+    net, seen = build_model("cifar_resnet20", 2, attention=attention), set()
+    for conv in (m for m in net.sublayers() if isinstance(m, paddle.nn.Conv2D)):
+        conv.register_forward_pre_hook(lambda layer, inputs: seen.add(id(layer)) if inputs[0].shape[2:] == [1, 1]
+                                       else None)
+    with paddle.no_grad():
+        net(paddle.rand([1, 3, 32, 32]))
+    return len(seen)
+
+
 @needs_onednn
 def test_a_three_run_ablation_in_one_process_records_each_runs_kernels(tmp_path):
     split = make_split(tmp_path / "split")
     result = run_ablation(split, str(tmp_path / "ab"), attentions=["none", "simam", "se"], seeds=[0], **FAST)
     for attention in ("none", "simam", "se"):
-        total, _ = _convs(attention)
+        total, one_pixel = _convs(attention)[0], _one_pixel_convs(attention)
         rows = read_history(tmp_path / "ab" / f"cifar_resnet20_{attention}_seed0")
         assert len(rows) == 2
         for row in rows:
-            assert (row["onednn_convs"], row["paddle_convs"]) == (total, 0), attention
+            assert (row["onednn_convs"], row["paddle_convs"]) == (total - one_pixel, one_pixel), attention
+    assert _one_pixel_convs("none") == _one_pixel_convs("simam") == 0 and _one_pixel_convs("se") == 18
     assert _convs("simam")[1] == 9 and _convs("none")[1] == 0
     kernels = {row["attention"]: row["kernels"] for row in result["rows"]}
-    assert kernels == {"none": "21 / 0", "simam": "21 / 0", "se": f"{_convs('se')[0]} / 0"}
+    assert kernels == {"none": "21 / 0", "simam": "21 / 0", "se": f"{_convs('se')[0] - 18} / 18"}
     assert "| 21 / 0 |" in (tmp_path / "ab" / "summary.md").read_text()
 
 

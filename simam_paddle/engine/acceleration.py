@@ -129,7 +129,13 @@ class _OneDNNConv2D(nn.Conv2D):
     """
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        self._onednn_calls = self.__dict__.get("_onednn_calls", 0) + 1  # read by convolution_kernels
+        if x.shape[2] == 1 and x.shape[3] == 1:
+            # A 1 x 1 map (SE's and CBAM's channel MLPs, TowerNet's last block at 128 px) is a small matrix product
+            # that Paddle's own kernel does faster than a oneDNN program: 0.6 against 10.8 ms for CBAM's 4 -> 16
+            # expansion at batch 128, 5 against 15 ms for 832 -> 384 at batch 32 (docs/PERFORMANCE.md).
+            self._paddle_calls = self.__dict__.get("_paddle_calls", 0) + 1  # read by convolution_kernels
+            return nn.Conv2D.forward(self, x)
+        self._onednn_calls = self.__dict__.get("_onednn_calls", 0) + 1
         if self.bias is not None and paddle.is_grad_enabled():
             return _ChannelBias.apply(self._convolution(x, self.weight), self.bias)
         if self.bias is None:
@@ -248,9 +254,10 @@ def convolution_kernels(network: nn.Layer, reset: bool = True) -> Tuple[int, int
     """How many of ``network``'s convolution layers ran on oneDNN kernels, and how many on Paddle's, since the
     last call (or since :func:`onednn_convolutions` began).
 
-    A convolution counts as oneDNN's when its compiled program ran while ``FLAGS_use_mkldnn`` was set; every
-    other ``nn.Conv2D`` (a GPU's, one left out by :func:`onednn_convolutions`, one under ``onednn=False``)
-    counts as Paddle's. What a run's ``history.csv`` records per epoch (``onednn_convs``, ``paddle_convs``).
+    A convolution counts as oneDNN's when its compiled program ran while ``FLAGS_use_mkldnn`` was set and it
+    never ran on Paddle's kernel in between (which a switched convolution does for a 1 x 1 map); every other
+    ``nn.Conv2D`` (a GPU's, one left out by :func:`onednn_convolutions`, one under ``onednn=False``) counts as
+    Paddle's. What a run's ``history.csv`` records per epoch (``onednn_convs``, ``paddle_convs``).
 
     Args:
         network (paddle.nn.Layer): the model.
@@ -271,10 +278,12 @@ def convolution_kernels(network: nn.Layer, reset: bool = True) -> Tuple[int, int
     flag = paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"]
     ran = 0
     for conv in convs:
-        if type(conv) is _OneDNNConv2D and flag and conv.__dict__.get("_onednn_calls", 0) > 0:
+        calls = conv.__dict__
+        if type(conv) is _OneDNNConv2D and flag and calls.get("_onednn_calls", 0) > 0 and not calls.get("_paddle_calls"):
             ran += 1
         if reset:
-            conv.__dict__.pop("_onednn_calls", None)
+            calls.pop("_onednn_calls", None)
+            calls.pop("_paddle_calls", None)
     return ran, len(convs) - ran
 
 
@@ -291,6 +300,7 @@ def _compile_all(convs: List[nn.Conv2D]) -> None:
             _PROGRAMS.pop(kind, None)  # a failed compile is not kept for the next try
             raise
         conv.__dict__.pop("_onednn_calls", None)  # the compile calls are not the run's
+        conv.__dict__.pop("_paddle_calls", None)
 
 
 def _compile_now(conv: nn.Conv2D) -> None:
@@ -304,20 +314,21 @@ def _compile_now(conv: nn.Conv2D) -> None:
     # training step (loss 0.7 % off Paddle's kernels, measured once); tests/test_acceleration.py checks
     # the steps as it is.
     x = paddle.zeros(shape, dtype="float32")
-    # forward, not __call__: the convolution's hooks see only the run's calls (a hook may record what it sees).
-    conv.forward(x)  # an input without gradient, as the network's first convolution sees
+    # The programs, not forward or __call__: the convolution's hooks see only the run's calls (a hook may record
+    # what it sees), and forward would take a 1 x 1 map (a 1 x 1 kernel's compile shape) to Paddle's kernel.
+    conv._convolution(x, conv.weight)  # an input without gradient, as the network's first convolution sees
     # Paddle keeps one program per input gradient state: every later convolution sees an input with
     # gradient, which would otherwise be translated again at the first training step.
     x.stop_gradient = False
-    conv.forward(x)
+    conv._convolution(x, conv.weight)
     if conv.bias is not None:  # the evaluation program (bias inside) is a program of its own
         with paddle.no_grad():
-            conv.forward(x)
+            conv._convolution_and_bias(x, conv.weight, conv.bias)
 
 
 def _restore(convs: List[nn.Conv2D]) -> None:
     for conv in convs:
-        for name in (*_COMPILED, "_onednn_calls"):
+        for name in (*_COMPILED, "_onednn_calls", "_paddle_calls"):
             conv.__dict__.pop(name, None)
         conv.__class__ = nn.Conv2D
 
