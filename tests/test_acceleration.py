@@ -333,7 +333,8 @@ def test_training_says_how_many_convolutions_run_on_onednn(tmp_path, capsys):
     rng = np.random.RandomState(0)
     x = paddle.to_tensor(rng.rand(8, 3, 8, 8).astype("float32"))
     data = paddle.io.TensorDataset([x, paddle.to_tensor(rng.randint(0, 2, [8, 1]).astype("int64"))])
-    for onednn, words in ((None, ", 2 convolutions on oneDNN kernels (onednn=False: Paddle's)"), (False, "")):
+    words_on = ", 2 convolutions on oneDNN kernels (given a 1 x 1 map, Paddle's; onednn=False: Paddle's)"
+    for onednn, words in ((None, words_on), (False, "")):
         config = resolve_config(TrainConfig(epochs=1, batch_size=4, weight_decay=1e-4, device="cpu", onednn=onednn))
         train(small_net(), data, data, config=config, output_dir=str(tmp_path / f"run_{onednn}"), verbose=2)
         lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("training on ")]

@@ -465,7 +465,8 @@ def _fit(model: paddle.Model, train_loader, eval_loader, epochs: int, callbacks:
         with training_warning_filters(), _SigtermAsInterrupt(), \
                 onednn_convolutions(model.network, onednn) as switched:
             if verbose and is_main_process():
-                kernels = f", {switched} convolutions on oneDNN kernels (onednn=False: Paddle's)" if switched else ""
+                kernels = (f", {switched} convolutions on oneDNN kernels (given a 1 x 1 map, Paddle's; onednn=False: "
+                           "Paddle's)" if switched else "")
                 print(f"training on {describe_device()}{kernels}", flush=True)
             model.fit(train_loader, eval_loader, epochs=epochs, callbacks=[current, *callbacks], verbose=verbose,
                       log_freq=log_freq)
