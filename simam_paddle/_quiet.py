@@ -25,8 +25,8 @@ import tempfile
 import warnings
 from typing import Iterator
 
-__all__ = ["VERBOSE_ENV", "compile_log_filters", "is_verbose", "native_stdout_dropped", "quiet_native_logs",
-           "training_warning_filters"]
+__all__ = ["VERBOSE_ENV", "compile_log_filters", "drop_interrupted_loader_noise", "is_verbose",
+           "native_stdout_dropped", "quiet_native_logs", "training_warning_filters"]
 
 VERBOSE_ENV = "SIMAM_PADDLE_VERBOSE"
 """Environment variable: ``1`` shows every message that the package otherwise hides."""
@@ -176,3 +176,35 @@ def native_stdout_dropped() -> Iterator[None]:
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def _half_built_loader_cleanup(unraisable) -> bool:
+    """Whether an unraisable exception is Paddle's DataLoader iterator failing to clean up after its own
+    construction was interrupted (``'_DataLoaderIterSingleProcess' object has no attribute '_shutdown'``)."""
+    name = getattr(unraisable.object, "__qualname__", "")
+    return (isinstance(unraisable.exc_value, AttributeError) and name.startswith("_DataLoaderIter")
+            and name.endswith(".__del__"))
+
+
+def drop_interrupted_loader_noise() -> None:
+    """From now on, drop the traceback Paddle prints when a DataLoader iterator whose construction Ctrl-C or
+    SIGTERM interrupted is collected (its ``__del__`` reads an attribute ``__init__`` never set); every other
+    unraisable exception goes to the hook that was set before.
+
+    The command line calls it after an interrupt, so that the interrupt's one line is all it prints.
+
+    Examples:
+        >>> import sys
+        >>> before = sys.unraisablehook
+        >>> drop_interrupted_loader_noise()
+        >>> sys.unraisablehook is not before
+        True
+        >>> sys.unraisablehook = before
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if not _half_built_loader_cleanup(unraisable):
+            previous(unraisable)
+
+    sys.unraisablehook = hook

@@ -164,6 +164,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         result = args.func(args)
     except KeyboardInterrupt as err:
+        from ._quiet import drop_interrupted_loader_noise
+
+        drop_interrupted_loader_noise()  # a data loader caught half-built by the signal: not worth a traceback
         print(_interrupted_line(args, err), file=sys.stderr)
         return getattr(err, "exit_code", 130)
     except (CLIError, ValueError, OSError) as err:

@@ -137,3 +137,22 @@ def test_onednn_compile_prints_nothing():
     verbose = python(code, verbose=True)
     # (the shared programs take every input they are given, so "input provided by inputs has no use" is gone)
     assert "Tensor do not have 'place' interface" in verbose.stderr, verbose.stderr
+
+
+@pytest.mark.parametrize("install", [False, True])
+def test_a_data_loader_half_built_by_an_interrupt_is_collected_without_a_traceback(install):
+    """Ctrl-C inside DataLoader.__iter__ leaves an iterator whose __del__ fails ('_shutdown'); after an interrupt
+    the command line drops that traceback, and only that one."""
+    code = ("import gc, sys\n"
+            "from simam_paddle._quiet import drop_interrupted_loader_noise\n"
+            "from paddle.io.dataloader import dataloader_iter as d\n"
+            f"if {install}: drop_interrupted_loader_noise()\n"
+            "half_built = d._DataLoaderIterSingleProcess.__new__(d._DataLoaderIterSingleProcess)\n"
+            "del half_built; gc.collect()\n"
+            "class Other:\n"
+            "    def __del__(self): raise AttributeError('not a data loader')\n"
+            "other = Other(); del other; gc.collect()\n")
+    done = python(code)
+    assert done.returncode == 0, done.stderr
+    assert ("_shutdown" in done.stderr) is not install, done.stderr
+    assert "not a data loader" in done.stderr, done.stderr  # every other unraisable still reaches stderr
