@@ -31,7 +31,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 # The package before Paddle: its first import of Paddle hides the ccache warning and glog's chatter.
-from simam_paddle.engine.acceleration import onednn_convolutions  # noqa: E402
+from simam_paddle.engine.acceleration import convolution_kernels, onednn_convolutions  # noqa: E402
 from simam_paddle.engine.device import seed_everything, select_device  # noqa: E402
 from simam_paddle.engine.training import make_optimizer  # noqa: E402
 from simam_paddle.models.zoo import build_model, model_spec, resolve_attention  # noqa: E402
@@ -105,11 +105,12 @@ def measure(spec: dict, onednn: bool, warmup: int, num_classes: int) -> dict:
         with paddle.no_grad():
             return network(x).numpy()
 
-    with onednn_convolutions(network, onednn) as switched:
+    with onednn_convolutions(network, onednn):
         network.train()
         train = median_images_s(train_step, batch, spec["steps"], warmup)
         network.eval()
         evaluate = median_images_s(eval_step, batch, spec["steps"], warmup)
+        switched, _ = convolution_kernels(network)  # what ran (1 x 1 maps run on Paddle's kernels)
     convs = sum(isinstance(m, paddle.nn.Conv2D) for m in network.sublayers())
     parameters = sum(int(np.prod(p.shape)) for p in network.parameters() if p.trainable)
     return {"train": train, "eval": evaluate, "switched": switched, "convs": convs, "parameters": parameters}
