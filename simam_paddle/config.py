@@ -224,16 +224,19 @@ def setting_problems(settings: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
         >>> list(setting_problems({"epochs": 0, "lr": 0.1, "data": "x"}))
         [('epochs', 'must be a positive integer up to 100,000, got 0')]
     """
-    for f in fields(TrainConfig):
-        if f.name in settings and not f.metadata["rule"](settings[f.name]):
-            yield f.name, f"must be {f.metadata['words']}, got {settings[f.name]!r}"
+    for f in _broken_settings(settings):
+        yield f.name, f"must be {f.metadata['words']}, got {settings[f.name]!r}"
 
 
 def check_settings(settings: Dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the first setting that breaks its rule, as ``name=value: problem``."""
-    for f in fields(TrainConfig):
-        if f.name in settings and not f.metadata["rule"](settings[f.name]):
-            raise ValueError(f"{f.name}={settings[f.name]!r}: must be {f.metadata['words']}")
+    for f in _broken_settings(settings):
+        raise ValueError(f"{f.name}={settings[f.name]!r}: must be {f.metadata['words']}")
+
+
+def _broken_settings(settings: Dict[str, Any]) -> Iterator[Any]:
+    """The :class:`TrainConfig` fields whose value in ``settings`` breaks the field's rule, in field order."""
+    return (f for f in fields(TrainConfig) if f.name in settings and not f.metadata["rule"](settings[f.name]))
 
 
 def resumable_settings() -> List[str]:

@@ -303,7 +303,6 @@ def test_a_failing_compile_is_retried_then_stops_with_a_clear_error(monkeypatch)
     monkeypatch.setattr(paddle.jit, "to_static", breaking_to_static)
     # Programs are shared by every convolution of a kind for the process: start from none compiled.
     monkeypatch.setattr(acceleration, "_PROGRAMS", {})
-    monkeypatch.setattr(acceleration, "_COMPILED_KINDS", set())
     flag = paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"]
     with pytest.warns(RuntimeWarning, match="trying again"):
         with pytest.raises(OneDNNCompileError, match="transformed from AST.*3 tries.*--no-onednn"):
@@ -349,7 +348,6 @@ def test_networks_share_one_program_per_kind_of_convolution(monkeypatch):
     from simam_paddle.engine import acceleration
 
     monkeypatch.setattr(acceleration, "_PROGRAMS", {})
-    monkeypatch.setattr(acceleration, "_COMPILED_KINDS", set())
     real, made = paddle.jit.to_static, []
 
     def counting_to_static(function, *args, **kwargs):

@@ -69,7 +69,6 @@ def _failing_to_static(monkeypatch, fail):
     from simam_paddle.engine import acceleration
 
     monkeypatch.setattr(acceleration, "_PROGRAMS", {})
-    monkeypatch.setattr(acceleration, "_COMPILED_KINDS", set())
     real, made = paddle.jit.to_static, []
 
     def to_static(function, *args, **kwargs):

@@ -118,7 +118,7 @@ class _OneDNNConv2D(nn.Conv2D):
     """``nn.Conv2D`` whose convolution runs as a compiled static program (oneDNN kernels).
 
     The programs take the weight (and bias) as inputs and are shared by every convolution of the same
-    shape and hyperparameters (:func:`_shared_programs`), in this network and in any later one: a process
+    shape and hyperparameters (:func:`_new_programs`, kept in ``_PROGRAMS``), in this network and in any later one: a process
     that trains many runs compiles each kind of convolution once and keeps memory flat (a program per
     layer kept ~30 MiB per ResNet-20 at batch 32 for the life of the process, ``benchmarks/compile_stress.py``).
     Each program ends in a copy (``assign``), so that it does not end in ``conv2d`` (see the module
@@ -145,10 +145,9 @@ class _OneDNNConv2D(nn.Conv2D):
 
 _COMPILED = ("_convolution", "_convolution_and_bias")
 
-# Programs by convolution kind (see _convolution_kind), shared by every layer and network of the process,
-# and the kinds whose programs have run once (_compile_now).
+# Programs by convolution kind (see _convolution_kind), shared by every layer and network of the process; a kind
+# is kept only once its programs have run (_compile_now).
 _PROGRAMS: Dict[tuple, Dict[str, object]] = {}
-_COMPILED_KINDS: set = set()
 
 
 def _convolution_kind(conv: nn.Conv2D) -> tuple:
@@ -162,31 +161,28 @@ def _frozen(value):
     return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def _shared_programs(conv: nn.Conv2D) -> Dict[str, object]:
-    """The compiled programs for ``conv``'s kind: ``_convolution(x, weight)`` and, with a bias,
-    ``_convolution_and_bias(x, weight, bias)``, each a ``paddle.jit.to_static`` function."""
-    kind = _convolution_kind(conv)
-    if kind not in _PROGRAMS:
-        stride, padding, dilation, groups = conv._stride, conv._padding, conv._dilation, conv._groups
+def _new_programs(conv: nn.Conv2D) -> Dict[str, object]:
+    """The programs for ``conv``'s kind: ``_convolution(x, weight)`` and, with a bias,
+    ``_convolution_and_bias(x, weight, bias)``, each a ``paddle.jit.to_static`` function (not compiled yet)."""
+    stride, padding, dilation, groups = conv._stride, conv._padding, conv._dilation, conv._groups
 
-        def _convolution(x, weight):
-            return paddle.assign(F.conv2d(x, weight, None, stride=stride, padding=padding, dilation=dilation,
-                                          groups=groups))
+    def _convolution(x, weight):
+        return paddle.assign(F.conv2d(x, weight, None, stride=stride, padding=padding, dilation=dilation,
+                                      groups=groups))
 
-        def _convolution_and_bias(x, weight, bias):
-            return paddle.assign(F.conv2d(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
-                                          groups=groups))
+    def _convolution_and_bias(x, weight, bias):
+        return paddle.assign(F.conv2d(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                                      groups=groups))
 
-        # Batch, height and width left open: one program per kind for every batch and image size.
-        image = paddle.static.InputSpec(shape=[None, conv._in_channels, None, None], dtype="float32")
-        weight = paddle.static.InputSpec(shape=list(conv.weight.shape), dtype="float32")
-        programs = {"_convolution": paddle.jit.to_static(_convolution, input_spec=[image, weight], full_graph=True)}
-        if conv.bias is not None:
-            bias = paddle.static.InputSpec(shape=list(conv.bias.shape), dtype="float32")
-            programs["_convolution_and_bias"] = paddle.jit.to_static(
-                _convolution_and_bias, input_spec=[image, weight, bias], full_graph=True)
-        _PROGRAMS[kind] = programs
-    return _PROGRAMS[kind]
+    # Batch, height and width left open: one program per kind for every batch and image size.
+    image = paddle.static.InputSpec(shape=[None, conv._in_channels, None, None], dtype="float32")
+    weight = paddle.static.InputSpec(shape=list(conv.weight.shape), dtype="float32")
+    programs = {"_convolution": paddle.jit.to_static(_convolution, input_spec=[image, weight], full_graph=True)}
+    if conv.bias is not None:
+        bias = paddle.static.InputSpec(shape=list(conv.bias.shape), dtype="float32")
+        programs["_convolution_and_bias"] = paddle.jit.to_static(
+            _convolution_and_bias, input_spec=[image, weight, bias], full_graph=True)
+    return programs
 
 
 @contextlib.contextmanager
@@ -279,7 +275,8 @@ def convolution_kernels(network: nn.Layer, reset: bool = True) -> Tuple[int, int
     ran = 0
     for conv in convs:
         calls = conv.__dict__
-        if type(conv) is _OneDNNConv2D and flag and calls.get("_onednn_calls", 0) > 0 and not calls.get("_paddle_calls"):
+        on_onednn = calls.get("_onednn_calls", 0) > 0 and not calls.get("_paddle_calls")
+        if type(conv) is _OneDNNConv2D and flag and on_onednn:
             ran += 1
         if reset:
             calls.pop("_onednn_calls", None)
@@ -291,14 +288,13 @@ def _compile_all(convs: List[nn.Conv2D]) -> None:
     for conv in convs:
         conv.__class__ = _OneDNNConv2D
         kind = _convolution_kind(conv)
-        try:
-            conv.__dict__.update(_shared_programs(conv))  # the instance's look-up, removed again by _restore
-            if kind not in _COMPILED_KINDS:
-                _compile_now(conv)
-                _COMPILED_KINDS.add(kind)
-        except Exception:
-            _PROGRAMS.pop(kind, None)  # a failed compile is not kept for the next try
-            raise
+        if kind in _PROGRAMS:
+            conv.__dict__.update(_PROGRAMS[kind])  # the instance's look-up, removed again by _restore
+        else:  # a new kind: kept once it has compiled, so a failed compile is made afresh by the next try
+            programs = _new_programs(conv)
+            conv.__dict__.update(programs)
+            _compile_now(conv)
+            _PROGRAMS[kind] = programs
         conv.__dict__.pop("_onednn_calls", None)  # the compile calls are not the run's
         conv.__dict__.pop("_paddle_calls", None)
 
