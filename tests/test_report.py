@@ -332,6 +332,25 @@ def test_the_summary_names_adam_and_its_beta1_and_old_runs_momentum(tmp_path):
     assert "batch 32, lr 0.01 (cosine to 0), momentum 0.9, weight decay 0.0002, Paddle 3.3.1." in summary
 
 
+def test_a_baselines_folder_says_which_model_used_which_optimizer(tmp_path):
+    """Models trained with different recipes in one folder (the notebook's baselines): the settings line
+    claims only what every run shares and names each model's own optimizer and learning rate."""
+    from simam_paddle.experiments.report import write_report
+
+    fake_run(tmp_path / "runs", "resnet50_none_seed0", "none", 0, [0.5, 0.6], model="resnet50")
+    fake_run(tmp_path / "runs", "mobilenet_v2_none_seed0", "none", 0, [0.5, 0.7], model="mobilenet_v2")
+    fake_run(tmp_path / "runs", "vgg19_none_seed0", "none", 0, [0.3, 0.4], model="vgg19", optimizer="adam",
+             lr=1e-4, momentum=0.5)
+    summary = write_report(str(tmp_path / "runs"), output=tmp_path / "out", figure=False)["summary"]
+    lines = summary.splitlines()
+    assert lines[0] == "# mobilenet_v2, resnet50, vgg19 on digits_split: none"
+    shared = next(line for line in lines if line.startswith("Same settings for every run:"))
+    assert "lr" not in shared and "momentum" not in shared and "beta1" not in shared
+    assert "128 px, 2 epochs, batch 32, weight decay 0.0002, Paddle 3.3.1." in shared
+    assert ("Settings that differ by model: mobilenet_v2, resnet50: lr 0.01 (cosine to 0), momentum 0.9; "
+            "vgg19: Adam, lr 0.0001 (cosine to 0), beta1 0.5.") in lines
+
+
 def test_runs_of_another_framework_say_so_and_never_average_with_the_packages(tmp_path):
     from simam_paddle.experiments.report import write_report
 

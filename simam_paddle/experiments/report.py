@@ -479,9 +479,9 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
     attentions = list(dict.fromkeys(r["attention"] for r in rows))
     unfinished = [r["name"] for r in rows if not r["finished"]]
     lines = [
-        f"# {first['model']} on {first['data']}: {', '.join(attentions)}",
+        f"# {', '.join(dict.fromkeys(r['model'] for r in rows))} on {first['data']}: {', '.join(attentions)}",
         "",
-        f"Same settings for every run: {_setting_words(rows)}.",
+        *_setting_lines(rows),
         "",
         "Best eval accuracy: the highest over a run's epochs (as the official SimAM code reports); final: after "
         "its last epoch. Mean ± sample standard deviation over seeds; s/epoch covers training and evaluation on "
@@ -528,17 +528,46 @@ def write_report(results: Union[str, os.PathLike], output: Optional[Union[str, o
             "summary": summary, "files": files}
 
 
-def _setting_words(rows: Sequence[Dict[str, Any]]) -> str:
-    """The settings every run shares, in words, from the first row (the report checks that they agree)."""
+def _setting_parts(row: Dict[str, Any]) -> List[str]:
+    """A row's training settings in words, one part per setting of the summary's settings line."""
+    adam = row["optimizer"] == "adam"  # Momentum runs keep the words they always had
+    return [f"{row['train_samples']} train / {row['eval_samples']} eval images, {row['num_classes']} classes",
+            f"{row['image_size']} px", f"{row['planned_epochs']} epochs", f"batch {row['batch_size']}",
+            ("Adam, " if adam else "") + f"lr {row['lr']} ({_schedule_words(row)}), "
+            f"{'beta1' if adam else 'momentum'} {row['momentum']}",
+            f"weight decay {row['weight_decay']}"]
+
+
+def _setting_lines(rows: Sequence[Dict[str, Any]]) -> List[str]:
+    """The settings line of a summary: what every run shares, then, where groups of runs (say the models of a
+    baselines folder) were trained differently, what each group used (groups agree within, see aggregate_runs).
+
+    Examples:
+        >>> row = dict(train_samples=8, eval_samples=4, num_classes=2, image_size=32, planned_epochs=3,
+        ...            batch_size=4, optimizer="momentum", lr=0.01, momentum=0.9, weight_decay=0.0, recipe=None,
+        ...            framework=None, paddle_version="3.3.1", data="d", model="a", attention="none")
+        >>> print("\\n".join(_setting_lines([row, dict(row, model="b", optimizer="adam", lr=0.0001)])))
+        Same settings for every run: 8 train / 4 eval images, 2 classes, 32 px, 3 epochs, batch 4, weight decay 0.0, Paddle 3.3.1.
+        <BLANKLINE>
+        Settings that differ by model: a: lr 0.01 (cosine to 0), momentum 0.9; b: Adam, lr 0.0001 (cosine to 0), beta1 0.9.
+    """
+    parts = [_setting_parts(row) for row in rows]
+    varies = [len({p[i] for p in parts}) > 1 for i in range(len(parts[0]))]
     first = rows[0]
-    adam = first["optimizer"] == "adam"  # Momentum runs keep the words they always had
-    return (f"{first['train_samples']} train / {first['eval_samples']} eval images, {first['num_classes']} "
-            f"classes, {first['image_size']} px, {first['planned_epochs']} epochs, batch {first['batch_size']}, "
-            + ("Adam, " if adam else "")
-            + f"lr {first['lr']} ({_schedule_words(first)}), {'beta1' if adam else 'momentum'} "
-            f"{first['momentum']}, weight decay {first['weight_decay']}, "
-            + (f"{first['framework']}, on {first['device_name']}" if first["framework"]
-               else _paddle_words(rows)))
+    shared = [part for part, differs in zip(parts[0], varies) if not differs]
+    shared.append(f"{first['framework']}, on {first['device_name']}" if first["framework"] else _paddle_words(rows))
+    lines = [f"Same settings for every run: {', '.join(shared)}."]
+    if any(varies):
+        keys = [key for key in ("data", "model", "attention") if len({row[key] for row in rows}) > 1]
+        by_words: Dict[str, List[str]] = {}
+        for row, row_parts in zip(rows, parts):
+            words = ", ".join(part for part, differs in zip(row_parts, varies) if differs)
+            label = " ".join(str(row[key]) for key in keys) or row["name"]
+            if label not in by_words.setdefault(words, []):
+                by_words[words].append(label)
+        listing = "; ".join(f"{', '.join(labels)}: {words}" for words, labels in by_words.items())
+        lines += ["", f"Settings that differ by {' and '.join(keys) or 'run'}: {listing}."]
+    return lines
 
 
 def _draw_figures(results: str, output: str, groups: Sequence[Dict[str, Any]], first: Dict[str, Any],
