@@ -574,7 +574,8 @@ def _draw_figures(results: str, output: str, groups: Sequence[Dict[str, Any]], f
                   robustness: bool) -> List[str]:
     """``curves.png`` of the groups and, where the results hold a robustness table, ``robustness.png``."""
     curves = os.path.join(output, "curves.png")
-    plot_mean_curves(groups, output=curves, title=f"{first['model']} on {first['data']}: "
+    models = ", ".join(dict.fromkeys(group["model"] for group in groups))
+    plot_mean_curves(groups, output=curves, title=f"{models} on {first['data']}: "
                      f"{first['image_size']} px, {first['planned_epochs']} epochs, mean and range over seeds")
     files = [curves]
     if robustness:
@@ -582,7 +583,7 @@ def _draw_figures(results: str, output: str, groups: Sequence[Dict[str, Any]], f
         from .robustness import read_robustness
 
         path = os.path.join(output, "robustness.png")
-        plot_robustness(read_robustness(results), output=path, title=f"{first['model']} on {first['data']}: "
+        plot_robustness(read_robustness(results), output=path, title=f"{models} on {first['data']}: "
                         "eval accuracy on corrupted images, mean and range over seeds")
         files.append(path)
     return files
