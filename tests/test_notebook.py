@@ -293,3 +293,20 @@ def test_open_run_records_the_kernels_it_trains_with(tmp_path):
     config.write_text(json.dumps({**json.loads(config.read_text()), "onednn": None}))
     assert opened("default")[0].onednn is False
     assert opened("default", onednn=True)[0].onednn is True  # may be switched when the run is picked up again
+
+
+def test_open_run_picks_up_its_run_given_the_attention_in_capitals(tmp_path):
+    """The attention is stored by its lower-case name (as train_run stores it): the same settings, typed as the
+    notebook typed them ("SimAM"), must find their own run again, not refuse it as another."""
+    import json
+
+    data = _image_dataset(tmp_path, per_class=2)
+    settings = dict(model="towernet", attention="SimAM", epochs=2, image_size=8, batch_size=4, lr=0.01, seed=0)
+    model, loader = _hapi_model(data, 2)
+    run = open_run(str(tmp_path / "run"), model, loader, tmp_path / "imgs", settings, verbose=0)
+    model.fit(loader, loader, epochs=1, callbacks=run.callbacks, verbose=0)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["attention"] == "simam"
+    model, loader = _hapi_model(data, 2)
+    run = open_run(str(tmp_path / "run"), model, loader, tmp_path / "imgs", settings, verbose=0)
+    assert (run.status, run.initial_epoch) == ("resumed", 1)
+
