@@ -310,3 +310,19 @@ def test_open_run_picks_up_its_run_given_the_attention_in_capitals(tmp_path):
     run = open_run(str(tmp_path / "run"), model, loader, tmp_path / "imgs", settings, verbose=0)
     assert (run.status, run.initial_epoch) == ("resumed", 1)
 
+
+def test_open_run_records_a_network_of_the_notebooks_own(tmp_path):
+    """A model name outside the zoo (the notebook's own network) is recorded as given, with the weight decay
+    given; without one there is no model's own to fall back on, and the error says to give it."""
+    import json
+
+    data = _image_dataset(tmp_path, per_class=2)
+    settings = dict(model="my_mlp", epochs=1, image_size=8, batch_size=4, lr=0.01, seed=0)
+    model, loader = _hapi_model(data, 1)  # weight decay 1e-4
+    with pytest.raises(ValueError, match="weight_decay"):
+        open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", settings, verbose=0)
+    run = open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", {**settings, "weight_decay": 1e-4},
+                   verbose=0)
+    assert run.status == "new"
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert (config["model"], config["weight_decay"], config["attention"]) == ("my_mlp", 1e-4, None)

@@ -26,7 +26,7 @@ from .._io import NotTextError, atomic_write_text, is_main_process, read_text
 from .._quiet import training_warning_filters
 from ..config import RECIPES, TRAIN_DEFAULTS, TrainConfig
 from ..data.dataset import ClearErrorDataLoader
-from ..models.zoo import ModelSpec, model_spec, resolve_attention
+from ..models.zoo import ModelSpec, available_models, model_spec, resolve_attention
 from .acceleration import onednn_convolutions, onednn_default
 from .callbacks import CurrentEpoch, ResumedProgBar, run_callbacks
 from .checkpoints import check_state_fits, load_checkpoint_state, load_state, restore_optimizer_state
@@ -153,7 +153,9 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     (:data:`~simam_paddle.config.RECIPES`); the attention is the model's as published, by name
     (:func:`~simam_paddle.models.resolve_attention`); a weight decay the recipe does not set either is the
     model's (:func:`default_weight_decay`); ``onednn`` is :func:`~simam_paddle.engine.acceleration.onednn_default`.
-    The attention layer's options (``e_lambda``, ``reduction``) stay None: the layer's own. A run resolves its
+    The attention layer's options (``e_lambda``, ``reduction``) stay None: the layer's own. A model outside the
+    zoo (a network of the caller's own, named in a notebook's settings) keeps the attention given and needs a
+    weight decay given: it has no published one (``ValueError`` otherwise). A run resolves its
     settings once, when it starts, and ``config.json`` stores the result.
 
     Args:
@@ -171,6 +173,13 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     """
     recipe = {k: v for k, v in RECIPES[config.recipe].defaults.items() if getattr(config, k) is None}
     config = dataclasses.replace(config, **recipe)
+    if config.model.lower() not in available_models():
+        # A network of the caller's own (a notebook's): no published attention or weight decay to fall back on.
+        if config.weight_decay is None:
+            raise ValueError(f"model={config.model!r} is not one of the zoo's ({', '.join(available_models())}), "
+                             "so it has no weight decay of its own; give weight_decay (the one its optimizer uses)")
+        return dataclasses.replace(config, onednn=onednn_default() if config.onednn is None else config.onednn,
+                                   attention=None if config.attention is None else config.attention.lower())
     return dataclasses.replace(
         config, attention=resolve_attention(config.model, config.attention),
         weight_decay=default_weight_decay(config.model) if config.weight_decay is None else config.weight_decay,
