@@ -50,3 +50,34 @@ def test_init_from_refuses_a_run_of_another_attention(tmp_path, capsys):
     assert main(["train", "--data", split, "--output", str(tmp_path / "run"), "--init-from", source,
                  "--attention", "cbam", "--epochs", "1", "--quiet"]) == 2
     assert "does not fit this model" in error_line(capsys)
+
+
+def test_a_converted_run_is_never_started_over(tmp_path, capsys):
+    """A convert-official folder has config.json and best_model.pdparams but no last.json, like a run that finished no
+    epoch; training into it (by mistake, or as its own --init-from) must not delete the converted weights."""
+    from simam_paddle.experiments import complete_run
+
+    source = str(tmp_path / "official")
+    assert main(["convert-official", os.path.join(DATA, "official_cifar_resnet20_simam.pth.tar"), "--model",
+                 "cifar_resnet20", "--attention", "simam", "--output", source]) == 0
+    weights = os.path.join(source, "best_model.pdparams")
+    saved = paddle.load(weights)
+    split = _split(tmp_path / "split")
+    capsys.readouterr()
+    for extra in ([], ["--init-from", source]):
+        assert main(["train", "--data", split, "--output", source, *extra, "--epochs", "1", "--batch-size", "3",
+                     "--quiet"]) == 2
+        line = error_line(capsys)
+        assert "convert" in line and "another" in line
+    try:
+        complete_run(split, source, verbose=0, epochs=1, batch_size=3)
+    except FileExistsError as err:
+        assert "convert" in str(err)
+    else:
+        raise AssertionError("complete_run trained into a converted run")
+    assert sorted(os.listdir(source)) in (["best_model.pdparams", "config.json"],
+                                         [".lock", "best_model.pdparams", "config.json"])
+    kept = paddle.load(weights)
+    for key, value in saved.items():
+        np.testing.assert_array_equal(kept[key].numpy(), value.numpy())
+    assert "converted_from" in json.load(open(os.path.join(source, "config.json")))

@@ -397,9 +397,9 @@ def _check_folder_state(output: str, resume: bool, verbose: int) -> None:
     if finished or _finished_epochs(output):
         raise FileExistsError(f"{output!r} already holds a run with finished epochs; pass resume=True to continue "
                               "it, or another output folder")
+    clear_unfinished_run(output)
     if verbose:
         print(f"{output} holds a run that finished no epoch (no last.json); starting it over")
-    clear_unfinished_run(output)
 
 
 def clear_unfinished_run(run_dir: str) -> None:
@@ -408,10 +408,31 @@ def clear_unfinished_run(run_dir: str) -> None:
 
     Examples:
         >>> clear_unfinished_run("runs/t")  # doctest: +SKIP
+
+    Raises:
+        FileExistsError: ``run_dir`` holds a run converted from an official checkpoint (``convert-official``): it
+            has no last.json either, but its best_model.pdparams are the converted weights, kept.
     """
+    _refuse_converted_run(run_dir)
     for name in ("history.csv", "best_model.pdparams", "last.pdparams", "last.pdopt"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(run_dir, name))
+
+
+def _refuse_converted_run(run_dir: str, record: Optional[Dict[str, Any]] = None) -> None:
+    """A ``FileExistsError`` if ``run_dir`` holds a run converted from an official checkpoint (its config.json,
+    or ``record`` read from it, names ``converted_from``): never trained into, never started over."""
+    if record is None:
+        try:
+            with open(os.path.join(run_dir, "config.json"), "rb") as f:
+                record = json.loads(f.read().decode("utf-8-sig"))
+        except (OSError, ValueError):  # none, or unreadable: not a converted run's, as convert-official writes it
+            return
+    if isinstance(record, dict) and record.get("converted_from"):
+        raise FileExistsError(
+            f"{run_dir!r} holds a run converted from {record['converted_from']!r} (convert-official): its "
+            "best_model.pdparams are those weights, so it is not trained into; train into another output folder "
+            f"(init_from={run_dir} fine-tunes from it)")
 
 
 def _train_locked(config: TrainConfig, record: Dict[str, Any], output: str, resume: bool,
@@ -514,6 +535,7 @@ def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> D
                                   "remove it or choose another output folder")
         return train_run(data, output, verbose=verbose, **settings)
     config = load_config(output)
+    _refuse_converted_run(output, config)
     given = _given(settings)
     if _finished_epochs(output) >= config["epochs"]:
         # Finished: nothing will be read from the data, so only the settings must match. This lets a
