@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import paddle
+import pytest
 from PIL import Image
 
 from simam_paddle.cli import main
@@ -81,3 +82,21 @@ def test_a_converted_run_is_never_started_over(tmp_path, capsys):
     for key, value in saved.items():
         np.testing.assert_array_equal(kept[key].numpy(), value.numpy())
     assert "converted_from" in json.load(open(os.path.join(source, "config.json")))
+
+
+def test_a_run_fine_tuned_from_a_relative_folder_is_found_again(tmp_path, monkeypatch):
+    """config.json stores init_from as an absolute path; complete_run (what an ablation or the demo re-runs) and a
+    resume given the same relative --init-from must see the same setting, not refuse the run as another."""
+    from simam_paddle.experiments import complete_run, train_run
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["convert-official", os.path.join(DATA, "official_cifar_resnet20_simam.pth.tar"), "--model",
+                 "cifar_resnet20", "--attention", "simam", "--output", "official"]) == 0
+    _split(tmp_path / "split")
+    settings = dict(init_from="official", epochs=1, batch_size=3, lr=1e-12)
+    config = complete_run("split", "run", verbose=0, **settings)
+    assert config["init_from"] == str(tmp_path / "official")
+    assert complete_run("split", "run", verbose=0, **settings)["init_from"] == config["init_from"]  # finished
+    train_run(None, "run", resume=True, verbose=0, **{**settings, "epochs": 1})  # nothing left, nothing refused
+    with pytest.raises(ValueError, match="init_from: run has"):
+        complete_run("split", "run", verbose=0, **{**settings, "init_from": "split"})

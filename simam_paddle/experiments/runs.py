@@ -306,7 +306,15 @@ def changed_settings(record: Dict[str, Any], given: Dict[str, Any]) -> str:
     """
     resumable = resumable_settings()  # they do not change what is trained
     return ", ".join(f"{k}: run has {record.get(k)!r}, given {v!r}" for k, v in given.items()
-                     if k not in resumable and record.get(k) != v)
+                     if k not in resumable and not _same_setting(k, record.get(k), v))
+
+
+def _same_setting(name: str, recorded: Any, given: Any) -> bool:
+    """Whether a given setting is the one recorded: a run folder (``init_from``, stored absolute by
+    :func:`~simam_paddle.experiments.finetune.init_from_settings`) is the same folder however it is written."""
+    if name == "init_from" and isinstance(recorded, str) and isinstance(given, str):
+        return os.path.abspath(recorded) == os.path.abspath(given)
+    return recorded == given
 
 
 def train_run(data: Optional[str], output: str, resume: bool = False, verbose: int = 1,
