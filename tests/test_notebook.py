@@ -326,3 +326,19 @@ def test_open_run_records_a_network_of_the_notebooks_own(tmp_path):
     assert run.status == "new"
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert (config["model"], config["weight_decay"], config["attention"]) == ("my_mlp", 1e-4, None)
+
+
+def test_open_run_resumes_with_the_seed_the_run_recorded(tmp_path):
+    """Settings that leave the seed out pick a run up with the seed it started with (as train_run resumes from
+    config.json), not the default: the remaining epochs' shuffling follows the run's seed."""
+    from simam_paddle.engine import EpochSeed
+
+    data = _image_dataset(tmp_path, per_class=2)
+    settings = dict(model="towernet", epochs=2, image_size=8, batch_size=4, lr=0.01)
+    model, loader = _hapi_model(data, 2)
+    run = open_run(str(tmp_path / "run"), model, loader, tmp_path / "imgs", {**settings, "seed": 3}, verbose=0)
+    model.fit(loader, loader, epochs=1, callbacks=run.callbacks, verbose=0)
+    model, loader = _hapi_model(data, 2)
+    run = open_run(str(tmp_path / "run"), model, loader, tmp_path / "imgs", settings, verbose=0)
+    assert run.status == "resumed"
+    assert [cb.seed for cb in run.callbacks if isinstance(cb, EpochSeed)] == [3]

@@ -383,6 +383,8 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
         if onednn is None:
             onednn = record["onednn"]
         _refuse_other_settings(run_dir, record, given)
+        if "seed" not in given:  # the run's own, as train_run resumes from config.json: it seeds the shuffling
+            config = dataclasses.replace(config, seed=record.get("seed", config.seed))
         if _history_rows(run_dir) >= epochs:
             path = os.path.join(run_dir, "best_model.pdparams")
             state = load_state(path)
