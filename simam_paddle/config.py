@@ -63,6 +63,13 @@ RECIPES: Dict[str, Recipe] = {
 """The recipes a run can train with (the ``recipe`` setting), by name."""
 
 
+def _recipes_default(name: str) -> str:
+    """``default_help`` of a setting the recipes fill in: each recipe's value, e.g. "the recipe's: 100 (notebook),
+    164 (official-cifar)"."""
+    return "the recipe's: " + ", ".join(f"{recipe.defaults[name]:g} ({key})" for key, recipe in RECIPES.items()
+                                        if name in recipe.defaults)
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -145,21 +152,25 @@ class TrainConfig:
         None, "SE / CBAM reduction ratio", _or_none(_positive_int), "a positive integer",
         default_help="the layer's own, 16; the official CIFAR runs use 4")
     epochs: Optional[int] = _setting(None, "epochs", _or_none(_bounded_int(_MAX_EPOCHS)),
-                                     f"a positive integer up to {_MAX_EPOCHS:,}")
+                                     f"a positive integer up to {_MAX_EPOCHS:,}", default_help=_recipes_default("epochs"))
     image_size: int = _setting(256, "square input size, at least the model's minimum, 127 for TowerNet",
                                _bounded_int(_MAX_IMAGE_SIZE), f"a positive integer up to {_MAX_IMAGE_SIZE:,}")
     batch_size: Optional[int] = _setting(None, "batch size per process", _or_none(_bounded_int(_MAX_BATCH_SIZE)),
-                               f"a positive integer up to {_MAX_BATCH_SIZE:,}")
-    lr: Optional[float] = _setting(None, "initial learning rate, cosine to 0 over all epochs", _or_none(_positive_finite),
-                         "a finite number > 0")
+                               f"a positive integer up to {_MAX_BATCH_SIZE:,}",
+                               default_help=_recipes_default("batch_size"))
+    lr: Optional[float] = _setting(
+        None, "initial learning rate, then the recipe's schedule: notebook cosine to 0 over all epochs, "
+        "official-cifar divided by 10 at 81/164 and 122/164 of them", _or_none(_positive_finite),
+        "a finite number > 0", default_help=_recipes_default("lr"))
     optimizer: str = _setting(
-        "momentum", "optimizer, with the same L2 weight decay and cosine learning rate: momentum (the notebook's) "
+        "momentum", "optimizer, with the same L2 weight decay and learning-rate schedule: momentum (the notebook's) "
         "or adam", lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS), choices=OPTIMIZERS)
     momentum: float = _setting(0.9, "momentum (Adam: beta1, the decay of its running mean of gradients)",
                                lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
     weight_decay: Optional[float] = _setting(
         None, "L2 coefficient", _or_none(lambda v: _is_number(v) and math.isfinite(v) and v >= 0),
-        "a finite number >= 0", default_help="the model's own, e.g. 2e-4 for TowerNet, 1e-4 for the ResNets")
+        "a finite number >= 0", default_help=_recipes_default("weight_decay") + "; else the model's own, e.g. 2e-4 "
+        "for TowerNet, 1e-4 for the ResNets")
     seed: int = _setting(0, "random seed", lambda v: _is_int(v) and v >= 0, "an integer >= 0", per_run=True)
     num_workers: int = _setting(0, "DataLoader worker processes", lambda v: _is_int(v) and v >= 0,
                                 "an integer >= 0", resumable=True)
