@@ -1,4 +1,5 @@
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -176,15 +177,16 @@ def test_layer_table_lists_blocks_with_shapes_and_parameters():
         layer_table(net, 8, depth=0)
 
 
-def _hapi_model(data, epochs, seed=0):
+def _hapi_model(data, epochs, seed=0, lr=0.01, weight_decay=2e-4, batch_size=4):
+    """A prepared model and loader as the notebooks make them; the defaults are TowerNet's settings."""
     import paddle
     import simam_paddle as sp
 
     sp.engine.seed_everything(seed)
     network = paddle.nn.Sequential(paddle.nn.Flatten(), paddle.nn.Linear(3 * 8 * 8, 3))
     model = paddle.Model(network)
-    loader = sp.engine.make_loader(data, 4, shuffle=True)
-    model.prepare(sp.engine.make_optimizer(model.parameters(), 0.01, epochs, len(loader), weight_decay=1e-4),
+    loader = sp.engine.make_loader(data, batch_size, shuffle=True)
+    model.prepare(sp.engine.make_optimizer(model.parameters(), lr, epochs, len(loader), weight_decay=weight_decay),
                   paddle.nn.CrossEntropyLoss(), paddle.metric.Accuracy())
     return model, loader
 
@@ -261,12 +263,13 @@ def test_open_run_records_the_optimizer_and_refuses_a_model_prepared_with_anothe
     with pytest.raises(ValueError, match="optimizer='rmsprop': must be one of momentum, adam"):
         open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", {**settings, "optimizer": "rmsprop"}, verbose=0)
     assert not (tmp_path / "a").exists()
-    model.prepare(sp.engine.make_optimizer(model.parameters(), 0.001, 2, len(loader), weight_decay=1e-4,
+    model.prepare(sp.engine.make_optimizer(model.parameters(), 0.001, 2, len(loader), weight_decay=2e-4,
                                            optimizer="adam"),
                   paddle.nn.CrossEntropyLoss(), paddle.metric.Accuracy())
     with pytest.raises(ValueError, match=r"prepared with Adam, but the run's settings say optimizer='momentum'"):
         open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", settings, verbose=0)
-    open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", {**settings, "optimizer": "adam"}, verbose=0)
+    open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", {**settings, "optimizer": "adam", "lr": 0.001},
+             verbose=0)
     assert json.loads((tmp_path / "a" / "config.json").read_text())["optimizer"] == "adam"
 
 
@@ -318,7 +321,7 @@ def test_open_run_records_a_network_of_the_notebooks_own(tmp_path):
 
     data = _image_dataset(tmp_path, per_class=2)
     settings = dict(model="my_mlp", epochs=1, image_size=8, batch_size=4, lr=0.01, seed=0)
-    model, loader = _hapi_model(data, 1)  # weight decay 1e-4
+    model, loader = _hapi_model(data, 1, weight_decay=1e-4)
     with pytest.raises(ValueError, match="weight_decay"):
         open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", settings, verbose=0)
     run = open_run(str(tmp_path / "a"), model, loader, tmp_path / "imgs", {**settings, "weight_decay": 1e-4},
@@ -342,3 +345,28 @@ def test_open_run_resumes_with_the_seed_the_run_recorded(tmp_path):
     run = open_run(str(tmp_path / "run"), model, loader, tmp_path / "imgs", settings, verbose=0)
     assert run.status == "resumed"
     assert [cb.seed for cb in run.callbacks if isinstance(cb, EpochSeed)] == [3]
+
+
+@pytest.mark.parametrize("prepared, says", [
+    (dict(lr=0.1), "lr: prepared 0.1, settings 0.01"),
+    (dict(weight_decay=1e-4), "weight_decay: prepared 0.0001, settings 0.0002"),  # TowerNet's own is 2e-4
+    (dict(batch_size=2), "batch_size: prepared 2, settings 4"),
+    (dict(epochs=5), "epochs: prepared 5, settings 2"),
+])
+def test_open_run_refuses_a_model_prepared_otherwise_than_the_run_records(tmp_path, prepared, says):
+    """config.json records what trains: a notebook that changed the optimizer's learning rate (or weight decay,
+    the loader's batch size, the schedule's epochs) in one cell but not the settings is told so, and nothing is
+    written; picking a run up again with another preparation is refused the same way."""
+    data = _image_dataset(tmp_path, per_class=2)
+    settings = dict(model="towernet", epochs=2, image_size=8, batch_size=4, lr=0.01, seed=0)
+    model, loader = _hapi_model(data, **{"epochs": 2, **prepared})
+    with pytest.raises(ValueError, match=re.escape(says)):
+        open_run(str(tmp_path / "new"), model, loader, tmp_path / "imgs", settings, verbose=0)
+    assert not (tmp_path / "new" / "config.json").exists()
+
+    model, loader = _hapi_model(data, 2)
+    run = open_run(str(tmp_path / "run"), model, loader, tmp_path / "imgs", settings, verbose=0)
+    model.fit(loader, loader, epochs=1, callbacks=run.callbacks, verbose=0)
+    model, loader = _hapi_model(data, **{"epochs": 2, **prepared})
+    with pytest.raises(ValueError, match=re.escape(says.replace("settings", "run"))):
+        open_run(str(tmp_path / "run"), model, loader, tmp_path / "imgs", settings, verbose=0)

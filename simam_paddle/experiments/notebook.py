@@ -271,6 +271,53 @@ def _check_prepared_optimizer(optimizer: Any, name: str) -> None:
                      f"optimizer={name!r} (what config.json records); {fix}")
 
 
+def _prepared_settings(optimizer: Any, train_loader: Any) -> Dict[str, Any]:
+    """What a prepared model really trains with, where Paddle's objects say it: the initial learning rate and the
+    epochs of the schedule (``make_optimizer``'s), the momentum (Adam: beta1), the L2 weight decay and the batch
+    size of ``train_loader``. A value Paddle does not expose is left out (not checked)."""
+    values: Dict[str, Any] = {}
+    scheduler = optimizer._learning_rate
+    if isinstance(scheduler, (int, float)):
+        values["lr"] = float(scheduler)
+    elif isinstance(getattr(scheduler, "base_lr", None), (int, float)):
+        values["lr"] = float(scheduler.base_lr)
+        if isinstance(getattr(scheduler, "epochs", None), int):  # CosineDecayToZero: the run's length
+            values["epochs"] = scheduler.epochs
+    momentum = getattr(optimizer, "_momentum", getattr(optimizer, "_beta1", None))
+    if isinstance(momentum, (int, float)):
+        values["momentum"] = float(momentum)
+    regularization = getattr(optimizer, "regularization", None)
+    decay = (getattr(regularization, "_coeff", None) if regularization is not None
+             else getattr(optimizer, "_regularization_coeff", None))
+    if isinstance(decay, (int, float)):
+        values["weight_decay"] = float(decay)
+    elif regularization is None and getattr(optimizer, "_regularization_method", "") == "":
+        values["weight_decay"] = 0.0  # prepared without any
+    batch_size = getattr(getattr(train_loader, "batch_sampler", None), "batch_size", None)
+    if isinstance(batch_size, int):
+        values["batch_size"] = batch_size
+    return values
+
+
+def _refuse_other_preparation(run_dir: str, prepared: Dict[str, Any], record: Mapping[str, Any], new: bool) -> None:
+    """A ``ValueError`` naming every setting the prepared model and loader train with other than the run's (what
+    ``config.json`` records, or will): the record must say what really ran."""
+    import math
+
+    differ = [(name, value, record.get(name)) for name, value in prepared.items()
+              if record.get(name) is not None
+              and not math.isclose(value, record[name], rel_tol=1e-9, abs_tol=1e-15)]
+    if not differ:
+        return
+    where = "the run's settings resolve to" if new else f"{run_dir!r} was made with"
+    listing = ", ".join(f"{name}: prepared {value!r}, {'settings' if new else 'run'} {run!r}"
+                        for name, value, run in differ)
+    fix = ", ".join(f"{name}={run!r}" for name, _, run in differ)
+    raise ValueError(f"the model and loader are prepared to train otherwise than {where} ({listing}); config.json "
+                     f"must record what trains: prepare them with {fix} (make_optimizer, make_loader), or give "
+                     "the prepared values in the settings" + ("" if new else " and another run folder"))
+
+
 @dataclass
 class NotebookRun:
     """A run folder tied to a ``paddle.Model`` that the notebook prepared: see :func:`open_run`.
@@ -378,11 +425,13 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
 
     checkpoint: Dict[str, Any] = {}
     onednn = config.onednn
+    prepared = _prepared_settings(model._optimizer, train_loader)
     if os.path.isfile(os.path.join(run_dir, "config.json")):
         record = load_config(run_dir)
         if onednn is None:
             onednn = record["onednn"]
         _refuse_other_settings(run_dir, record, given)
+        _refuse_other_preparation(run_dir, prepared, record, new=False)
         if "seed" not in given:  # the run's own, as train_run resumes from config.json: it seeds the shuffling
             config = dataclasses.replace(config, seed=record.get("seed", config.seed))
         if _history_rows(run_dir) >= epochs:
@@ -399,6 +448,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     initial_epoch = int(checkpoint.get("epoch", 0))
     if initial_epoch == 0:
         config = resolve_config(dataclasses.replace(config, onednn=onednn))
+        _refuse_other_preparation(run_dir, prepared, dataclasses.asdict(config), new=True)
         onednn = config.onednn
         if is_main_process():
             _write_run_config(run_dir, config, data, train_loader, eval_loader)
