@@ -370,3 +370,16 @@ def test_open_run_refuses_a_model_prepared_otherwise_than_the_run_records(tmp_pa
     model, loader = _hapi_model(data, **{"epochs": 2, **prepared})
     with pytest.raises(ValueError, match=re.escape(says.replace("settings", "run"))):
         open_run(str(tmp_path / "run"), model, loader, tmp_path / "imgs", settings, verbose=0)
+
+
+def test_open_run_refuses_an_attention_option_the_attention_does_not_take(tmp_path):
+    """As train_run: reduction is SE's and CBAM's, so TowerNet with SimAM and reduction=4 is refused before a
+    config.json is written that load_run would refuse later."""
+    data = _image_dataset(tmp_path, per_class=2)
+    settings = dict(model="towernet", attention="simam", reduction=4, epochs=2, image_size=8, batch_size=4, lr=0.01)
+    model, loader = _hapi_model(data, 2)
+    with pytest.raises(ValueError, match="reduction set, but attention 'simam'"):
+        open_run(str(tmp_path / "run"), model, loader, tmp_path / "imgs", settings, verbose=0)
+    assert not (tmp_path / "run" / "config.json").exists()
+    run = open_run(str(tmp_path / "run"), model, loader, tmp_path / "imgs", {**settings, "attention": "se"}, verbose=0)
+    assert run.status == "new"

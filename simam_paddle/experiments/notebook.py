@@ -413,7 +413,9 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     """
     from ..engine import check_state_fits, is_main_process, load_state, resolve_config
     from ..engine.device import select_device
+    from ..models.zoo import available_models
     from .config import TrainConfig, load_config
+    from .runs import attention_options
 
     run_dir = os.fspath(run_dir)
     given = _open_run_settings(model, settings)
@@ -448,6 +450,8 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
     initial_epoch = int(checkpoint.get("epoch", 0))
     if initial_epoch == 0:
         config = resolve_config(dataclasses.replace(config, onednn=onednn))
+        if config.model.lower() in available_models():  # as train_run: an option the attention ignores is an error
+            attention_options(dataclasses.asdict(config))
         _refuse_other_preparation(run_dir, prepared, dataclasses.asdict(config), new=True)
         onednn = config.onednn
         if is_main_process():
