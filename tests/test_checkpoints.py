@@ -179,3 +179,52 @@ def test_a_build_that_would_change_a_shared_dtype_is_refused(tmp_path):
         load_state(str(path))
     assert np.dtype("float32").byteorder == "="  # the process's float32 is as it was
     assert np.array([1.0], dtype="float32").tobytes() == np.float32(1.0).tobytes()
+
+
+@pytest.mark.parametrize("committed", [None, 2, 3])
+def test_settle_checkpoint_finishes_the_epoch_last_json_names_and_drops_any_other(tmp_path, committed):
+    """Staged files of the epoch last.json names were committed: they replace the files; staged files of any
+    other epoch were not: they go, and the files stand. Nothing else in the folder is touched."""
+    import json
+
+    from simam_paddle.engine.checkpoints import settle_checkpoint, staged_path
+
+    files = {"last.pdparams": b"w2", "last.pdopt": b"o2", "best_model.pdparams": b"b1", "history.csv": b"h",
+             "notes.epoch3": b"n"}
+    staged = {staged_path("last.pdparams", 3): b"w3", staged_path("last.pdopt", 3): b"o3",
+              staged_path("best_model.pdparams", 3): b"b3"}
+    for name, content in {**files, **staged}.items():
+        (tmp_path / name).write_bytes(content)
+    if committed is not None:
+        (tmp_path / "last.json").write_text(json.dumps({"epoch": committed}))
+    settle_checkpoint(str(tmp_path))
+    left = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "last.json"}
+    if committed == 3:
+        assert left == {**files, "last.pdparams": b"w3", "last.pdopt": b"o3", "best_model.pdparams": b"b3"}
+    else:
+        assert left == files
+    # Half-way through the renames (last.pdparams done, last.pdopt not): the next settle finishes it.
+    (tmp_path / "last.json").write_text(json.dumps({"epoch": 4}))
+    (tmp_path / staged_path("last.pdopt", 4)).write_bytes(b"o4")
+    settle_checkpoint(str(tmp_path))
+    assert (tmp_path / "last.pdopt").read_bytes() == b"o4"
+    assert not (tmp_path / staged_path("last.pdopt", 4)).exists()
+
+
+def test_finished_epochs_are_those_history_and_last_json_both_hold(tmp_path):
+    """A history row is written before its epoch's checkpoint commits: a crash between them must not make the
+    run look finished (complete_run would skip its last epoch). A committed experiment (history, no last.json)
+    counts its rows."""
+    import json
+
+    from simam_paddle.engine.checkpoints import finished_epochs
+    from simam_paddle.engine.history import HISTORY_COLUMNS
+
+    rows = "\n".join(",".join([str(e)] + ["0.5"] * (len(HISTORY_COLUMNS) - 1)) for e in (1, 2, 3))
+    (tmp_path / "history.csv").write_text(",".join(HISTORY_COLUMNS) + "\n" + rows + "\n")
+    assert finished_epochs(str(tmp_path)) == 3
+    (tmp_path / "last.json").write_text(json.dumps({"epoch": 2}))
+    assert finished_epochs(str(tmp_path)) == 2
+    (tmp_path / "last.json").write_text(json.dumps({"epoch": 3}))
+    assert finished_epochs(str(tmp_path)) == 3
+    assert finished_epochs(str(tmp_path / "nothing")) == 0

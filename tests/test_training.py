@@ -252,6 +252,45 @@ def test_resume_refuses_weights_that_do_not_fit_and_names_broken_state(tmp_path)
         run(tmp_path, "x", epochs=2, resume=True)
 
 
+class Crash(RuntimeError):
+    """Stands for a process killed (or a Ctrl-C) at one point of writing a checkpoint."""
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_a_crash_while_an_epoch_is_committed_leaves_the_previous_epoch_whole(tmp_path, monkeypatch, optimizer):
+    """Killed after epoch 2's weights, optimizer state and best model are written but before last.json names
+    epoch 2: the folder must still be epoch 1 throughout (last weights, best model), and the resumed run must
+    train epoch 2 again from epoch 1 and end as a run never interrupted. Before, last.pdparams already held
+    epoch 2's weights under a last.json of epoch 1, and the resume trained on from them."""
+    import simam_paddle.engine.callbacks as callbacks
+
+    one, _ = run(tmp_path, "one", epochs=3, optimizer=optimizer, callbacks=[StopAfter(1)])  # epoch 1 only
+    full, _ = run(tmp_path, "full", epochs=3, optimizer=optimizer)
+    write = callbacks.atomic_write_text
+
+    def crash_at_epoch_2(text, path):
+        if path.endswith("last.json") and '"epoch": 2' in text:
+            raise Crash("killed while committing epoch 2")
+        write(text, path)
+
+    monkeypatch.setattr(callbacks, "atomic_write_text", crash_at_epoch_2)
+    with pytest.raises(Crash):
+        run(tmp_path, "crashed", epochs=3, optimizer=optimizer)
+    monkeypatch.setattr(callbacks, "atomic_write_text", write)
+    crashed = str(tmp_path / "crashed")
+    assert load_checkpoint_state(crashed)["epoch"] == 1
+    for name in ("last.pdparams", "best_model.pdparams"):
+        kept, expected = paddle.load(os.path.join(crashed, name)), paddle.load(os.path.join(one, name))
+        for key in expected:
+            np.testing.assert_array_equal(kept[key].numpy(), expected[key].numpy(), err_msg=name)
+    run(tmp_path, "crashed", epochs=3, optimizer=optimizer, resume=True)
+    assert sorted(os.listdir(crashed)) == sorted(os.listdir(full))  # no staged file left
+    a, b = read_history(full), read_history(crashed)
+    assert [r["epoch"] for r in b] == [1, 2, 3]
+    for key in ("loss", "acc", "eval_loss", "eval_acc", "lr"):
+        np.testing.assert_allclose([r[key] for r in b], [r[key] for r in a], rtol=1e-5, err_msg=key)
+
+
 def test_select_device():
     assert select_device("cpu") == "cpu"
     if not paddle.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:

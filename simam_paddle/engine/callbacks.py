@@ -29,7 +29,7 @@ from paddle.callbacks import Callback
 from .._io import atomic_write_text, is_main_process, read_text
 from .._quiet import training_warning_filters
 from .acceleration import convolution_kernels
-from .checkpoints import atomic_save, portable_optimizer_state
+from .checkpoints import CHECKPOINT_FILES, atomic_save, portable_optimizer_state, staged_path
 from .device import seed_everything
 from .history import HISTORY_COLUMNS, read_history
 
@@ -120,6 +120,8 @@ class SaveBestModel(Callback):
         self.initial_epoch = 0
         self._epoch = 0
         self._warned = False
+        # Set by a CheckpointSaver of the same folder: the best model is staged and committed with its epoch.
+        self.staged = False
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self._epoch = self.initial_epoch + epoch + 1
@@ -145,7 +147,8 @@ class SaveBestModel(Callback):
             return
         self.best, self.best_epoch = value, self._epoch
         if is_main_process():
-            atomic_save(self.model.network.state_dict(), self.path)
+            path = staged_path(self.path, self._epoch) if self.staged else self.path
+            atomic_save(self.model.network.state_dict(), path)
             if self.verbose:
                 print(f"best {self.monitor} {value:.4f} at epoch {self._epoch}, saved {self.path}")
 
@@ -209,8 +212,11 @@ class _AfterEvalCallback(Callback):
 class CheckpointSaver(_AfterEvalCallback):
     """Save the state needed to resume after every epoch: ``last.pdparams``, ``last.pdopt``, ``last.json``.
 
-    ``last.json`` holds ``{"epoch": finished_epochs, "best": ..., "best_epoch": ...}`` and is written
-    last, so it never names an epoch whose weights are not on disk. Rank 0 only, each file atomic.
+    ``last.json`` holds ``{"epoch": finished_epochs, "best": ..., "best_epoch": ...}``. The epoch's files are
+    committed together (see :mod:`simam_paddle.engine.checkpoints`): written under staged names, then
+    ``last.json`` (the commit), then renamed; the best model of ``best_model`` (when it writes into the same
+    folder) is staged and committed with them, so an interrupted epoch never leaves weights, optimizer state,
+    ``last.json`` or a best model of different epochs. Rank 0 only, each file atomic.
 
     Args:
         save_dir (str): the run folder.
@@ -226,17 +232,25 @@ class CheckpointSaver(_AfterEvalCallback):
         super().__init__()
         self.save_dir = save_dir
         self.best_model = best_model
+        if (best_model is not None and os.path.basename(best_model.path) in CHECKPOINT_FILES
+                and os.path.dirname(os.path.abspath(best_model.path)) == os.path.abspath(save_dir)):
+            best_model.staged = True  # committed with the epoch (settle_checkpoint knows its name)
 
     def _epoch_done(self, epoch, train_logs, eval_logs) -> None:
         if not is_main_process():
             return
         prefix = os.path.join(self.save_dir, "last")
-        atomic_save(self.model.network.state_dict(), prefix + ".pdparams")
-        atomic_save(portable_optimizer_state(self.model._optimizer, self.model.network), prefix + ".pdopt")
+        files = [prefix + ".pdparams", prefix + ".pdopt"]
+        atomic_save(self.model.network.state_dict(), staged_path(files[0], epoch))
+        atomic_save(portable_optimizer_state(self.model._optimizer, self.model.network), staged_path(files[1], epoch))
         state = {"epoch": epoch}
         if self.best_model is not None:
             state.update(best=self.best_model.best, best_epoch=self.best_model.best_epoch)
-        atomic_write_text(json.dumps(state, indent=2) + "\n", prefix + ".json")
+            if self.best_model.staged and self.best_model.best_epoch == epoch:
+                files.append(self.best_model.path)
+        atomic_write_text(json.dumps(state, indent=2) + "\n", prefix + ".json")  # the commit
+        for path in files:
+            os.replace(staged_path(path, epoch), path)
 
 
 class HistoryLogger(_AfterEvalCallback):

@@ -4,17 +4,25 @@ against the network they are loaded into, optimizer state that survives rebuildi
 A run folder holds ``best_model.pdparams``, and after every epoch ``last.pdparams`` (weights),
 ``last.pdopt`` (optimizer state, :func:`portable_optimizer_state`) and ``last.json``
 (:func:`load_checkpoint_state`), written by :class:`~simam_paddle.engine.callbacks.CheckpointSaver`.
+
+An epoch's files are committed together: they are first written under staged names
+(:func:`staged_path`, ``last.pdparams.epoch7``), then ``last.json`` naming the epoch is written (the commit),
+then the staged files are renamed over the others. A crash at any point leaves either the previous epoch or
+this one, never a mix (last weights of one epoch with the optimizer state or ``last.json`` of another, or a
+best model of an epoch the history no longer has): :func:`settle_checkpoint` finishes a commit that
+``last.json`` names and discards files of an epoch it does not.
 """
 import io
 import os
 import pickle
+import re
 import struct
 from typing import Any, Dict
 
 import paddle
 
 from .._io import atomic_write_bytes
-from .history import RunFileError, read_run_json
+from .history import RunFileError, read_history, read_run_json
 
 __all__ = [
     "atomic_save",
@@ -24,7 +32,14 @@ __all__ = [
     "portable_optimizer_state",
     "restore_optimizer_state",
     "load_checkpoint_state",
+    "staged_path",
+    "settle_checkpoint",
+    "finished_epochs",
 ]
+
+# The files of a run folder that an epoch's checkpoint commits (CheckpointSaver; SaveBestModel's default file).
+CHECKPOINT_FILES = ("last.pdparams", "last.pdopt", "best_model.pdparams")
+_STAGED = re.compile(r"(?P<name>.+)\.epoch(?P<epoch>[0-9]+)")
 
 
 def atomic_save(obj: Any, path: str) -> None:
@@ -234,3 +249,66 @@ def load_checkpoint_state(run_dir: str) -> Dict[str, Any]:
                            f"got {epoch!r}")
     return state
 
+
+
+def staged_path(path: str, epoch: int) -> str:
+    """Where epoch ``epoch``'s version of the checkpoint file ``path`` waits until ``last.json`` commits it.
+
+    Examples:
+        >>> staged_path("runs/demo/last.pdparams", 7)
+        'runs/demo/last.pdparams.epoch7'
+    """
+    return f"{path}.epoch{int(epoch)}"
+
+
+def settle_checkpoint(run_dir: str) -> None:
+    """Finish or undo an epoch's checkpoint that a crash (or Ctrl-C) interrupted while it was being committed.
+
+    Staged files (:func:`staged_path`) of the epoch ``last.json`` names were committed: they replace the files
+    they stand for (the run then reads that epoch's weights, optimizer state and best model). Staged files of any
+    other epoch were never committed: they are removed, and the previous epoch's files stand. Without staged
+    files nothing changes. Readers of a run folder's checkpoints call this first.
+
+    Args:
+        run_dir (str): the run folder.
+
+    Examples:
+        >>> settle_checkpoint("runs/demo/towernet_simam")  # doctest: +SKIP
+    """
+    try:
+        names = os.listdir(run_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    staged = [(name, match) for name in sorted(names)
+              if (match := _STAGED.fullmatch(name)) and match["name"] in CHECKPOINT_FILES]
+    if not staged:
+        return
+    committed = -1
+    if os.path.isfile(os.path.join(run_dir, "last.json")):
+        committed = int(load_checkpoint_state(run_dir)["epoch"])
+    for name, match in staged:
+        path = os.path.join(run_dir, name)
+        if int(match["epoch"]) == committed:
+            os.replace(path, os.path.join(run_dir, match["name"]))
+        else:
+            os.remove(path)
+
+
+def finished_epochs(run_dir: str) -> int:
+    """The epochs a run folder has finished: those ``history.csv`` and ``last.json`` both hold (after
+    :func:`settle_checkpoint`). A history row is written before its epoch's checkpoint commits, so a crash
+    between them leaves one row more, which a resume drops; a folder without ``last.json`` (a committed
+    experiment: ``config.json`` and ``history.csv`` only) counts its history rows.
+
+    Examples:
+        >>> finished_epochs("runs/demo/towernet_simam")  # doctest: +SKIP
+        4
+    """
+    settle_checkpoint(run_dir)
+    try:
+        rows = len(read_history(run_dir))
+    except FileNotFoundError:
+        rows = 0
+    if not os.path.isfile(os.path.join(run_dir, "last.json")):
+        return rows
+    return min(rows, int(load_checkpoint_state(run_dir)["epoch"]))

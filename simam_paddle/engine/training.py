@@ -29,7 +29,8 @@ from ..data.dataset import ClearErrorDataLoader
 from ..models.zoo import ModelSpec, available_models, model_spec, resolve_attention
 from .acceleration import onednn_convolutions, onednn_default
 from .callbacks import CurrentEpoch, ResumedProgBar, run_callbacks
-from .checkpoints import check_state_fits, load_checkpoint_state, load_state, restore_optimizer_state
+from .checkpoints import (check_state_fits, load_checkpoint_state, load_state, restore_optimizer_state,
+                          settle_checkpoint)
 from .device import describe_device, seed_everything, select_device
 from .history import RunFileError, read_history  # read_history: train's example
 
@@ -334,6 +335,7 @@ class _SigtermAsInterrupt:
 
 def _saved_epochs(output_dir: str) -> int:
     try:
+        settle_checkpoint(output_dir)
         return int(load_checkpoint_state(output_dir)["epoch"])
     except (FileNotFoundError, ValueError, KeyError):
         return 0
@@ -359,6 +361,7 @@ def restore_last_checkpoint(output_dir: str, network: paddle.nn.Layer, optimizer
         >>> restore_last_checkpoint("runs/demo/towernet_simam", network, optimizer)["epoch"]  # doctest: +SKIP
         3
     """
+    settle_checkpoint(output_dir)
     state = load_checkpoint_state(output_dir)
     weights_path = os.path.join(output_dir, "last.pdparams")
     weights = load_state(weights_path)

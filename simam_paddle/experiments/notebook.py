@@ -357,15 +357,6 @@ def _dataset_classes(dataset) -> List[str]:
     return list(dataset.classes)
 
 
-def _history_rows(path: str) -> int:
-    from ..engine import read_history
-
-    try:
-        return len(read_history(path))
-    except FileNotFoundError:
-        return 0
-
-
 def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[str, os.PathLike],
              settings: Mapping[str, Any], eval_loader=None, verbose: int = 1) -> NotebookRun:
     """Tie a prepared ``paddle.Model`` to a run folder, so that fitting it in a notebook is re-run safe.
@@ -412,6 +403,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
         ...         model.fit(train_loader, eval_loader, epochs=run.remaining_epochs, callbacks=run.callbacks)
     """
     from ..engine import check_state_fits, is_main_process, load_state, resolve_config
+    from ..engine.checkpoints import finished_epochs
     from ..engine.device import select_device
     from ..models.zoo import available_models
     from .config import TrainConfig, load_config
@@ -436,7 +428,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
         _refuse_other_preparation(run_dir, prepared, record, new=False)
         if "seed" not in given:  # the run's own, as train_run resumes from config.json: it seeds the shuffling
             config = dataclasses.replace(config, seed=record.get("seed", config.seed))
-        if _history_rows(run_dir) >= epochs:
+        if finished_epochs(run_dir) >= epochs:
             path = os.path.join(run_dir, "best_model.pdparams")
             state = load_state(path)
             check_state_fits(state, network, path)

@@ -421,8 +421,11 @@ def clear_unfinished_run(run_dir: str) -> None:
         FileExistsError: ``run_dir`` holds a run converted from an official checkpoint (``convert-official``): it
             has no last.json either, but its best_model.pdparams are the converted weights, kept.
     """
+    from ..engine.checkpoints import CHECKPOINT_FILES, settle_checkpoint
+
     _refuse_converted_run(run_dir)
-    for name in ("history.csv", "best_model.pdparams", "last.pdparams", "last.pdopt"):
+    settle_checkpoint(run_dir)  # no last.json: removes the staged files of an epoch that never committed
+    for name in ("history.csv", *CHECKPOINT_FILES):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(run_dir, name))
 
@@ -511,10 +514,9 @@ def write_run_config(output: str, record: Dict[str, Any]) -> None:
 
 
 def _finished_epochs(run_dir: str) -> int:
-    try:
-        return len(read_history(run_dir))
-    except FileNotFoundError:
-        return 0
+    from ..engine.checkpoints import finished_epochs
+
+    return finished_epochs(run_dir)
 
 
 def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> Dict[str, Any]:
@@ -574,8 +576,11 @@ def load_run(run_dir: str, weights: str = "best") -> Tuple[paddle.nn.Layer, Dict
     files = {"best": "best_model.pdparams", "last": "last.pdparams"}
     if weights not in files:
         raise ValueError(f"weights must be one of {sorted(files)}, got {weights!r}")
+    from ..engine.checkpoints import settle_checkpoint
+
     config = load_config(run_dir)
     _require_classes(config, run_dir)
+    settle_checkpoint(run_dir)  # an epoch's files committed but not yet renamed (a crash there) are its
     path = os.path.join(run_dir, files[weights])
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir!r} has no {files[weights]} (did an epoch finish?)")
