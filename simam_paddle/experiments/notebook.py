@@ -461,7 +461,7 @@ def open_run(run_dir: Union[str, os.PathLike], model, train_loader, data: Union[
 def _open_run_settings(model, settings: Mapping[str, Any]) -> Dict[str, Any]:
     """The settings ``open_run`` was given (None: not given), checked; the model must be prepared to match."""
     from .config import TRAIN_DEFAULTS, check_settings
-    from .runs import _given
+    from .runs import given_settings
 
     unknown = sorted(set(settings) - set(TRAIN_DEFAULTS))
     if unknown:
@@ -470,7 +470,7 @@ def _open_run_settings(model, settings: Mapping[str, Any]) -> Dict[str, Any]:
         raise ValueError("settings need at least 'model' (its name) and 'epochs'")
     if model._optimizer is None:
         raise ValueError("prepare the model first: model.prepare(optimizer, loss, metrics)")
-    given = _given(dict(settings))  # None is not given; the attention by its stored, lower-case name
+    given = given_settings(dict(settings))  # None is not given; the attention by its stored, lower-case name
     if isinstance(given["epochs"], bool) or not isinstance(given["epochs"], int) or given["epochs"] < 1:
         raise ValueError(f"epochs must be a positive integer, got {given['epochs']!r}")
     check_settings(given)

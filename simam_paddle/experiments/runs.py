@@ -32,7 +32,7 @@ from .config import RECIPES, TRAIN_DEFAULTS, TrainConfig, check_settings, load_c
 
 __all__ = [
     "TRAIN_DEFAULTS", "TrainConfig", "ATTENTION_OPTIONS", "attention_options", "build_network", "run_datasets",
-    "train_run", "stored_data_path", "run_environment", "write_run_config", "clear_unfinished_run",
+    "train_run", "stored_data_path", "run_environment", "write_run_config", "clear_unfinished_run", "given_settings",
     "complete_run", "load_config", "load_run", "run_kernels", "evaluate_run", "export_run", "lock_run_folder",
     "RunInUseError", "run_folders",
 ]
@@ -112,8 +112,13 @@ def _check_model_name(name: str) -> None:
         raise ValueError(f"unknown model {name!r}; available models: {', '.join(names)}")
 
 
-def _given(settings: Dict[str, Any]) -> Dict[str, Any]:
-    """The settings a caller set (None means not given), with attention names in lower case as stored."""
+def given_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
+    """The settings a caller set (None means not given), with attention names in lower case as stored.
+
+    Examples:
+        >>> given_settings({"model": "towernet", "attention": "SimAM", "lr": None})
+        {'model': 'towernet', 'attention': 'simam'}
+    """
     given = {k: v for k, v in settings.items() if v is not None}
     if isinstance(given.get("attention"), str):
         given["attention"] = given["attention"].lower()
@@ -349,7 +354,7 @@ def train_run(data: Optional[str], output: str, resume: bool = False, verbose: i
     unknown = sorted(set(settings) - set(TRAIN_DEFAULTS))
     if unknown:
         raise ValueError(f"unknown training settings {unknown}; known: {sorted(TRAIN_DEFAULTS)}")
-    given = _given(settings)
+    given = given_settings(settings)
     # Every setting is checked before anything is written, so a bad one never leaves a run folder behind.
     _check_settings(given)
     if resume:
@@ -546,7 +551,7 @@ def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> D
         return train_run(data, output, verbose=verbose, **settings)
     config = load_config(output)
     _refuse_converted_run(output, config)
-    given = _given(settings)
+    given = given_settings(settings)
     if _finished_epochs(output) >= config["epochs"]:
         # Finished: nothing will be read from the data, so only the settings must match. This lets a
         # committed experiment (config.json and history.csv, made elsewhere) be skipped on any machine.
