@@ -111,3 +111,23 @@ def test_an_interrupted_evaluation_goes_on_where_it_stopped(ablation, tmp_path):
     assert result["rows"] == fresh["rows"]
     assert read_robustness(tmp_path / "out") == [{**r, "acc": pytest.approx(r["acc"], abs=1e-6)} for r in fresh["rows"]]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["robustness.csv", "robustness.json"]
+
+
+def test_runs_whose_folder_names_repeat_are_refused_not_merged_into_one_row(ablation, tmp_path):
+    # robustness.csv names a run by its folder name: two runs of that name (the same ablation under two parents,
+    # say two learning rates) gave rows that report pooled into one run, its clean accuracy the last one's.
+    split, runs = ablation
+    import shutil
+
+    for parent in ("lr0.1", "lr0.01"):
+        shutil.copytree(runs / "cifar_resnet20_none_seed0", tmp_path / parent / "cifar_resnet20_none_seed0")
+    given = [str(tmp_path / "lr0.1"), str(tmp_path / "lr0.01")]
+    with pytest.raises(ValueError, match=r"lr0\.1/cifar_resnet20_none_seed0, .*lr0\.01/cifar_resnet20_none_seed0 "
+                       r"share the folder name 'cifar_resnet20_none_seed0'.*rename"):
+        evaluate_robustness(given, corruptions=["jpeg"], severities=[1])
+    with pytest.raises(ValueError, match="more than once"):
+        evaluate_robustness([str(runs / "cifar_resnet20_none_seed0")] * 2, corruptions=["jpeg"], severities=[1])
+    rows = [{"run": "r", "model": "m", "attention": "none", "seed": 0, "corruption": c, "severity": s, "acc": a}
+            for c, s, a in [("clean", 0, .9), ("jpeg", 1, .8), ("clean", 0, .1), ("jpeg", 1, .1)]]
+    with pytest.raises(ValueError, match=r"run 'r' has more than one row for clean 0"):
+        robustness_runs(rows)

@@ -605,6 +605,12 @@ def robustness_runs(rows: Sequence[Dict[str, Any]], data: str = "-") -> List[Dic
     for row in rows:
         run = runs.setdefault(row["run"], {key: row[key] for key in ("run", "model", "attention", "seed")})
         run["data"] = data
+        seen = run.setdefault("_seen", set())
+        if (row["corruption"], row["severity"]) in seen:
+            raise ValueError(f"robustness rows: run {row['run']!r} has more than one row for {row['corruption']} "
+                             f"{row['severity']} (two runs of that folder name?); evaluate runs with distinct "
+                             "folder names")
+        seen.add((row["corruption"], row["severity"]))
         if row["corruption"] == "clean":
             run["clean"] = row["acc"]
         else:
@@ -612,6 +618,7 @@ def robustness_runs(rows: Sequence[Dict[str, Any]], data: str = "-") -> List[Dic
     result = []
     for run in runs.values():
         accs = run.pop("_accs", {})
+        run.pop("_seen")
         if "clean" not in run or not accs:
             raise ValueError(f"robustness rows of run {run['run']!r} lack the clean or the corrupted images")
         run["by_corruption"] = {name: float(np.mean(values)) for name, values in accs.items()}

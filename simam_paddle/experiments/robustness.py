@@ -123,6 +123,7 @@ def evaluate_robustness(runs: Union[str, os.PathLike, Sequence[Union[str, os.Pat
     if not given:
         raise ValueError("evaluate_robustness needs at least one run folder")
     folders = [folder for run in given for folder in run_folders(run)]
+    _check_run_names(folders)
     loaded = [(folder, *load_run(folder, weights)) for folder in folders]
     images, labels, paths, root = _eval_images(loaded[0][2], data)
     for run, _, config in loaded[1:]:
@@ -171,6 +172,21 @@ def evaluate_robustness(runs: Union[str, os.PathLike, Sequence[Union[str, os.Pat
         files = _write(rows, record, output)
         os.remove(_partial(output))
     return {"rows": rows, "record": record, "files": files}
+
+
+def _check_run_names(folders: Sequence[str]) -> None:
+    """Refuse runs that ``robustness.csv`` could not tell apart: it names each run by its folder's name."""
+    by_name: Dict[str, List[str]] = {}
+    for folder in folders:
+        by_name.setdefault(os.path.basename(os.path.normpath(folder)), []).append(folder)
+    for name, same in by_name.items():
+        if len(same) < 2:
+            continue
+        if len({os.path.realpath(folder) for folder in same}) < len(same):
+            raise ValueError(f"run {name!r} is given more than once ({', '.join(same)}); give each run once")
+        raise ValueError(f"runs {', '.join(same)} share the folder name {name!r}, which is how robustness.csv and "
+                         "report name a run, so their rows would be pooled as one run's; rename one of the folders, "
+                         "or evaluate them with separate --output folders")
 
 
 def _partial(output) -> str:
