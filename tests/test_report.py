@@ -409,3 +409,18 @@ def test_nan_accuracies_are_skipped_and_a_huge_num_classes_is_counted_without_bu
         assert main(["report", str(tmp_path / name)]) == 0
         captured = capsys.readouterr()
         assert "| nan" not in captured.out and "nan |" not in captured.out and "Traceback" not in captured.err
+
+
+def test_two_runs_of_one_attention_and_seed_are_refused_not_paired_by_whichever_came_last(tmp_path):
+    # A re-run kept next to the first (towernet_simam_seed0_rerun): pairing by seed used only one of the two,
+    # so the difference to none was -10 points or +20 depending on the folder names.
+    from simam_paddle.experiments.report import paired_differences, write_report
+
+    fake_run(tmp_path, "towernet_none_seed0", "none", 0, [0.5, 0.6])
+    fake_run(tmp_path, "towernet_simam_seed0", "simam", 0, [0.7, 0.8])
+    fake_run(tmp_path, "towernet_simam_seed0_rerun", "simam", 0, [0.4, 0.5])
+    with pytest.raises(ValueError, match=r"towernet_simam_seed0, towernet_simam_seed0_rerun .*seed 0"):
+        write_report(str(tmp_path), figure=False)
+    assert not (tmp_path / "summary.md").exists()
+    with pytest.raises(ValueError, match="seed 0"):
+        paired_differences(summarize_runs(str(tmp_path), count_parameters=False))

@@ -385,9 +385,17 @@ def paired_differences(rows: Sequence[Dict[str, Any]], baseline: str = "none",
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {', '.join(_METRICS)}, got {metric!r}")
     scores: Dict[tuple, Dict[Any, float]] = {}
+    names: Dict[tuple, List[str]] = {}
     for row in rows:
+        key = (row["data"], row["model"], row["attention"], row["seed"])
+        names.setdefault(key, []).append(str(row.get("name", row.get("run"))))
         if row.get(metric) is not None:
-            scores.setdefault((row["data"], row["model"], row["attention"]), {})[row["seed"]] = row[metric]
+            scores.setdefault(key[:3], {})[row["seed"]] = row[metric]
+    for (data, model, attention, seed), same in names.items():
+        if len(same) > 1:
+            raise ValueError(f"runs {', '.join(same)} are all {model} with attention {attention} on {data} with seed "
+                             f"{seed}; pairing by seed needs one run per seed: move all but one out of the folder, "
+                             "or train the others with their own seeds")
     result = []
     for (data, model, attention), by_seed in scores.items():
         base = scores.get((data, model, baseline))
