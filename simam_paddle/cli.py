@@ -585,9 +585,15 @@ def _add_explain(subparsers) -> None:
 
 
 def _run_explain(args) -> int:
+    import os
+
     from .experiments.explain import explain_images
+    from .experiments.prediction import find_images
     from .plots import plot_grad_cam
 
+    if os.path.exists(args.output) and any(os.path.samefile(args.output, p) for p in find_images(args.images)):
+        raise CLIError(f"--output {args.output} is one of the images to explain; the figure would replace it. "
+                       "Choose another --output")
     result = explain_images([args.run, *args.compare], args.images, layer=args.layer, class_name=args.class_name,
                             class_of_folder=args.class_of_folder, weights=args.weights)
     for r, path in enumerate(result.paths):

@@ -62,3 +62,16 @@ def test_errors_name_what_exists(ablation, tmp_path):
         explain_images(run, many)
     with pytest.raises(SystemExit):  # argparse: --class and --class-of-folder exclude each other
         main(["explain", run, str(split / "eval"), "--class", "red", "--class-of-folder"])
+
+
+def test_an_output_that_is_one_of_the_images_is_refused_and_the_image_kept(ablation, tmp_path, capsys):
+    split, runs = ablation
+    image = tmp_path / "0.png"
+    image.write_bytes((split / "eval" / "red" / "0.png").read_bytes())
+    before = image.read_bytes()
+    link = tmp_path / "figure.png"
+    link.symlink_to(image)
+    for output in (image, link):
+        assert main(["explain", str(runs / "cifar_resnet20_none_seed0"), str(tmp_path), "--output", str(output)]) == 2
+        assert "is one of the images" in capsys.readouterr().err
+        assert image.read_bytes() == before
