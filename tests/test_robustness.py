@@ -131,3 +131,44 @@ def test_runs_whose_folder_names_repeat_are_refused_not_merged_into_one_row(abla
             for c, s, a in [("clean", 0, .9), ("jpeg", 1, .8), ("clean", 0, .1), ("jpeg", 1, .1)]]
     with pytest.raises(ValueError, match=r"run 'r' has more than one row for clean 0"):
         robustness_runs(rows)
+
+
+def _biased_weights(run, class_index):
+    """Overwrite ``run``'s best weights so that it predicts ``class_index`` for every image."""
+    import paddle
+
+    from simam_paddle.experiments.runs import load_run
+
+    network, _ = load_run(str(run))
+    state = network.state_dict()
+    bias = [key for key in state if key.endswith("bias")][-1]  # the classifier's
+    values = np.zeros(state[bias].shape, "float32")
+    values[class_index] = 1e4
+    state[bias] = paddle.to_tensor(values)
+    paddle.save(state, str(run / "best_model.pdparams"))
+
+
+def test_an_interrupted_evaluation_is_not_continued_with_weights_changed_since(ablation, tmp_path):
+    # An ablation still training when robustness was interrupted has new best weights when it is run again: the
+    # rows of the finished conditions came from the old weights, the rest from the new ones.
+    import shutil
+
+    split, runs = ablation
+    data = tmp_path / "skewed"
+    for name, count in (("blue", 5), ("green", 1), ("red", 1)):
+        (data / name).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (32, 32), (10 * i, 0, 0)).save(data / name / f"{i}.png")
+    run = tmp_path / "runs" / "cifar_resnet20_none_seed0"
+    shutil.copytree(runs / "cifar_resnet20_none_seed0", run)
+    _biased_weights(run, 2)  # red: 1 of 7
+
+    def stop(line):
+        raise KeyboardInterrupt
+
+    options = dict(output=tmp_path / "out", corruptions=["jpeg"], severities=[1], data=str(data))
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_robustness(str(run), progress=stop, **options)
+    _biased_weights(run, 0)  # blue: 5 of 7
+    rows = evaluate_robustness(str(run), **options)["rows"]
+    assert [(r["corruption"], r["correct"], r["total"]) for r in rows] == [("clean", 5, 7), ("jpeg", 5, 7)]

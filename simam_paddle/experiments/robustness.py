@@ -9,6 +9,7 @@ version, the device and how many convolutions ran on oneDNN.
 """
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
@@ -133,7 +134,9 @@ def evaluate_robustness(runs: Union[str, os.PathLike, Sequence[Union[str, os.Pat
                              "compare runs of one ablation, or pass data=FOLDER for all")
     conditions = [("clean", 0)] + [(name, s) for name in names for s in sorted(set(severities))]
     key = {"corruptions": names, "severities": sorted(set(severities)), "seed": seed, "weights": weights,
-           "runs": [os.path.basename(os.path.normpath(run)) for run, _, _ in loaded], "images": paths}
+           "runs": [os.path.basename(os.path.normpath(run)) for run, _, _ in loaded], "images": paths,
+           # what the finished rows were computed from: the weights as loaded, the evaluation folder
+           "weights_sha256": [_weights_digest(network) for _, network, _ in loaded], "eval_data": os.path.abspath(root)}
     rows = _finished_rows(output, key)
     done = {(r["corruption"], r["severity"]) for r in rows}
     kernels = {}
@@ -187,6 +190,15 @@ def _check_run_names(folders: Sequence[str]) -> None:
         raise ValueError(f"runs {', '.join(same)} share the folder name {name!r}, which is how robustness.csv and "
                          "report name a run, so their rows would be pooled as one run's; rename one of the folders, "
                          "or evaluate them with separate --output folders")
+
+
+def _weights_digest(network) -> str:
+    """SHA-256 of a network's parameters and buffers, so a partial table is not continued with other weights."""
+    digest = hashlib.sha256()
+    for name, value in sorted(network.state_dict().items()):
+        digest.update(name.encode("utf-8"))
+        digest.update(np.ascontiguousarray(value.numpy()).tobytes())
+    return digest.hexdigest()
 
 
 def _partial(output) -> str:
