@@ -131,6 +131,16 @@ def test_export_gives_the_dygraph_logits(trained, tmp_path, capsys):
     np.testing.assert_allclose(loaded(x).numpy(), network(x).numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_export_to_a_file_names_the_problem_and_leaves_the_file(trained, tmp_path, capsys):
+    _, run = trained
+    blocker = tmp_path / "model.bin"
+    blocker.write_bytes(b"keep")
+    assert main(["export", run, "--output", str(blocker)]) == 2
+    line = error_line(capsys)
+    assert "--output" in line and "is a file" in line and "folder" in line
+    assert blocker.read_bytes() == b"keep"
+
+
 def test_plot(trained, tmp_path):
     _, run = trained
     path = str(tmp_path / "curves.png")

@@ -736,6 +736,9 @@ def export_run(run_dir: str, output: str, weights: str = "best") -> Dict[str, An
         >>> export_run("runs/demo/towernet_simam", "export/towernet")["max_abs_diff"] < 1e-4  # doctest: +SKIP
         True
     """
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise NotADirectoryError(f"output={output} is a file; the export writes model.json and model.pdiparams into "
+                                 "a folder: give a new or existing folder")
     network, config = load_run(run_dir, weights)
     size = config["image_size"]
     prefix = os.path.join(output, "model")
