@@ -175,3 +175,18 @@ def test_a_bomb_a_truncated_png_and_a_turned_photo(run, photos, capsys):
     with Image.open(io.BytesIO(exif_turned_jpeg(upright))) as raw:  # Pillow alone ignores the tag
         lying = np.asarray(transform(raw.convert("RGB")), "float32")
     assert np.abs(phone - straight).mean() < 0.05 < np.abs(lying - straight).mean()
+
+
+def test_find_images_enters_linked_folders_as_the_dataset_does_and_once_through_a_loop(tmp_path):
+    # A split whose eval/cat links to another disk: ImageFolderDataset reads cat, predict skipped it silently.
+    from PIL import Image
+
+    elsewhere = tmp_path / "elsewhere" / "cat"
+    elsewhere.mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(elsewhere / "1.png")
+    (tmp_path / "eval" / "dog").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "eval" / "dog" / "2.png")
+    (tmp_path / "eval" / "cat").symlink_to(elsewhere)
+    (elsewhere / "again").symlink_to(tmp_path / "eval")  # a loop: followed once, not forever
+    names = [os.path.relpath(p, tmp_path / "eval") for p in find_images(tmp_path / "eval")]
+    assert names == ["cat/1.png", "dog/2.png"]

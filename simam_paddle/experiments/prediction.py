@@ -55,7 +55,8 @@ class Prediction:
 
 
 def find_images(paths: Union[PathLike, Iterable[PathLike]]) -> List[str]:
-    """Image files named by ``paths``: a file as given, a folder's images recursively in sorted order.
+    """Image files named by ``paths``: a file as given, a folder's images recursively in sorted order (linked
+    folders entered, as the dataset enters a linked class folder; each folder once).
 
     In folders, hidden files and folders (``.DS_Store``, ``__MACOSX``) and files without an image
     suffix are skipped; a file named directly is always taken (a bad one gets an error row later).
@@ -74,7 +75,14 @@ def find_images(paths: Union[PathLike, Iterable[PathLike]]) -> List[str]:
         if os.path.isfile(path):
             found.append(path)
         elif os.path.isdir(path):
-            for folder, dirs, files in os.walk(path):
+            seen = set()
+            # Links to folders are entered, as the dataset enters a linked class folder; each folder once (loops).
+            for folder, dirs, files in os.walk(path, followlinks=True):
+                real = os.path.realpath(folder)
+                if real in seen:
+                    dirs[:] = []
+                    continue
+                seen.add(real)
                 dirs[:] = sorted(d for d in dirs if not is_hidden(d))
                 found.extend(os.path.join(folder, f) for f in sorted(files) if is_image_name(f))
         else:
