@@ -337,7 +337,8 @@ def _add_evaluate(subparsers) -> None:
     parser.add_argument("--data", metavar="DIR", help="class folder, or split folder whose eval/ is used "
                         "(default: the run's eval data)")
     parser.add_argument("--batch-size", type=int, help="default: the run's")
-    parser.add_argument("--output", metavar="DIR", help="folder for the confusion matrix files (default: RUN)")
+    parser.add_argument("--output", metavar="DIR", help="folder for the confusion matrix files (default: RUN for "
+                        "the run's own eval data, RUN/evaluations/NAME for --data NAME)")
     _add_kernel_option(parser)
     parser.set_defaults(func=_run_evaluate)
 

@@ -103,6 +103,26 @@ def test_evaluate_reproduces_the_best_epoch(trained, capsys):
     assert os.path.getsize(os.path.join(run, "confusion_matrix.png")) > 0
 
 
+def test_evaluating_other_data_keeps_the_runs_own_confusion_matrix(trained, tmp_path):
+    """evaluate --data OTHER wrote its matrix over RUN/confusion_matrix.csv; it goes to RUN/evaluations/OTHER."""
+    import shutil
+
+    split, original = trained
+    run = str(tmp_path / "run")
+    shutil.copytree(original, run)
+    assert main(["evaluate", run]) == 0
+    own = open(os.path.join(run, "confusion_matrix.csv"), "rb").read()
+    other = str(tmp_path / "other")
+    shutil.copytree(os.path.join(split, "eval"), other)
+    os.remove(os.path.join(other, CLASSES[0], sorted(os.listdir(os.path.join(other, CLASSES[0])))[0]))  # other data
+    assert main(["evaluate", run, "--data", other]) == 0
+    assert open(os.path.join(run, "confusion_matrix.csv"), "rb").read() == own
+    cm = np.loadtxt(os.path.join(run, "evaluations", "other", "confusion_matrix.csv"), delimiter=",", skiprows=1,
+                    usecols=(1, 2, 3))
+    assert cm.sum() == 8 and cm[0].sum() == 2
+    assert os.path.isfile(os.path.join(run, "evaluations", "other", "confusion_matrix.png"))
+
+
 @pytest.mark.parametrize("command", [["evaluate", "RUN"], ["predict", "RUN", "photo.jpg"]])
 def test_evaluate_and_predict_take_the_runs_kernels_unless_told(command):
     parser = build_parser()

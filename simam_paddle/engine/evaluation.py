@@ -9,12 +9,14 @@ Rows of the confusion matrix are true classes, columns predicted classes:
 ``cm[i, i] / cm[i].sum()`` (its recall).
 """
 import csv
+import io
 import os
 from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 import paddle
 
+from .._io import atomic_write_text
 from .inference import InferencePredictor
 from .training import make_loader
 
@@ -182,8 +184,9 @@ def save_confusion_matrix_csv(cm: np.ndarray, path: str, classes: Optional[Seque
     if len(classes) != len(cm):
         raise ValueError(f"{len(classes)} class names for a {len(cm)}x{len(cm)} confusion matrix")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["true\\predicted", *classes])
-        for name, row in zip(classes, cm):
-            writer.writerow([name, *(int(v) for v in row)])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["true\\predicted", *classes])
+    for name, row in zip(classes, cm):
+        writer.writerow([name, *(int(v) for v in row)])
+    atomic_write_text(text.getvalue(), path)  # a new file: never half-written, never through a link left there

@@ -644,7 +644,9 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
         data (str, optional): a class folder, or a split folder whose ``eval/`` is used; None uses
             the run's own evaluation data. Default: None.
         batch_size (int, optional): None uses the run's. Default: None.
-        output (str, optional): folder for the confusion matrix files; None is ``run_dir``. Default: None.
+        output (str, optional): folder for the confusion matrix files; None is ``run_dir`` for the run's own
+            evaluation data, and ``run_dir/evaluations/NAME`` for ``data`` (NAME: its folder's name), so that
+            evaluating other data never replaces the run's own matrix. Default: None.
         onednn (bool|None, optional): convolution kernels; None uses the run's (:func:`run_kernels`); with
             ``engine="inference"``, None uses oneDNN where Paddle has it. Default: None.
         engine (str, optional): "dygraph", or "inference": Paddle Inference on the CPU
@@ -693,7 +695,8 @@ def evaluate_run(run_dir: str, data: Optional[str] = None, batch_size: Optional[
             result = evaluate(paddle.Model(network), dataset, batch_size=batch_size or config["batch_size"])
         used_onednn = switched > 0
     cm = confusion_matrix(result["labels"], result["logits"], num_classes=config["num_classes"])
-    out = output or run_dir
+    out = output or (run_dir if data is None else
+                     os.path.join(run_dir, "evaluations", os.path.basename(os.path.abspath(os.fspath(data)))))
     files = [os.path.join(out, "confusion_matrix.csv"), os.path.join(out, "confusion_matrix.png")]
     write_error = None
     try:  # a read-only run folder (shared, mounted) must not cost the numbers just computed
