@@ -83,6 +83,30 @@ def test_bad_options_and_mismatched_runs_are_refused(ablation, tmp_path):
     assert main(["robustness", str(runs), "--output", str(tmp_path / "x"), "--severities", "7"]) == 2
 
 
+def test_runs_trained_on_other_images_with_the_same_names_are_refused(ablation, tmp_path):
+    """Each run's own evaluation data must be the same images: a run of another split whose files carry the same
+    names was scored on the first run's images (only the names were compared); a byte-equal copy is fine."""
+    import shutil
+
+    split, runs = ablation
+    first, second = sorted(runs.iterdir())[:2]
+    copies = {}
+    for name, change in (("copy", False), ("changed", True)):
+        shutil.copytree(split, tmp_path / name)
+        if change:
+            image = sorted((tmp_path / name / "eval").glob("*/*.png"))[0]
+            Image.new("RGB", Image.open(image).size, (255, 255, 255)).save(image)
+        run = tmp_path / f"{name}_runs" / second.name
+        shutil.copytree(second, run)
+        config = json.loads((run / "config.json").read_text())
+        (run / "config.json").write_text(json.dumps({**config, "data": str(tmp_path / name)}))
+        copies[name] = run
+    result = evaluate_robustness([str(first), str(copies["copy"])], corruptions=["jpeg"], severities=[1])
+    assert len(result["rows"]) == 2 * 2
+    with pytest.raises(ValueError, match="images themselves differ"):
+        evaluate_robustness([str(first), str(copies["changed"])], corruptions=["jpeg"], severities=[1])
+
+
 def test_the_commands_help_lists_every_corruption(capsys):
     from simam_paddle.data.corruptions import available_corruptions
 

@@ -69,6 +69,17 @@ def _eval_images(config: Dict[str, Any], data: Optional[str], decode: bool = Tru
     return images, labels, paths, str(base.root)
 
 
+def _same_images(root: str, other_root: str, paths: Sequence[str]) -> bool:
+    """Whether two evaluation folders hold the same images under ``paths``: the same folder, or byte-equal files
+    (two copies of one split); the same names in another split are not the same images."""
+    import filecmp
+
+    if os.path.realpath(root) == os.path.realpath(other_root):
+        return True
+    return all(filecmp.cmp(os.path.join(root, path), os.path.join(other_root, path), shallow=False)
+               for path in paths)
+
+
 def _correct(network, config: Dict[str, Any], images: Sequence[np.ndarray], labels: np.ndarray,
              batch_size: int) -> int:
     """How many of ``images`` the network classifies right, through the run's evaluation transforms."""
@@ -129,9 +140,10 @@ def evaluate_robustness(runs: Union[str, os.PathLike, Sequence[Union[str, os.Pat
     images, labels, paths, root = _eval_images(loaded[0][2], data)
     for run, _, config in loaded[1:]:
         other = _eval_images(config, data, decode=False)  # the same files is all that is compared
-        if other[2] != paths or config["image_size"] != loaded[0][2]["image_size"]:
-            raise ValueError(f"{run} is evaluated on other images than {loaded[0][0]} (data or image size differ); "
-                             "compare runs of one ablation, or pass data=FOLDER for all")
+        if (other[2] != paths or config["image_size"] != loaded[0][2]["image_size"]
+                or not _same_images(root, other[3], paths)):
+            raise ValueError(f"{run} is evaluated on other images than {loaded[0][0]} (data, image size or the "
+                             "images themselves differ); compare runs of one ablation, or pass data=FOLDER for all")
     conditions = [("clean", 0)] + [(name, s) for name in names for s in sorted(set(severities))]
     key = {"corruptions": names, "severities": sorted(set(severities)), "seed": seed, "weights": weights,
            "runs": [os.path.basename(os.path.normpath(run)) for run, _, _ in loaded], "images": paths,
