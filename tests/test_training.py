@@ -1,5 +1,6 @@
 import math
 import os
+import re
 
 import numpy as np
 import paddle
@@ -315,6 +316,19 @@ def test_only_rank_zero_writes(tmp_path, monkeypatch):
 def test_train_takes_a_resolved_config_only(tmp_path):
     with pytest.raises(ValueError, match="lr, weight_decay, onednn to be resolved; pass resolve_config"):
         train(tiny_net(), tiny_data(), config=TrainConfig(epochs=1, batch_size=8), output_dir=str(tmp_path / "x"))
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_train_called_the_old_way_says_how_to_call_it_now(tmp_path):
+    """Before TrainConfig, train took its settings as keywords; such a call names the config it needs."""
+    with pytest.raises(TypeError, match=re.escape("config=resolve_config(TrainConfig(epochs=2, lr=0.1))")):
+        train(tiny_net(), tiny_data(), output_dir=str(tmp_path / "x"), epochs=2, lr=0.1)
+    with pytest.raises(TypeError, match="got visualdl, which no setting is"):
+        train(tiny_net(), tiny_data(), output_dir=str(tmp_path / "x"), epochs=2, visualdl=False)
+    with pytest.raises(TypeError, match="needs config="):
+        train(tiny_net(), tiny_data(), output_dir=str(tmp_path / "x"))
+    with pytest.raises(TypeError, match="needs output_dir"):
+        train(tiny_net(), tiny_data(), config=resolve_config(TrainConfig(epochs=1)))
     assert not os.path.exists(tmp_path / "x")
 
 

@@ -18,7 +18,7 @@ import math
 import os
 import signal
 import threading
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import paddle
 
@@ -374,12 +374,30 @@ def restore_last_checkpoint(output_dir: str, network: paddle.nn.Layer, optimizer
     return state
 
 
+def _check_train_call(config: Optional[TrainConfig], output_dir: Optional[str], settings: Dict[str, Any]) -> None:
+    """A ``TypeError`` for a call of ``train`` without its config or run folder, or with settings as keywords (as
+    before ``TrainConfig``), saying how to write it now."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    if settings:
+        words = ", ".join(f"{k}={v!r}" for k, v in settings.items() if k in known)
+        others = sorted(set(settings) - known)
+        raise TypeError("train() takes the run's settings in one config, not as keywords"
+                        + (f" (got {', '.join(others)}, which no setting is)" if others else "")
+                        + f": train(network, train_data, eval_data, config=resolve_config(TrainConfig({words})), "
+                        "output_dir=...)")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train() needs config=resolve_config(TrainConfig(...)), got {config!r}")
+    if output_dir is None:
+        raise TypeError("train() needs output_dir, the run folder it writes")
+
+
 # What train reads from its config: None in any of them is a setting left to resolve_config.
 _RESOLVED = ("epochs", "batch_size", "lr", "weight_decay", "onednn")
 
 
-def train(network: paddle.nn.Layer, train_data, eval_data=None, *, config: TrainConfig, output_dir: str,
-          resume: bool = False, verbose: int = 1, callbacks: Sequence[paddle.callbacks.Callback] = ()) -> paddle.Model:
+def train(network: paddle.nn.Layer, train_data, eval_data=None, *, config: Optional[TrainConfig] = None,
+          output_dir: Optional[str] = None, resume: bool = False, verbose: int = 1,
+          callbacks: Sequence[paddle.callbacks.Callback] = (), **settings: Any) -> paddle.Model:
     """Train ``network`` with the settings of ``config``, writing a resumable run folder.
 
     Writes into ``output_dir`` (rank 0 only): ``history.csv`` (one row per epoch),
@@ -414,6 +432,11 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, config: Train
     Returns:
         paddle.Model: the prepared model holding the last epoch's weights.
 
+    Raises:
+        TypeError: ``config`` or ``output_dir`` missing, or settings given as keywords (``epochs=...``, the call
+            before :class:`TrainConfig`): the message writes the call with them in ``config``.
+        ValueError: ``config`` not resolved (:func:`resolve_config`).
+
     Examples:
         >>> ds = paddle.io.TensorDataset([paddle.rand([8, 4]), paddle.randint(0, 2, [8, 1])])
         >>> import tempfile; run = tempfile.mkdtemp()
@@ -422,6 +445,7 @@ def train(network: paddle.nn.Layer, train_data, eval_data=None, *, config: Train
         >>> len(read_history(run))
         1
     """
+    _check_train_call(config, output_dir, settings)
     unresolved = [name for name in _RESOLVED if getattr(config, name) is None]
     if unresolved:
         raise ValueError(f"config leaves {', '.join(unresolved)} to be resolved; pass resolve_config(config), "
