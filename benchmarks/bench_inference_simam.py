@@ -17,7 +17,6 @@ import importlib
 import os
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -25,7 +24,7 @@ sys.path.insert(0, HERE)
 
 # The package before Paddle: its first import of Paddle hides the ccache warning and glog's chatter.
 from bench_inference import predictor_call  # noqa: E402
-from bench_train import parse_spec  # noqa: E402
+from bench_train import median_images_s, parse_spec  # noqa: E402
 from simam_paddle._quiet import native_stdout_dropped, quiet_native_logs  # noqa: E402
 from simam_paddle.engine.device import seed_everything, select_device  # noqa: E402
 from simam_paddle.models.zoo import build_model  # noqa: E402
@@ -93,12 +92,7 @@ def main(argv=None):
                 infer()
             for _ in range(args.rounds):
                 for key, (infer, _) in variants.items():
-                    times = []
-                    for _ in range(args.steps):
-                        start = time.perf_counter()
-                        infer()
-                        times.append(time.perf_counter() - start)
-                    images[key].append(spec["batch_size"] / float(np.median(times)))
+                    images[key].append(median_images_s(infer, spec["batch_size"], args.steps, warmup=0))
             ratio = np.median(np.array(images["now"]) / np.array(images["before"]))
             versus_none = np.median(np.array(images["now"]) / np.array(images["none"]))
             med = {k: float(np.median(v)) for k, v in images.items()}

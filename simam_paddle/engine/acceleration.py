@@ -295,8 +295,6 @@ def _compile_all(convs: List[nn.Conv2D]) -> None:
             conv.__dict__.update(programs)
             _compile_now(conv)
             _PROGRAMS[kind] = programs
-        conv.__dict__.pop("_onednn_calls", None)  # the compile calls are not the run's
-        conv.__dict__.pop("_paddle_calls", None)
 
 
 def _compile_now(conv: nn.Conv2D) -> None:

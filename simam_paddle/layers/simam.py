@@ -140,7 +140,7 @@ def _weights_pooled(x: paddle.Tensor, e_lambda: float) -> paddle.Tensor:
     n = x.shape[2] * x.shape[3]
     c = x - F.adaptive_avg_pool2d(x, 1)
     d = c * c  # not pow: the predictor runs multiply on oneDNN
-    v = F.adaptive_avg_pool2d(d, 1) * (n / max(n - 1, 1))  # sum(d) / max(n - 1, 1)
+    v = F.adaptive_avg_pool2d(d, 1) * (n / _dof(x, [2, 3]))  # sum(d) / dof
     return F.sigmoid(d * (0.25 / (v + e_lambda)) + 0.5)  # divides the [N, C, 1, 1] statistics only
 
 
