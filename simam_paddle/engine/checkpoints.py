@@ -250,7 +250,6 @@ def load_checkpoint_state(run_dir: str) -> Dict[str, Any]:
     return state
 
 
-
 def staged_path(path: str, epoch: int) -> str:
     """Where epoch ``epoch``'s version of the checkpoint file ``path`` waits until ``last.json`` commits it.
 

@@ -25,8 +25,8 @@ import paddle  # noqa: E402
 
 from .._io import atomic_write_text, is_main_process
 from ..data.dataset import per_class_subset
-from ..engine.checkpoints import check_state_fits, load_state
-from ..engine.history import RunFileError, read_history
+from ..engine.checkpoints import CHECKPOINT_FILES, check_state_fits, finished_epochs, load_state, settle_checkpoint
+from ..engine.history import RunFileError, read_history, read_run_json
 from .._quiet import quiet_native_logs
 from .config import RECIPES, TRAIN_DEFAULTS, TrainConfig, check_settings, load_config, resumable_settings
 
@@ -407,7 +407,7 @@ def _check_folder_state(output: str, resume: bool, verbose: int) -> None:
         return
     if not os.path.exists(os.path.join(output, "config.json")):
         return
-    if finished or _finished_epochs(output):
+    if finished or finished_epochs(output):
         raise FileExistsError(f"{output!r} already holds a run with finished epochs; pass resume=True to continue "
                               "it, or another output folder")
     clear_unfinished_run(output)
@@ -426,8 +426,6 @@ def clear_unfinished_run(run_dir: str) -> None:
         FileExistsError: ``run_dir`` holds a run converted from an official checkpoint (``convert-official``): it
             has no last.json either, but its best_model.pdparams are the converted weights, kept.
     """
-    from ..engine.checkpoints import CHECKPOINT_FILES, settle_checkpoint
-
     _refuse_converted_run(run_dir)
     settle_checkpoint(run_dir)  # no last.json: removes the staged files of an epoch that never committed
     for name in ("history.csv", *CHECKPOINT_FILES):
@@ -440,11 +438,10 @@ def _refuse_converted_run(run_dir: str, record: Optional[Dict[str, Any]] = None)
     or ``record`` read from it, names ``converted_from``): never trained into, never started over."""
     if record is None:
         try:
-            with open(os.path.join(run_dir, "config.json"), "rb") as f:
-                record = json.loads(f.read().decode("utf-8-sig"))
-        except (OSError, ValueError):  # none, or unreadable: not a converted run's, as convert-official writes it
+            record = read_run_json(os.path.join(run_dir, "config.json"), "")
+        except (OSError, RunFileError):  # none, or unreadable: not a converted run's, as convert-official writes it
             return
-    if isinstance(record, dict) and record.get("converted_from"):
+    if record.get("converted_from"):
         raise FileExistsError(
             f"{run_dir!r} holds a run converted from {record['converted_from']!r} (convert-official): its "
             "best_model.pdparams are those weights, so it is not trained into; train into another output folder "
@@ -518,12 +515,6 @@ def write_run_config(output: str, record: Dict[str, Any]) -> None:
         atomic_write_text(json.dumps(record, indent=2) + "\n", os.path.join(output, "config.json"))
 
 
-def _finished_epochs(run_dir: str) -> int:
-    from ..engine.checkpoints import finished_epochs
-
-    return finished_epochs(run_dir)
-
-
 def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> Dict[str, Any]:
     """Bring a run folder to its last epoch: train it if new, resume it if interrupted, skip it if done.
 
@@ -552,7 +543,7 @@ def complete_run(data: str, output: str, verbose: int = 1, **settings: Any) -> D
     config = load_config(output)
     _refuse_converted_run(output, config)
     given = given_settings(settings)
-    if _finished_epochs(output) >= config["epochs"]:
+    if finished_epochs(output) >= config["epochs"]:
         # Finished: nothing will be read from the data, so only the settings must match. This lets a
         # committed experiment (config.json and history.csv, made elsewhere) be skipped on any machine.
         _check_same_run(config, output, None, given)
@@ -581,8 +572,6 @@ def load_run(run_dir: str, weights: str = "best") -> Tuple[paddle.nn.Layer, Dict
     files = {"best": "best_model.pdparams", "last": "last.pdparams"}
     if weights not in files:
         raise ValueError(f"weights must be one of {sorted(files)}, got {weights!r}")
-    from ..engine.checkpoints import settle_checkpoint
-
     config = load_config(run_dir)
     _require_classes(config, run_dir)
     settle_checkpoint(run_dir)  # an epoch's files committed but not yet renamed (a crash there) are its
