@@ -610,15 +610,16 @@ def robustness_runs(rows: Sequence[Dict[str, Any]], data: str = "-") -> List[Dic
         (0.5, 0.375, {'blur': 0.5})
     """
     runs: Dict[str, Dict[str, Any]] = {}
+    seen = set()
     for row in rows:
         run = runs.setdefault(row["run"], {key: row[key] for key in ("run", "model", "attention", "seed")})
         run["data"] = data
-        seen = run.setdefault("_seen", set())
-        if (row["corruption"], row["severity"]) in seen:
+        condition = (row["run"], row["corruption"], row["severity"])
+        if condition in seen:
             raise ValueError(f"robustness rows: run {row['run']!r} has more than one row for {row['corruption']} "
                              f"{row['severity']} (two runs of that folder name?); evaluate runs with distinct "
                              "folder names")
-        seen.add((row["corruption"], row["severity"]))
+        seen.add(condition)
         if row["corruption"] == "clean":
             run["clean"] = row["acc"]
         else:
@@ -626,7 +627,6 @@ def robustness_runs(rows: Sequence[Dict[str, Any]], data: str = "-") -> List[Dic
     result = []
     for run in runs.values():
         accs = run.pop("_accs", {})
-        run.pop("_seen")
         if "clean" not in run or not accs:
             raise ValueError(f"robustness rows of run {run['run']!r} lack the clean or the corrupted images")
         run["by_corruption"] = {name: float(np.mean(values)) for name, values in accs.items()}
