@@ -35,14 +35,13 @@ import argparse
 import contextlib
 import os
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
 # The package before Paddle: its first import of Paddle hides the ccache warning and glog's chatter.
-from bench_train import attention_options, parse_spec  # noqa: E402
+from bench_train import attention_options, median_images_s, parse_spec  # noqa: E402
 from simam_paddle._quiet import compile_log_filters  # noqa: E402
 from simam_paddle.engine.acceleration import onednn_convolutions  # noqa: E402
 from simam_paddle.engine.device import seed_everything, select_device  # noqa: E402
@@ -186,12 +185,7 @@ def interleaved(steps: dict, batch: int, rounds: int, per_round: int, warmup: in
     images = {side: [] for side in steps}
     for _ in range(rounds):
         for side, step in steps.items():
-            times = []
-            for _ in range(per_round):
-                start = time.perf_counter()
-                step()
-                times.append(time.perf_counter() - start)
-            images[side].append(batch / float(np.median(times)))
+            images[side].append(median_images_s(step, batch, per_round, warmup=0))
     ratios = [b / a for a, b in zip(images["baseline"], images["lever"])]
     return {"baseline": float(np.median(images["baseline"])), "lever": float(np.median(images["lever"])),
             "ratio": float(np.median(ratios)), "low": min(ratios), "high": max(ratios)}
